@@ -1,0 +1,43 @@
+# Two entry points do all the set-up: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup run test lint db seed translations clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+translations: $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -q -d app/translations
+
+setup: $(STAMP) translations
+
+db: setup
+	mkdir -p instance
+	$(FLASK) db upgrade
+
+seed: db
+	$(FLASK) seed org
+	$(FLASK) seed demo
+
+run: seed
+	$(FLASK) seed show-logins
+	$(FLASK) serve --host 127.0.0.1 --port 5000
+
+# pytest exits 5 when nothing was collected: not a failure of the build.
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$status
+
+lint: setup
+	$(BIN)/ruff check app workflows tests benchmarks wsgi.py
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

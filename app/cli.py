@@ -1,0 +1,107 @@
+"""Flask commands: seeding, demo log-ins, serving with the scheduler, audit checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from app.extensions import db
+from app.services import audit, demo, org
+from app.services.errors import SeedError
+
+seed_cli = AppGroup("seed", help="Load organisation and demo data.")
+audit_cli = AppGroup("audit", help="Check the audit trail.")
+
+
+def _now():  # type: ignore[no-untyped-def]
+    return current_app.extensions["clock"]()
+
+
+def _logins_file() -> Path:
+    return Path(current_app.instance_path) / "demo-logins.txt"
+
+
+@seed_cli.command("org")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=org.ORG_DIR, show_default=True)
+def seed_org(directory: Path) -> None:
+    """Load departments and the platform tree (idempotent)."""
+    try:
+        result = org.load_org(directory)
+    except SeedError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"seed data rejected, nothing was written: {exc.message}")
+    db.session.commit()
+    click.echo(f"platform tree: {result.created} created, {result.updated} updated, "
+               f"{result.unchanged} unchanged")
+
+
+@seed_cli.command("demo")
+def seed_demo() -> None:
+    """Create the demo accounts that are missing (idempotent)."""
+    try:
+        accounts = demo.load_demo_accounts(now=_now())
+    except LookupError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc))
+    db.session.commit()
+    created = [a for a in accounts if a.password]
+    if created:
+        path = _logins_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existing = path.read_text(encoding="utf-8") if path.exists() else ""
+        lines = [f"{a.username}\t{a.password}\t{a.display_name}\t{', '.join(a.roles)}"
+                 for a in created]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(existing + "\n".join(lines) + "\n")
+    click.echo(f"demo accounts: {len(created)} created, {len(accounts) - len(created)} existed")
+
+
+@seed_cli.command("show-logins")
+def show_logins() -> None:
+    """Print the demo log-ins created on this installation."""
+    path = _logins_file()
+    if not path.exists():
+        click.echo("no demo log-ins on this installation (run `flask seed demo`)")
+        return
+    click.echo("Demo log-ins (user name, password, name, roles):")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            click.echo("  " + "  ".join(line.split("\t")))
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit hash chain and report the first broken row."""
+    check = audit.verify_chain()
+    if check.intact:
+        click.echo(f"audit chain intact: {check.checked} records")
+    else:
+        raise click.ClickException(f"audit chain broken at record {check.broken_at} "
+                                   f"after {check.checked} good records")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the web application together with the background scheduler."""
+    from werkzeug.serving import run_simple
+
+    from app.jobs import start_scheduler
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    start_scheduler(app)
+    click.echo(f"serving on http://{host}:{port}/")
+    run_simple(host, port, app, use_reloader=False, threaded=True)
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(seed_cli)
+    app.cli.add_command(audit_cli)
+    app.cli.add_command(serve)

@@ -1,0 +1,135 @@
+"""Every setting of the application, read once from the environment and validated."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the application cannot run with."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    check: Callable[[Any], str | None] | None = None
+    help: str = ""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected one of true/false, 1/0, yes/no, on/off")
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _database_url(raw: str) -> str:
+    url = raw.strip()
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        # psycopg 3 is the driver we ship; SQLAlchemy would otherwise pick psycopg2.
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if not (url.startswith("sqlite:") or url.startswith("postgresql+psycopg://")):
+        raise ValueError("only sqlite:/// and postgresql:// URLs are supported")
+    return url
+
+
+def _locale(raw: str) -> str:
+    value = raw.strip()
+    if value not in SUPPORTED_LOCALES:
+        raise ValueError(f"supported locales are {', '.join(SUPPORTED_LOCALES)}")
+    return value
+
+
+SUPPORTED_LOCALES = ("zh_CN", "en")
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("SECRET_KEY", None, str,
+            lambda v: None if v is None or len(v) >= 16 else "must be at least 16 characters",
+            "signs sessions and CSRF tokens; generated per process when unset"),
+    Setting("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'ops.db'}", _database_url,
+            help="SQLite file (embedded default) or PostgreSQL"),
+    Setting("DEFAULT_LOCALE", "zh_CN", _locale),
+    Setting("SESSION_IDLE_MINUTES", 30, int, _positive,
+            "a session unused for this long logs out"),
+    Setting("PASSWORD_MIN_LENGTH", 10, int,
+            lambda v: None if v >= 8 else "must be at least 8"),
+    Setting("PASSWORD_MAX_AGE_DAYS", 90, int, _positive),
+    Setting("LOGIN_MAX_FAILURES", 5, int, _positive,
+            "failed log-ins in a row before the account is locked"),
+    Setting("LOGIN_LOCK_MINUTES", 15, int, _positive),
+    Setting("SCHEDULER_HEARTBEAT_SECONDS", 30, int, _positive),
+    Setting("SESSION_COOKIE_SECURE", False, _bool),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def load_settings(environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read every setting from the environment, apply overrides, and validate.
+
+    Raises ConfigError naming the first bad setting so start-up stops with a clear message.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = env.get(setting.name)
+        if raw is None:
+            values[setting.name] = setting.default
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"setting {setting.name}={raw!r} is invalid: {exc}") from None
+    for name, value in (overrides or {}).items():
+        if name in _BY_NAME and isinstance(value, str) and _BY_NAME[name].parse is not str:
+            try:
+                value = _BY_NAME[name].parse(value)
+            except ValueError as exc:
+                raise ConfigError(f"setting {name}={value!r} is invalid: {exc}") from None
+        values[name] = value
+    for setting in SETTINGS:
+        if setting.check is not None and values.get(setting.name) is not None:
+            problem = setting.check(values[setting.name])
+            if problem:
+                raise ConfigError(f"setting {setting.name}={values[setting.name]!r} {problem}")
+    return values
+
+
+def flask_config(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Translate validated settings into the keys Flask and its extensions read."""
+    from datetime import timedelta
+
+    config = dict(values)
+    if config.get("SECRET_KEY") is None:
+        config["SECRET_KEY"] = secrets.token_hex(32)
+    config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=config["SESSION_IDLE_MINUTES"])
+    config["SESSION_REFRESH_EACH_REQUEST"] = True
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config["REMEMBER_COOKIE_DURATION"] = timedelta(seconds=0)
+    config["BABEL_DEFAULT_LOCALE"] = config["DEFAULT_LOCALE"]
+    config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Shanghai"
+    config["BABEL_TRANSLATION_DIRECTORIES"] = str(Path(__file__).parent / "translations")
+    config["WTF_CSRF_TIME_LIMIT"] = None
+    return config

@@ -1,0 +1,95 @@
+"""The one permission function: `can(user, action, target)`.
+
+A role held on a node covers that node and everything under it ("谁使用谁管理", Art 3).
+Views and services ask `can`/`require`; nowhere else looks at roles to decide access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from app.models import PlatformNode, Role, User
+from app.services.errors import Forbidden
+
+R = Role
+_ALL_BUSINESS = frozenset(Role)
+
+# action -> roles that may perform it (within the scope of the node they hold it on)
+ACTIONS: dict[str, frozenset[Role]] = {
+    "tree.view": _ALL_BUSINESS,
+    # Seeing people (names, phone numbers) on a node: personal data, scoped.
+    "node.people": _ALL_BUSINESS,
+    "accounts.view": frozenset({R.SYSTEM_ADMIN, R.SECURITY_ADMIN, R.TECH_ADMIN,
+                                R.TECH_UNIT_HEAD, R.AUDIT_ADMIN}),
+    # Open, change, deactivate accounts (Art 15): system administrators and tech administrators.
+    "accounts.manage": frozenset({R.SYSTEM_ADMIN, R.TECH_ADMIN}),
+    # Assign and revoke roles, unlock accounts, reset passwords: security administrators,
+    # and tech administrators for their own platform (Art 15).
+    "roles.assign": frozenset({R.SECURITY_ADMIN, R.TECH_ADMIN}),
+    "accounts.unlock": frozenset({R.SECURITY_ADMIN, R.TECH_ADMIN}),
+    # The separated-administrator roles themselves are handed out by security administrators only.
+    "roles.assign_admin": frozenset({R.SECURITY_ADMIN}),
+    "audit.view": frozenset({R.AUDIT_ADMIN, R.AUDITOR, R.DISTRICT_OFFICE}),
+    "system.status": frozenset({R.TECH_ADMIN, R.TECH_UNIT_HEAD, R.SYSTEM_ADMIN}),
+}
+
+# Read-only roles never receive an action that changes something.
+READ_ONLY_ROLES = frozenset({R.AUDITOR})
+WRITE_ACTIONS = frozenset({"accounts.manage", "roles.assign", "accounts.unlock",
+                           "roles.assign_admin"})
+
+# Three separated administrators (三员分立): one person holds at most one of these.
+SEPARATED_ADMIN_ROLES = frozenset({R.SYSTEM_ADMIN, R.SECURITY_ADMIN, R.AUDIT_ADMIN})
+
+for _action in WRITE_ACTIONS:
+    assert not (ACTIONS[_action] & READ_ONLY_ROLES), _action
+
+Target = PlatformNode | User | None
+
+
+def _target_node(target: Target) -> PlatformNode | None:
+    if target is None:
+        return None
+    if isinstance(target, User):
+        return target.home_node
+    return target
+
+
+def can(user: User | None, action: str, target: Target = None) -> bool:
+    """May `user` perform `action` on `target` (a node, an account, or nothing in particular)?"""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.active:
+        return False
+    allowed = ACTIONS.get(action)
+    if allowed is None:
+        raise KeyError(f"unknown action {action!r}")
+    node = _target_node(target)
+    for assignment in user.assignments:
+        if assignment.role not in allowed:
+            continue
+        if node is None or assignment.node.covers(node):
+            return True
+    return False
+
+
+def require(user: User | None, action: str, target: Target = None) -> None:
+    if not can(user, action, target):
+        from app.i18n import _l
+
+        raise Forbidden(_l("You do not have permission for this, or it is outside your scope."),
+                        details={"action": action})
+
+
+def scope_paths(user: User, action: str) -> list[str]:
+    """Paths of the nodes on which `user` may perform `action`; for scoped queries."""
+    allowed = ACTIONS[action]
+    paths = sorted({a.node.path for a in user.assignments if a.role in allowed})
+    # Drop paths already covered by a shorter one.
+    kept: list[str] = []
+    for path in paths:
+        if not any(path.startswith(k) for k in kept):
+            kept.append(path)
+    return kept
+
+
+def roles_conflict(roles: Iterable[Role]) -> bool:
+    return len(SEPARATED_ADMIN_ROLES & set(roles)) > 1

@@ -1,0 +1,122 @@
+"""Server-rendered pages: blueprints, log-in wiring, error pages and per-request checks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, flash, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user, logout_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers.response import Response
+
+from app.extensions import db, login_manager
+from app.i18n import _l
+from app.services import accounts
+from app.services.errors import DomainError
+from app.services.permissions import can
+from app.web.labels import AUDIT_ACTION_LABELS, NODE_KIND_LABELS, ROLE_DUTIES, ROLE_LABELS
+from app.web.util import now
+
+# Pages an account that must change its password may still open.
+_PASSWORD_CHANGE_ALLOWED = {"auth.change_password", "auth.logout", "auth.set_language", "static"}
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or (
+        request.accept_mimetypes.best == "application/json")
+
+
+def _error(status: int, code: str, message: Any, details: dict[str, Any] | None = None
+           ) -> tuple[Any, int]:
+    if _wants_json():
+        return jsonify({"code": code, "message": str(message), "details": details or {}}), status
+    return render_template("error.html", status=status, code=code, message=message), status
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError) -> tuple[Any, int]:
+        db.session.rollback()
+        return _error(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> tuple[Any, int]:
+        db.session.rollback()
+        return _error(400, "csrf", _l("The form's security token is missing or has expired. "
+                                      "Reload the page and submit again; nothing was saved."))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Any, int]:
+        db.session.rollback()
+        messages = {
+            403: _l("You do not have permission for this, or it is outside your scope."),
+            404: _l("This page does not exist."),
+            405: _l("This action is not allowed here."),
+            413: _l("The upload or request is too large."),
+        }
+        status = exc.code or 500
+        return _error(status, f"http_{status}", messages.get(status, exc.description))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[Any, int]:
+        db.session.rollback()
+        app.logger.exception("unhandled error")
+        return _error(500, "internal", _l("Something went wrong on our side; nothing was saved. "
+                                          "Please try again or tell the technical support."))
+
+
+def _register_request_checks(app: Flask) -> None:
+    @app.before_request
+    def idle_timeout_and_password_age() -> Response | None:
+        if not current_user.is_authenticated:
+            return None
+        current = now()
+        seen = session.get("seen")
+        idle = app.config["PERMANENT_SESSION_LIFETIME"]
+        if seen is not None and current - datetime.fromisoformat(seen) > idle:
+            accounts.record_logout(current_user, now=current, reason="idle_timeout",
+                                   remote_addr=request.remote_addr)
+            db.session.commit()
+            logout_user()
+            session.clear()
+            flash(_("You were logged out after %(m)d minutes without activity.",
+                    m=int(idle.total_seconds() // 60)), "warning")
+            if request.path.startswith("/api/"):
+                return None
+            return redirect(url_for("auth.login", next=request.full_path))
+        session["seen"] = current.isoformat()
+        if (current_user.must_change_password and request.endpoint
+                and request.endpoint not in _PASSWORD_CHANGE_ALLOWED):
+            if request.path.startswith("/api/"):
+                return None
+            return redirect(url_for("auth.change_password"))
+        return None
+
+
+def register_web(app: Flask) -> None:
+    from app.web.admin import bp as admin_bp
+    from app.web.auth import bp as auth_bp
+    from app.web.main import bp as main_bp
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please log in to open this page.")
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+    login_manager.user_loader(accounts.load_user)
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(main_bp)
+    app.register_blueprint(admin_bp)
+    _register_errors(app)
+    _register_request_checks(app)
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        return {"get_locale": get_locale,
+                "can": lambda action, target=None: can(current_user, action, target),
+                "ROLE_LABELS": ROLE_LABELS, "ROLE_DUTIES": ROLE_DUTIES,
+                "NODE_KIND_LABELS": NODE_KIND_LABELS, "AUDIT_ACTION_LABELS": AUDIT_ACTION_LABELS}

@@ -1,0 +1,39 @@
+"""Small helpers shared by the web views."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from flask import current_app, request
+from flask_login import current_user
+
+from app.models import User
+from app.services.accounts import SecurityPolicy
+
+
+def now() -> datetime:
+    return cast(datetime, current_app.extensions["clock"]())
+
+
+def me() -> User:
+    return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
+
+
+def policy() -> SecurityPolicy:
+    return SecurityPolicy.from_config(current_app.config)
+
+
+def remote_addr() -> str | None:
+    return request.remote_addr
+
+
+def int_arg(name: str, default: int = 1) -> int:
+    try:
+        return max(1, int(request.args.get(name, default)))
+    except (TypeError, ValueError):
+        return default
+
+
+def form_dict() -> dict[str, Any]:
+    return {k: v for k, v in request.form.items() if k != "csrf_token"}
