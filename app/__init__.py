@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 
 from app.config import PROJECT_ROOT, flask_config, load_settings
-from app.extensions import babel, csrf, db, login_manager, migrate
+from app.extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
 
 Clock = Callable[[], datetime]
 
@@ -34,6 +34,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
     app.extensions["clock"] = clock or _utc_now
 
     db.init_app(app)
+    with app.app_context():
+        configure_sqlite(db.engine)  # creating the engine does not connect
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)

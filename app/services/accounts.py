@@ -5,6 +5,7 @@ Every change made by an administrator is written to the audit trail with before 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -99,7 +100,7 @@ def authenticate(username: str, password: str, *, now: datetime, policy: Securit
         raise LoginRefused(
             _l("Too many failed log-ins: the account is locked for %(m)d minutes. "
                "Try again later or ask a security administrator to unlock it.",
-               m=max(1, int((user.locked_until - now).total_seconds() // 60) + 1)),
+               m=max(1, math.ceil((user.locked_until - now).total_seconds() / 60))),
             code="locked")
     if not check_password_hash(user.password_hash, password):
         user.failed_logins += 1

@@ -1,0 +1,41 @@
+"""Settings are validated once at start-up and the factory has no side effects."""
+
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from app.config import ConfigError, load_settings
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("SESSION_IDLE_MINUTES", "soon", "SESSION_IDLE_MINUTES"),
+    ("SESSION_IDLE_MINUTES", "0", "greater than 0"),
+    ("DATABASE_URL", "mysql://x", "only sqlite"),
+    ("DEFAULT_LOCALE", "fr", "supported locales"),
+    ("SESSION_COOKIE_SECURE", "maybe", "true/false"),
+    ("SECRET_KEY", "short", "at least 16"),
+])
+def test_a_bad_setting_stops_start_up_and_names_itself(name: str, value: str, words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings({name: value})
+    assert name in str(err.value)
+    assert words in str(err.value)
+
+
+def test_overrides_are_validated_too() -> None:
+    with pytest.raises(ConfigError, match="LOGIN_MAX_FAILURES"):
+        create_app(LOGIN_MAX_FAILURES="many")
+
+
+def test_postgres_urls_use_psycopg3() -> None:
+    settings = load_settings({"DATABASE_URL": "postgresql://postgres@127.0.0.1/test"})
+    assert settings["DATABASE_URL"].startswith("postgresql+psycopg://")
+
+
+def test_factory_only_wires(tmp_path: Path) -> None:
+    db_file = tmp_path / "never.db"
+    app = create_app(DATABASE_URL=f"sqlite:///{db_file}")
+    assert not db_file.exists()
+    assert "scheduler" not in app.extensions
+    assert {"auth", "main", "admin", "api"} <= set(app.blueprints)
