@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint db seed translations clean
+.PHONY: setup run test lint db seed translations clean i18n
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,8 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+
+# After adding or changing user-visible text: refresh the catalog, then translate the new entries.
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o app/translations/messages.pot --no-location .
+	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations -l zh --no-fuzzy-matching

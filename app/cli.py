@@ -34,7 +34,8 @@ def seed_org(directory: Path) -> None:
         result = org.load_org(directory)
     except SeedError as exc:
         db.session.rollback()
-        raise click.ClickException(f"seed data rejected, nothing was written: {exc.message}")
+        raise click.ClickException(
+            f"seed data rejected, nothing was written: {exc.message}") from None
     db.session.commit()
     click.echo(f"platform tree: {result.created} created, {result.updated} updated, "
                f"{result.unchanged} unchanged")
@@ -47,7 +48,7 @@ def seed_demo() -> None:
         accounts = demo.load_demo_accounts(now=_now())
     except LookupError as exc:
         db.session.rollback()
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
     db.session.commit()
     created = [a for a in accounts if a.password]
     if created:

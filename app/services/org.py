@@ -317,5 +317,6 @@ def ancestors_of(node: PlatformNode) -> list[PlatformNode]:
     ids = [int(p) for p in node.path.strip("/").split("/") if p][:-1]
     if not ids:
         return []
-    found = {n.id: n for n in db.session.scalars(select(PlatformNode).where(PlatformNode.id.in_(ids)))}
+    found = {n.id: n for n in db.session.scalars(
+        select(PlatformNode).where(PlatformNode.id.in_(ids)))}
     return [found[i] for i in ids if i in found]
