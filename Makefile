@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint db seed translations clean i18n
+.PHONY: setup run test lint db seed translations clean i18n browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,16 @@ run: seed
 	$(FLASK) seed show-logins
 	$(FLASK) serve --host 127.0.0.1 --port 5000
 
+# Browser tests drive Debian's Chromium; CJK fonts keep Chinese readable in screenshots.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-wqy-zenhei >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
+	  else echo "install Debian's chromium and fonts-wqy-zenhei for the browser tests"; fi; \
+	fi
+
 # pytest exits 5 when nothing was collected: not a failure of the build.
-test: setup
+test: setup browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$status
 

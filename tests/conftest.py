@@ -4,7 +4,6 @@ test inside a transaction that is rolled back at the end (savepoints absorb the 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,8 +23,7 @@ from app.extensions import db
 from app.models import Role, RoleAssignment, User
 from app.services import org
 from app.services.accounts import hash_password
-
-PASSWORD = "Test-pass-2026"
+from helpers import PASSWORD, Browser
 
 
 def _databases() -> list[str]:
@@ -147,36 +145,6 @@ def make_user(app: Flask, dbconn: sa.Connection) -> Callable[..., dict[str, Any]
             return {"id": user.id, "username": name, "password": password}
 
     return factory
-
-
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-class Browser:
-    """A test client that logs in like a person and sends the CSRF token like a form would."""
-
-    def __init__(self, client: FlaskClient) -> None:
-        self.client = client
-
-    def csrf(self, path: str = "/") -> str:
-        page = self.client.get(path, follow_redirects=True).get_data(as_text=True)
-        match = _CSRF.search(page)
-        assert match, f"no CSRF token on {path}"
-        return match.group(1)
-
-    def login(self, username: str, password: str = PASSWORD) -> Any:
-        token = self.csrf("/login")
-        return self.client.post("/login", data={"username": username, "password": password,
-                                                "csrf_token": token})
-
-    def post(self, path: str, data: dict[str, Any] | None = None, **kw: Any) -> Any:
-        return self.client.post(path, data={**(data or {}), "csrf_token": self.csrf()}, **kw)
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self.client.get(path, **kw)
-
-    def text(self, path: str) -> str:
-        return str(self.client.get(path).get_data(as_text=True))
 
 
 @pytest.fixture

@@ -96,7 +96,7 @@ def test_change_and_deactivate_record_before_and_after(app, as_role, make_user) 
     [off] = _records(app, "account.deactivate")
     assert off.before["active"] is True and off.after["active"] is False
     assert off.after["reason"] == "调离"
-    from conftest import Browser
+    from helpers import Browser
 
     refused = Browser(app.test_client()).login("wei")
     assert refused.status_code == 401
@@ -176,7 +176,7 @@ def test_auditor_can_read_the_trail_but_not_change_accounts(app, as_role, make_u
 
 
 def test_unlock_and_reset_password(app, as_role, make_user, clock) -> None:
-    from conftest import Browser
+    from helpers import Browser
 
     target = make_user((Role.RESPONDER, "town.02"), username="wei")
     person = Browser(app.test_client())

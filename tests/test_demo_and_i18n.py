@@ -12,7 +12,7 @@ from app.jobs import heartbeat
 from app.models import Heartbeat, Role, User
 from app.services import demo
 from app.web.labels import ROLE_LABELS
-from conftest import Browser
+from helpers import Browser
 
 ROOT = Path(__file__).resolve().parent.parent
 

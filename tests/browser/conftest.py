@@ -1,0 +1,80 @@
+"""A live server on its own SQLite file (real commits) and headless Debian Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask_migrate import upgrade
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.extensions import db
+from app.services import demo, org
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+SIZES = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    db_file = tmp_path_factory.mktemp("live") / "live.db"
+    app = create_app(DATABASE_URL=f"sqlite:///{db_file}",
+                     SECRET_KEY="browser-test-secret-0123456789")
+    with app.app_context():
+        upgrade()
+        org.load_org()
+        accounts = {a.username: a.password for a in demo.load_demo_accounts(
+            now=app.extensions["clock"]())}
+        db.session.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{server.server_port}", "accounts": accounts}
+    server.shutdown()
+    thread.join(timeout=5)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's package `chromium`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(params=list(SIZES))
+def page(request: pytest.FixtureRequest, chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport=SIZES[request.param], locale="zh-CN")
+    p = context.new_page()
+    p.size_name = request.param
+    yield p
+    context.close()
+
+
+@pytest.fixture
+def screenshot() -> Any:
+    """Saves full-page screenshots under test-artifacts/screenshots for review."""
+
+    def take(page: Any, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}-{page.size_name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

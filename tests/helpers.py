@@ -1,0 +1,39 @@
+"""Helpers shared by the tests: a log-in-capable client wrapper and the test password."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask.testing import FlaskClient
+
+PASSWORD = "Test-pass-2026"
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Browser:
+    """A test client that logs in like a person and sends the CSRF token like a form would."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def csrf(self, path: str = "/") -> str:
+        page = self.client.get(path, follow_redirects=True).get_data(as_text=True)
+        match = _CSRF.search(page)
+        assert match, f"no CSRF token on {path}"
+        return match.group(1)
+
+    def login(self, username: str, password: str = PASSWORD) -> Any:
+        token = self.csrf("/login")
+        return self.client.post("/login", data={"username": username, "password": password,
+                                                "csrf_token": token})
+
+    def post(self, path: str, data: dict[str, Any] | None = None, **kw: Any) -> Any:
+        return self.client.post(path, data={**(data or {}), "csrf_token": self.csrf()}, **kw)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.client.get(path, **kw)
+
+    def text(self, path: str) -> str:
+        return str(self.client.get(path).get_data(as_text=True))
