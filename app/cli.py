@@ -14,6 +14,7 @@ from app.services import audit, demo, org
 from app.services.errors import SeedError
 
 seed_cli = AppGroup("seed", help="Load organisation and demo data.")
+handbooks_cli = AppGroup("handbooks", help="Deploy and list command handbook versions.")
 audit_cli = AppGroup("audit", help="Check the audit trail.")
 
 
@@ -87,6 +88,44 @@ def audit_verify() -> None:
                                    f"after {check.checked} good records")
 
 
+@handbooks_cli.command("deploy")
+@click.option("--author", default=None, help="user name of the business administrator drafting")
+@click.option("--note", default="", help="why the handbooks changed")
+def handbooks_deploy(author: str | None, note: str) -> None:
+    """Create a draft version for every handbook in bpmn/ + handbooks/ whose content changed."""
+    from sqlalchemy import select
+
+    from app.models import User
+    from app.services import handbooks
+
+    actor = None
+    if author:
+        actor = db.session.scalar(select(User).where(User.username == author))
+        if actor is None:
+            raise click.ClickException(f"no user {author!r}")
+    try:
+        result = handbooks.deploy(author=actor, now=_now(), note=note)
+    except handbooks.DeployRefused as exc:
+        db.session.rollback()
+        lines = "\n  ".join(exc.details.get("problems", [str(exc.message)]))
+        raise click.ClickException(f"nothing was deployed:\n  {lines}") from None
+    db.session.commit()
+    for version in result.created:
+        click.echo(f"draft {version.handbook_key} v{version.number} ({version.content_hash[:12]})")
+    click.echo(f"handbooks: {len(result.created)} new drafts, {len(result.unchanged)} unchanged")
+
+
+@handbooks_cli.command("list")
+def handbooks_list() -> None:
+    """Each handbook with its published version and versions awaiting review."""
+    from app.services import handbooks
+
+    for row in handbooks.overview():
+        published = f"v{row.published.number}" if row.published else "-"
+        click.echo(f"{row.key:24} published {published:5} versions {row.versions:3} "
+                   f"in review {row.pending}")
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -105,4 +144,5 @@ def serve(host: str, port: int) -> None:
 def register_cli(app: Flask) -> None:
     app.cli.add_command(seed_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(handbooks_cli)
     app.cli.add_command(serve)

@@ -31,12 +31,16 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "roles.assign_admin": frozenset({R.SECURITY_ADMIN}),
     "audit.view": frozenset({R.AUDIT_ADMIN, R.AUDITOR, R.DISTRICT_OFFICE}),
     "system.status": frozenset({R.TECH_ADMIN, R.TECH_UNIT_HEAD, R.SYSTEM_ADMIN}),
+    # Command handbooks (Art 5, 7): business administrators draft, department heads approve.
+    "handbook.view": _ALL_BUSINESS,
+    "handbook.draft": frozenset({R.BUSINESS_ADMIN}),
+    "handbook.review": frozenset({R.DEPARTMENT_HEAD}),
 }
 
 # Read-only roles never receive an action that changes something.
 READ_ONLY_ROLES = frozenset({R.AUDITOR})
 WRITE_ACTIONS = frozenset({"accounts.manage", "roles.assign", "accounts.unlock",
-                           "roles.assign_admin"})
+                           "roles.assign_admin", "handbook.draft", "handbook.review"})
 
 # Three separated administrators (三员分立): one person holds at most one of these.
 SEPARATED_ADMIN_ROLES = frozenset({R.SYSTEM_ADMIN, R.SECURITY_ADMIN, R.AUDIT_ADMIN})

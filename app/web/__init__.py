@@ -100,6 +100,7 @@ def _register_request_checks(app: Flask) -> None:
 def register_web(app: Flask) -> None:
     from app.web.admin import bp as admin_bp
     from app.web.auth import bp as auth_bp
+    from app.web.handbooks import bp as handbooks_bp
     from app.web.main import bp as main_bp
 
     login_manager.login_view = "auth.login"
@@ -111,6 +112,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(handbooks_bp)
     _register_errors(app)
     _register_request_checks(app)
 

@@ -1,0 +1,274 @@
+"""Handbook versions (Art 5, 7): deploy from disk as drafts, review, publish, retire.
+
+A version bundles everything one handbook runs on: its own BPMN process, the shared BPMN
+sub-processes it calls and its handbook data. A change in any of them is a new version;
+running cases keep the version they started on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.i18n import _l
+from app.models import HandbookVersion, PlatformNode, User, VersionStatus
+from app.services import audit
+from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.handbook_diff import content_hash, diff_bundles
+from app.services.permissions import require
+
+ROOT = Path(__file__).resolve().parents[2]
+BPMN_DIR = ROOT / "bpmn"
+SCENARIO_DATA_DIR = ROOT / "handbooks" / "scenarios"
+SHARED_BPMN = "shared"
+
+# Handbooks that are not scenarios: key -> (owner node code, entry process id, BPMN file).
+STANDALONE = {
+    "warning_publication": ("industry.meteorology", "warning_publication",
+                            "warning_publication.bpmn"),
+}
+
+
+class DeployRefused(DomainError):
+    """The files on disk do not form valid handbooks; nothing was deployed."""
+
+    code = "deploy_refused"
+    status = 422
+
+
+@dataclass(frozen=True)
+class Bundle:
+    key: str
+    node_code: str
+    process_id: str
+    files: dict[str, str]
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.files)
+
+
+def _read(path: Path, root: Path) -> tuple[str, str]:
+    return str(path.relative_to(root)), path.read_text(encoding="utf-8")
+
+
+def collect_bundles(root: Path = ROOT) -> list[Bundle]:
+    """Read and check every handbook on disk; raise DeployRefused listing all problems."""
+    from app.services.errors import SeedError
+    from app.services.handbook_data import read_handbooks
+    from workflows.errors import DefinitionError
+    from workflows.specs import compile_version
+
+    bpmn_dir = root / "bpmn"
+    shared = dict(_read(p, root) for p in sorted((bpmn_dir / SHARED_BPMN).glob("*.bpmn")))
+    try:
+        handbooks = read_handbooks(root / "handbooks" / "scenarios")
+    except SeedError as exc:
+        raise DeployRefused(exc.message, details={"problems": [str(exc.message)]}) from None
+    bundles: list[Bundle] = []
+    problems: list[str] = []
+    for key, handbook in sorted(handbooks.items()):
+        process_file = bpmn_dir / f"{handbook.process_id}.bpmn"
+        if not process_file.exists():
+            problems.append(f"{key}.json: process_id: no BPMN file {process_file.name} in bpmn/")
+            continue
+        files = dict(shared)
+        files.update([_read(process_file, root),
+                      _read(root / "handbooks" / "scenarios" / f"{key}.json", root)])
+        bundles.append(Bundle(key, f"scenario.{key}", handbook.process_id, files))
+    for key, (node_code, process_id, file_name) in STANDALONE.items():
+        path = bpmn_dir / file_name
+        if not path.exists():
+            problems.append(f"bpmn/{file_name}: missing")
+            continue
+        bundles.append(Bundle(key, node_code, process_id, dict([_read(path, root)])))
+    for bundle in bundles:
+        bpmn = {n: t.encode("utf-8") for n, t in bundle.files.items() if n.endswith(".bpmn")}
+        try:
+            version = compile_version(bpmn)
+        except DefinitionError as exc:
+            problems += [str(p) for p in exc.problems]
+            continue
+        if bundle.process_id not in version.process_ids:
+            problems.append(f"{bundle.key}: process {bundle.process_id} is not defined in "
+                            f"its BPMN files")
+        problems += check_bundle(bundle, version)
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise DeployRefused("; ".join(unique[:10]), details={"problems": unique})
+    return bundles
+
+
+def check_bundle(bundle: Bundle, version: Any) -> list[str]:
+    """Cross-checks between a handbook's data and its BPMN (lanes, form fields)."""
+    from app.services.handbook_checks import check_bundle as _check
+
+    return _check(bundle, version)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    created: list[HandbookVersion]
+    unchanged: list[str]
+
+
+def deploy(*, author: User | None, now: datetime, note: str = "", root: Path = ROOT
+           ) -> DeployResult:
+    """Create a draft version for every handbook whose content changed; all or nothing."""
+    bundles = collect_bundles(root)
+    nodes = {n.code: n for n in db.session.scalars(select(PlatformNode).where(
+        PlatformNode.code.in_([b.node_code for b in bundles])))}
+    created: list[HandbookVersion] = []
+    unchanged: list[str] = []
+    for bundle in bundles:
+        if bundle.node_code not in nodes:
+            raise DeployRefused(f"{bundle.key}: no platform node {bundle.node_code}; "
+                                f"load the platform tree first")
+        latest = latest_version(bundle.key)
+        if latest is not None and latest.content_hash == bundle.hash:
+            unchanged.append(bundle.key)
+            continue
+        number = (latest.number + 1) if latest else 1
+        version = HandbookVersion(
+            handbook_key=bundle.key, node=nodes[bundle.node_code], number=number,
+            status=VersionStatus.DRAFT, content_hash=bundle.hash, process_id=bundle.process_id,
+            files=bundle.files, change_note=note,
+            diff_summary=diff_bundles(latest.files if latest else None, bundle.files),
+            author_id=author.id if author else None,
+            author_name=author.username if author else "deploy", created_at=now)
+        db.session.add(version)
+        db.session.flush()
+        audit.record(actor=author, actor_name="deploy", action="handbook.draft",
+                     object_type="handbook_version", object_id=version.id,
+                     after={"handbook": bundle.key, "number": number, "hash": bundle.hash},
+                     at=now)
+        created.append(version)
+    return DeployResult(created, unchanged)
+
+
+def latest_version(key: str) -> HandbookVersion | None:
+    return db.session.scalar(select(HandbookVersion).where(HandbookVersion.handbook_key == key)
+                             .order_by(HandbookVersion.number.desc()).limit(1))
+
+
+def published_version(key: str) -> HandbookVersion | None:
+    return db.session.scalar(select(HandbookVersion).where(
+        HandbookVersion.handbook_key == key, HandbookVersion.status == VersionStatus.PUBLISHED))
+
+
+def get_version(version_id: int) -> HandbookVersion:
+    version = db.session.get(HandbookVersion, version_id)
+    if version is None:
+        raise NotFound(_l("No such handbook version."))
+    return version
+
+
+def versions_of(key: str) -> list[HandbookVersion]:
+    return list(db.session.scalars(select(HandbookVersion).where(
+        HandbookVersion.handbook_key == key).order_by(HandbookVersion.number.desc())))
+
+
+@dataclass(frozen=True)
+class HandbookRow:
+    key: str
+    node: PlatformNode
+    versions: int
+    published: HandbookVersion | None
+    pending: int
+
+
+def overview() -> list[HandbookRow]:
+    """One row per handbook: how many versions, which is published, how many await review."""
+    counts = dict(db.session.execute(select(HandbookVersion.handbook_key, func.count())
+                                     .group_by(HandbookVersion.handbook_key)).tuples().all())
+    pending = dict(db.session.execute(
+        select(HandbookVersion.handbook_key, func.count())
+        .where(HandbookVersion.status == VersionStatus.IN_REVIEW)
+        .group_by(HandbookVersion.handbook_key)).tuples().all())
+    published = {v.handbook_key: v for v in db.session.scalars(select(HandbookVersion).where(
+        HandbookVersion.status == VersionStatus.PUBLISHED))}
+    latest = {v.handbook_key: v for v in db.session.scalars(
+        select(HandbookVersion).order_by(HandbookVersion.number))}
+    return [HandbookRow(key, latest[key].node, int(counts[key]), published.get(key),
+                        int(pending.get(key, 0))) for key in sorted(latest)]
+
+
+def _snapshot(version: HandbookVersion) -> dict[str, Any]:
+    return {"handbook": version.handbook_key, "number": version.number,
+            "status": version.status.value, "comment": version.review_comment}
+
+
+def submit_for_review(actor: User, version_id: int, *, note: str, now: datetime
+                      ) -> HandbookVersion:
+    version = get_version(version_id)
+    require(actor, "handbook.draft", version.node)
+    if version.status != VersionStatus.DRAFT:
+        raise Conflict(_l("Only a draft can be sent for review."))
+    before = _snapshot(version)
+    version.status = VersionStatus.IN_REVIEW
+    version.submitted_at = now
+    if note.strip():
+        version.change_note = note.strip()
+    if version.author_id is None:
+        # A deployed draft is owned by whoever takes it into review.
+        version.author_id, version.author_name = actor.id, actor.username
+    db.session.flush()
+    audit.record(actor=actor, action="handbook.submit", object_type="handbook_version",
+                 object_id=version.id, before=before, after=_snapshot(version), at=now)
+    return version
+
+
+def _review(actor: User, version_id: int) -> HandbookVersion:
+    version = get_version(version_id)
+    require(actor, "handbook.review", version.node)
+    if version.status != VersionStatus.IN_REVIEW:
+        raise Conflict(_l("This version is not awaiting review."))
+    if version.author_id == actor.id:
+        raise Forbidden(_l("You cannot review a version you wrote."), code="own_version")
+    return version
+
+
+def approve(actor: User, version_id: int, *, comment: str, now: datetime) -> HandbookVersion:
+    """Publish: the previously published version retires; new cases start on this one."""
+    version = _review(actor, version_id)
+    if not comment.strip():
+        raise ValidationFailed(_l("Give a review comment."),
+                               details={"comment": [str(_l("Required."))]})
+    current = published_version(version.handbook_key)
+    if current is not None:
+        current.status = VersionStatus.RETIRED
+        current.retired_at = now
+        db.session.flush()  # the unique index allows one published row per handbook
+    before = _snapshot(version)
+    version.status = VersionStatus.PUBLISHED
+    version.reviewer_id = actor.id
+    version.reviewed_at = now
+    version.review_comment = comment.strip()
+    version.published_at = now
+    db.session.flush()
+    audit.record(actor=actor, action="handbook.publish", object_type="handbook_version",
+                 object_id=version.id, before=before,
+                 after={**_snapshot(version),
+                        "retired": current.number if current is not None else None}, at=now)
+    return version
+
+
+def reject(actor: User, version_id: int, *, reason: str, now: datetime) -> HandbookVersion:
+    version = _review(actor, version_id)
+    if not reason.strip():
+        raise ValidationFailed(_l("Say why the version is rejected."),
+                               details={"comment": [str(_l("Required."))]})
+    before = _snapshot(version)
+    version.status = VersionStatus.DRAFT
+    version.reviewer_id = actor.id
+    version.reviewed_at = now
+    version.review_comment = reason.strip()
+    db.session.flush()
+    audit.record(actor=actor, action="handbook.reject", object_type="handbook_version",
+                 object_id=version.id, before=before, after=_snapshot(version), at=now)
+    return version
