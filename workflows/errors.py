@@ -1,0 +1,109 @@
+"""Exception types raised by the workflows package; the app layer maps them to user messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+class WorkflowsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    code = "workflow_error"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an uploaded process definition, and what to do about it."""
+
+    file: str
+    element_id: str | None
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file or "<unnamed>"
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.element_id:
+            where += f" [{self.element_id}]"
+        return f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "element_id": self.element_id,
+            "line": self.line,
+            "message": self.message,
+        }
+
+
+class DefinitionError(WorkflowsError):
+    """A process definition (one version: one or several BPMN files) cannot be used."""
+
+    code = "invalid_definition"
+
+    def __init__(self, problems: Iterable[Problem]):
+        self.problems: list[Problem] = list(problems)
+        summary = "; ".join(str(p) for p in self.problems[:5])
+        more = len(self.problems) - 5
+        if more > 0:
+            summary += f"; and {more} more problem(s)"
+        super().__init__(summary or "invalid process definition")
+
+
+class FormValidationError(WorkflowsError):
+    """Submitted form data does not fit the task's form fields; errors are per field."""
+
+    code = "invalid_form_data"
+
+    def __init__(self, errors: Mapping[str, str]):
+        self.errors: dict[str, str] = dict(errors)
+        detail = "; ".join(f"{k}: {v}" for k, v in self.errors.items())
+        super().__init__(f"form data is not valid: {detail}")
+
+
+class DataError(WorkflowsError):
+    """Data given to or produced by a process cannot be stored as JSON (or is too large)."""
+
+    code = "invalid_data"
+
+
+class TaskNotFoundError(WorkflowsError):
+    """No task with the given id exists in the instance."""
+
+    code = "task_not_found"
+
+
+class TaskNotReadyError(WorkflowsError):
+    """The task exists but cannot be acted on in its current state."""
+
+    code = "task_not_ready"
+
+
+class EventNotExpectedError(WorkflowsError):
+    """A message or signal was sent to an instance that is not waiting for it."""
+
+    code = "event_not_expected"
+
+
+class StateError(WorkflowsError):
+    """A saved instance state cannot be loaded (wrong version, unknown format, damaged)."""
+
+    code = "invalid_state"
+
+
+class MigrationRefusedError(WorkflowsError):
+    """Moving an instance to another version is not safe; `reasons` say why."""
+
+    code = "migration_refused"
+
+    def __init__(self, reasons: Iterable[str]):
+        self.reasons: list[str] = list(reasons)
+        super().__init__("migration refused: " + "; ".join(self.reasons))
+
+
+class ReplayMismatchError(WorkflowsError):
+    """Re-executing recorded inputs did not reproduce the recorded state."""
+
+    code = "replay_mismatch"

@@ -1,0 +1,179 @@
+"""Timer values: accept ISO 8601 literals as the modeller writes them, and find due times.
+
+The bpmn-js properties panel writes `PT30M`, `R2/PT10M` or `2026-01-01T08:00:00+08:00` bare,
+while SpiffWorkflow evaluates timer text as a Python expression (so `PT30M` is an unknown name
+and fails on the first engine step). `engine_expression` quotes a bare ISO 8601 value and leaves
+a Python expression alone; `check_timer_text` says what is wrong with either. Date-times must
+carry a time zone: the engine would otherwise read them in the server's local zone.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    DurationTimerEventDefinition,
+    TimeDateEventDefinition,
+    TimerEventDefinition,
+)
+from SpiffWorkflow.task import Task
+
+from .guards import ScriptLimits
+from .safety import check_source
+
+TimerKind = Literal["timeDate", "timeDuration", "timeCycle"]
+
+_DURATION = re.compile(
+    r"^P(?=\d|T\d)(\d+(?:[.,]\d+)?Y)?(\d+(?:[.,]\d+)?M)?(\d+(?:[.,]\d+)?W)?(\d+(?:[.,]\d+)?D)?"
+    r"(?:T(?=\d)(\d+(?:[.,]\d+)?H)?(\d+(?:[.,]\d+)?M)?(\d+(?:[.,]\d+)?S)?)?$"
+)
+_LOOKS_ISO = re.compile(r"^(?:R\d*/|P(?:\d|T\d)|\d{4}-)")
+
+
+def _check_datetime(text: str) -> str | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return f"{text!r} is not an ISO 8601 date-time (e.g. 2026-01-01T08:00:00+08:00)"
+    if moment.tzinfo is None:
+        return (f"the date-time {text!r} has no time zone; write it with an offset, "
+                f"e.g. {text}+08:00")
+    return None
+
+
+def _check_duration(text: str) -> str | None:
+    if not _DURATION.match(text):
+        return f"{text!r} is not an ISO 8601 duration (e.g. PT30M, P1D, PT1H30M)"
+    try:
+        TimerEventDefinition.parse_iso_duration(text)
+    except Exception:
+        return f"{text!r} is not an ISO 8601 duration (e.g. PT30M, P1D, PT1H30M)"
+    return None
+
+
+def _check_cycle(text: str) -> str | None:
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not re.fullmatch(r"R\d*", parts[0]):
+        return f"{text!r} is not an ISO 8601 repetition (e.g. R3/PT10M)"
+    durations = 0
+    for part in parts[1:]:
+        if part.startswith("P"):
+            problem = _check_duration(part)
+            durations += 1
+        else:
+            problem = _check_datetime(part)
+        if problem:
+            return problem
+    if durations != 1:
+        return f"{text!r} needs exactly one duration (e.g. R3/PT10M)"
+    return None
+
+
+_CHECKS = {"timeDate": _check_datetime, "timeDuration": _check_duration,
+           "timeCycle": _check_cycle}
+
+
+def is_iso_literal(text: str) -> bool:
+    return bool(_LOOKS_ISO.match(text.strip()))
+
+
+def check_timer_text(kind: TimerKind, text: str | None, limits: ScriptLimits) -> list[str]:
+    """Problems with a timer value: an ISO 8601 literal or a Python expression."""
+    if text is None or not text.strip():
+        return [f"the timer has no value; write an ISO 8601 {kind[4:].lower()}, e.g. "
+                + {"timeDate": "2026-01-01T08:00:00+08:00", "timeDuration": "PT30M",
+                   "timeCycle": "R3/PT10M"}[kind]]
+    value = text.strip()
+    if is_iso_literal(value):
+        problem = _CHECKS[kind](value)
+        return [problem] if problem else []
+    issues = check_source(value, "eval", limits)
+    if issues:
+        return [f"timer expression: {i.message}" for i in issues]
+    try:
+        constant = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return []  # computed at run time; the script engine checks the result then
+    if isinstance(constant, str):
+        problem = _CHECKS[kind](constant.strip())
+        return [problem] if problem else []
+    return [f"a timer value must be ISO 8601 text, not {constant!r}"]
+
+
+def engine_expression(text: str | None) -> str | None:
+    """The expression SpiffWorkflow should evaluate for timer text (quotes bare ISO values)."""
+    if text is None:
+        return None
+    value = text.strip()
+    return repr(value) if is_iso_literal(value) else value
+
+
+def check_timer_result(task: Task, expression: str, result: Any) -> None:
+    """Raise ValueError if a timer expression of `task` evaluated to an unusable value.
+
+    Called by the script engine for every expression; only acts when `expression` is one of
+    the task's timer expressions. Literal values were checked at load; this covers computed ones.
+    """
+    for definition in timer_definitions(getattr(task.task_spec, "event_definition", None)):
+        if definition.expression != expression:
+            continue
+        if not isinstance(result, str):
+            raise ValueError(f"a timer expression must give ISO 8601 text, not {result!r}")
+        kind: TimerKind = (
+            "timeDate" if isinstance(definition, TimeDateEventDefinition)
+            else "timeCycle" if isinstance(definition, CycleTimerEventDefinition)
+            else "timeDuration"
+        )
+        problem = _CHECKS[kind](result.strip())
+        if problem:
+            raise ValueError(problem)
+
+
+def timer_definitions(definition: Any) -> list[TimerEventDefinition]:
+    """Timer definitions of an event definition (event-based gateways hold several)."""
+    if isinstance(definition, TimerEventDefinition):
+        return [definition]
+    if isinstance(definition, MultipleEventDefinition):
+        return [d for d in definition.event_definitions if isinstance(d, TimerEventDefinition)]
+    return []
+
+
+def task_due_time(task: Task) -> datetime | None:
+    """When a waiting timer task fires next (aware UTC), from its evaluated event value."""
+    due: datetime | None = None
+    value = task.internal_data.get("event_value")
+    for definition in timer_definitions(getattr(task.task_spec, "event_definition", None)):
+        moment = _due_from_value(definition, value)
+        if moment is not None and (due is None or moment < due):
+            due = moment
+    return due
+
+
+def _due_from_value(definition: TimerEventDefinition, value: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(definition, CycleTimerEventDefinition):
+            if not isinstance(value, dict) or value.get("cycles") == 0:
+                return None
+            return _plain_utc(datetime.fromisoformat(value["next"]))
+        if isinstance(definition, DurationTimerEventDefinition):
+            return _plain_utc(datetime.fromisoformat(value))
+        if isinstance(definition, TimeDateEventDefinition):
+            moment = TimerEventDefinition.parse_time_or_duration(value)
+            return _plain_utc(moment) if isinstance(moment, datetime) else None
+    except (TypeError, ValueError, KeyError):
+        return None
+    return None
+
+
+def _plain_utc(moment: datetime) -> datetime:
+    """A plain `datetime` in UTC (the engine's timer module hands out a clock-aware subclass)."""
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second,
+                    utc.microsecond, UTC)
