@@ -3,11 +3,27 @@
 from app.models.accounts import Role, RoleAssignment, User
 from app.models.audit import AuditRecord
 from app.models.base import Base
+from app.models.cases import (
+    LEVEL_RANK,
+    Attachment,
+    Case,
+    CaseComment,
+    CaseEvent,
+    CaseNumber,
+    CaseTask,
+    DataQualityIssue,
+    Notification,
+    OutboundMessage,
+)
 from app.models.handbooks import HandbookVersion, VersionStatus
+from app.models.intake import Alert, ApiKey, MonitoringPoint, Silence
 from app.models.org import Department, NodeKind, PlatformNode
 from app.models.system import Heartbeat
 
 __all__ = [
+    "LEVEL_RANK", "Alert", "ApiKey", "Attachment", "Case", "CaseComment", "CaseEvent",
+    "CaseNumber", "CaseTask", "DataQualityIssue", "MonitoringPoint", "Notification",
+    "OutboundMessage", "Silence",
     "AuditRecord", "Base", "Department", "HandbookVersion", "Heartbeat", "NodeKind",
     "PlatformNode", "Role", "RoleAssignment", "User", "VersionStatus",
 ]

@@ -1,0 +1,225 @@
+"""Cases: one process instance of a handbook version per warning, its inbox projection,
+its event history, and what people add to it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.accounts import User
+from app.models.base import Base, utcnow
+from app.models.handbooks import HandbookVersion
+from app.models.org import Department, PlatformNode
+
+LEVEL_RANK = {"blue": 1, "yellow": 2, "orange": 3, "red": 4}
+
+
+class Case(Base):
+    __tablename__ = "warning_case"
+    __table_args__ = (
+        # One open case per (source, point, indicator): repeats group into it.
+        Index("uq_case_open_dedup", "dedup_key", unique=True,
+              sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
+        Index("ix_case_next_timer", "next_timer_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_no: Mapped[str] = mapped_column(String(40), unique=True)
+    scenario: Mapped[str] = mapped_column(String(40), index=True)
+    item_code: Mapped[str] = mapped_column(String(60))
+    item_name: Mapped[str] = mapped_column(String(120))
+    handbook_version_id: Mapped[int] = mapped_column(ForeignKey("handbook_version.id"))
+    process_id: Mapped[str] = mapped_column(String(100))
+    node_id: Mapped[int] = mapped_column(ForeignKey("platform_node.id"), index=True)
+    scope_path: Mapped[str] = mapped_column(String(200), index=True)
+    owner_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"),
+                                                            index=True)
+    point_code: Mapped[str] = mapped_column(String(80))
+    point_id: Mapped[int | None] = mapped_column(ForeignKey("monitoring_point.id"))
+    dedup_key: Mapped[str] = mapped_column(String(240))
+    # open / closed / false_alarm / error
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    level: Mapped[str] = mapped_column(String(10))
+    highest_level: Mapped[str] = mapped_column(String(10))
+    loop_level: Mapped[str] = mapped_column(String(10), default="small")
+    unit: Mapped[str] = mapped_column(String(20), default="")
+    first_value: Mapped[float] = mapped_column(Float)
+    last_value: Mapped[float] = mapped_column(Float)
+    alert_count: Mapped[int] = mapped_column(default=1)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Engine state without the spec; the optimistic counter guards concurrent writers.
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state_version: Mapped[int] = mapped_column(Integer, default=1)
+    next_timer_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    event_seq: Mapped[int] = mapped_column(default=0)
+    last_event_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
+
+    __mapper_args__ = {"version_id_col": state_version}
+
+    handbook_version: Mapped[HandbookVersion] = relationship(lazy="raise")
+    node: Mapped[PlatformNode] = relationship(lazy="joined")
+    owner_department: Mapped[Department | None] = relationship(lazy="joined")
+
+
+class CaseTask(Base):
+    """The inbox projection: one row per human task, kept in step with the engine state."""
+
+    __tablename__ = "case_task"
+    __table_args__ = (
+        UniqueConstraint("case_id", "task_id", name="uq_case_task"),
+        Index("ix_case_task_inbox", "status", "role", "scope_path"),
+        Index("ix_case_task_claimed", "claimed_by_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("warning_case.id"), index=True)
+    task_id: Mapped[str] = mapped_column(String(64))
+    process_id: Mapped[str] = mapped_column(String(100))
+    element_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(40))
+    scope_path: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(10))
+    # ready / completed / cancelled
+    status: Mapped[str] = mapped_column(String(20), default="ready")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    claimed_at: Mapped[datetime | None]
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    completed_at: Mapped[datetime | None]
+
+    case: Mapped[Case] = relationship(lazy="joined", innerjoin=True)
+    claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id], lazy="joined")
+
+
+class CaseEvent(Base):
+    """Append-only history of a case, chained by hash: engine events, inputs, people's acts."""
+
+    __tablename__ = "case_event"
+    __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_case_event_seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("warning_case.id"), index=True)
+    seq: Mapped[int]
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(20))  # task / input / comment / attachment / ...
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    actor_name: Mapped[str | None] = mapped_column(String(60))
+    version_hash: Mapped[str] = mapped_column(String(64))
+    element_id: Mapped[str | None] = mapped_column(String(100))
+    element_name: Mapped[str | None] = mapped_column(String(200))
+    lane: Mapped[str | None] = mapped_column(String(100))
+    old_state: Mapped[str | None] = mapped_column(String(20))
+    new_state: Mapped[str | None] = mapped_column(String(20))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class CaseComment(Base):
+    __tablename__ = "case_comment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("warning_case.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    author: Mapped[User] = relationship(lazy="joined")
+
+
+class Attachment(Base):
+    """Evidence: photos and documents, stored in the database with their digest."""
+
+    __tablename__ = "attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("warning_case.id"), index=True)
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    uploaded_by: Mapped[User] = relationship(lazy="joined")
+
+
+class Notification(Base):
+    """A reminder, escalation or notice addressed to one person."""
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_unread", "user_id", "read_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("warning_case.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+
+
+class OutboundMessage(Base):
+    """A notification queued for an outbound channel (webhook), delivered by a job."""
+
+    __tablename__ = "outbound_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(30))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DataQualityIssue(Base):
+    """A closed case that breaks a data-quality rule (Art 9), and how it was corrected."""
+
+    __tablename__ = "data_quality_issue"
+    __table_args__ = (UniqueConstraint("case_id", "rule", name="uq_dq_case_rule"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("warning_case.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(60))
+    message: Mapped[str] = mapped_column(Text)
+    detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    correction: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CaseNumber(Base):
+    """The last sequence number per scenario prefix and year (row-locked when taken)."""
+
+    __tablename__ = "case_number"
+
+    prefix: Mapped[str] = mapped_column(String(20), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True)
+    last: Mapped[int] = mapped_column(default=0)
