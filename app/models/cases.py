@@ -45,7 +45,9 @@ class Case(Base):
     handbook_version_id: Mapped[int] = mapped_column(ForeignKey("handbook_version.id"))
     process_id: Mapped[str] = mapped_column(String(100))
     node_id: Mapped[int] = mapped_column(ForeignKey("platform_node.id"), index=True)
+    # Two ways into a case: the territory (town/village) and the scenario's own line.
     scope_path: Mapped[str] = mapped_column(String(200), index=True)
+    scenario_path: Mapped[str] = mapped_column(String(200), index=True)
     owner_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"),
                                                             index=True)
     point_code: Mapped[str] = mapped_column(String(80))
@@ -89,6 +91,7 @@ class CaseTask(Base):
     __table_args__ = (
         UniqueConstraint("case_id", "task_id", name="uq_case_task"),
         Index("ix_case_task_inbox", "status", "role", "scope_path"),
+        Index("ix_case_task_inbox_scenario", "status", "role", "scenario_path"),
         Index("ix_case_task_claimed", "claimed_by_id", "status"),
     )
 
@@ -100,6 +103,7 @@ class CaseTask(Base):
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(40))
     scope_path: Mapped[str] = mapped_column(String(200))
+    scenario_path: Mapped[str] = mapped_column(String(200))
     level: Mapped[str] = mapped_column(String(10))
     # ready / completed / cancelled
     status: Mapped[str] = mapped_column(String(20), default="ready")

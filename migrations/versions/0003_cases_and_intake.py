@@ -2,7 +2,7 @@
 
 Revision ID: 0003_cases_and_intake
 Revises: 0002_handbook_versions
-Create Date: 2026-11-24 04:36:40.589246
+Create Date: 2026-11-24 04:37:05.653250
 
 """
 from alembic import op
@@ -102,6 +102,7 @@ def upgrade():
     sa.Column('process_id', sa.String(length=100), nullable=False),
     sa.Column('node_id', sa.Integer(), nullable=False),
     sa.Column('scope_path', sa.String(length=200), nullable=False),
+    sa.Column('scenario_path', sa.String(length=200), nullable=False),
     sa.Column('owner_department_id', sa.Integer(), nullable=True),
     sa.Column('point_code', sa.String(length=80), nullable=False),
     sa.Column('point_id', sa.Integer(), nullable=True),
@@ -140,6 +141,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_warning_case_node_id'), ['node_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_warning_case_owner_department_id'), ['owner_department_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_warning_case_scenario'), ['scenario'], unique=False)
+        batch_op.create_index(batch_op.f('ix_warning_case_scenario_path'), ['scenario_path'], unique=False)
         batch_op.create_index(batch_op.f('ix_warning_case_scope_path'), ['scope_path'], unique=False)
         batch_op.create_index(batch_op.f('ix_warning_case_status'), ['status'], unique=False)
         batch_op.create_index('uq_case_open_dedup', ['dedup_key'], unique=True, sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
@@ -243,6 +245,7 @@ def upgrade():
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('role', sa.String(length=40), nullable=False),
     sa.Column('scope_path', sa.String(length=200), nullable=False),
+    sa.Column('scenario_path', sa.String(length=200), nullable=False),
     sa.Column('level', sa.String(length=10), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -262,6 +265,7 @@ def upgrade():
         batch_op.create_index('ix_case_task_claimed', ['claimed_by_id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_task_due_at'), ['due_at'], unique=False)
         batch_op.create_index('ix_case_task_inbox', ['status', 'role', 'scope_path'], unique=False)
+        batch_op.create_index('ix_case_task_inbox_scenario', ['status', 'role', 'scenario_path'], unique=False)
 
     op.create_table('data_quality_issue',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -312,6 +316,7 @@ def downgrade():
 
     op.drop_table('data_quality_issue')
     with op.batch_alter_table('case_task', schema=None) as batch_op:
+        batch_op.drop_index('ix_case_task_inbox_scenario')
         batch_op.drop_index('ix_case_task_inbox')
         batch_op.drop_index(batch_op.f('ix_case_task_due_at'))
         batch_op.drop_index('ix_case_task_claimed')
@@ -342,6 +347,7 @@ def downgrade():
         batch_op.drop_index('uq_case_open_dedup', sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
         batch_op.drop_index(batch_op.f('ix_warning_case_status'))
         batch_op.drop_index(batch_op.f('ix_warning_case_scope_path'))
+        batch_op.drop_index(batch_op.f('ix_warning_case_scenario_path'))
         batch_op.drop_index(batch_op.f('ix_warning_case_scenario'))
         batch_op.drop_index(batch_op.f('ix_warning_case_owner_department_id'))
         batch_op.drop_index(batch_op.f('ix_warning_case_node_id'))
