@@ -77,6 +77,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOGIN_LOCK_MINUTES", 15, int, _positive),
     Setting("SCHEDULER_HEARTBEAT_SECONDS", 30, int, _positive),
     Setting("SESSION_COOKIE_SECURE", False, _bool),
+    Setting("NOTIFY_WEBHOOK_URL", "", str,
+            lambda v: None if v == "" or v.startswith(("http://", "https://"))
+            else "must be an http:// or https:// URL",
+            "where reminders and escalations are also POSTed as JSON; empty: in-app only"),
+    Setting("TIMER_POLL_SECONDS", 5, int, _positive,
+            "how often the scheduler looks for due timers"),
+    Setting("MAX_ALERT_BATCH", 500, int, _positive),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -20,10 +20,44 @@ def heartbeat(app: Flask, name: str = "scheduler") -> None:
         db.session.commit()
 
 
+def fire_timers(app: Flask, batch: int = 200) -> int:
+    """Fire every due case timer, one transaction per case so one failure blocks nothing."""
+    from app.services import timers
+
+    fired = 0
+    with app.app_context():
+        now = app.extensions["clock"]()
+        for case_id in timers.due_case_ids(now, limit=batch):
+            try:
+                if timers.fire_case(case_id, now):
+                    fired += 1
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                app.logger.exception("firing timers of case %s failed", case_id)
+        db.session.remove()
+    return fired
+
+
+def deliver_outbound(app: Flask) -> None:
+    """Send queued notifications to the webhook, when one is configured."""
+    from app.services import notify
+
+    url = app.config.get("NOTIFY_WEBHOOK_URL")
+    if not url:
+        return
+    with app.app_context():
+        notify.deliver_pending(notify.WebhookChannel(url), now=app.extensions["clock"]())
+        db.session.commit()
+
+
 def start_scheduler(app: Flask) -> None:
     scheduler = new_scheduler()
     scheduler.add_job(heartbeat, "interval", args=[app], id="heartbeat",
                       seconds=app.config["SCHEDULER_HEARTBEAT_SECONDS"])
+    scheduler.add_job(fire_timers, "interval", args=[app], id="timers",
+                      seconds=app.config["TIMER_POLL_SECONDS"])
+    scheduler.add_job(deliver_outbound, "interval", args=[app], id="outbound", seconds=15)
     scheduler.start()
     app.extensions["scheduler"] = scheduler
     # Beat once at start so the status page is right from the first request.

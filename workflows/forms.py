@@ -13,7 +13,7 @@ import keyword
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from .errors import FormValidationError
@@ -102,6 +102,18 @@ def convert_value(form_field: FormField, raw: Any) -> Any:
         if isinstance(raw, str) and raw.strip().lower() in _FALSE:
             return False
         raise ValueError("must be true or false")
+    if kind == "date" and dict(form_field.properties).get("widget") == "datetime":
+        # A date with time: the Camunda type is `date`; the widget property asks for a time too.
+        if not isinstance(raw, str):
+            raise ValueError("must be a date and time (YYYY-MM-DDTHH:MM with a time zone)")
+        try:
+            moment = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise ValueError("must be a date and time (YYYY-MM-DDTHH:MM with a time zone)") \
+                from None
+        if moment.tzinfo is None:
+            raise ValueError("needs a time zone offset, e.g. 2026-07-26T10:00+08:00")
+        return moment.isoformat()
     if kind == "date":
         if not isinstance(raw, str):
             raise ValueError("must be a date (YYYY-MM-DD)")

@@ -70,7 +70,7 @@ class Case(Base):
     closed_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None] = mapped_column(index=True)
     # Engine state without the spec; the optimistic counter guards concurrent writers.
-    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
     state_version: Mapped[int] = mapped_column(Integer, default=1)
     next_timer_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
@@ -80,6 +80,10 @@ class Case(Base):
     __mapper_args__ = {"version_id_col": state_version}
 
     handbook_version: Mapped[HandbookVersion] = relationship(lazy="raise")
+
+    @property
+    def scope_paths(self) -> tuple[str, ...]:
+        return (self.scope_path, self.scenario_path)
     node: Mapped[PlatformNode] = relationship(lazy="joined")
     owner_department: Mapped[Department | None] = relationship(lazy="joined")
 
@@ -115,6 +119,10 @@ class CaseTask(Base):
     completed_at: Mapped[datetime | None]
 
     case: Mapped[Case] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def scope_paths(self) -> tuple[str, ...]:
+        return (self.scope_path, self.scenario_path)
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id], lazy="joined")
 
 

@@ -7,6 +7,7 @@ Views and services ask `can`/`require`; nowhere else looks at roles to decide ac
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from app.models import PlatformNode, Role, User
 from app.services.errors import Forbidden
@@ -35,12 +36,23 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "handbook.view": _ALL_BUSINESS,
     "handbook.draft": frozenset({R.BUSINESS_ADMIN}),
     "handbook.review": frozenset({R.DEPARTMENT_HEAD}),
+    # Cases (Art 9): the people of the territory and of the scenario's own line see them.
+    "case.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
+                            R.RESPONDER, R.DISTRICT_OFFICE, R.AUDITOR}),
+    "case.act": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
+                           R.RESPONDER}),
+    "case.correct": frozenset({R.BUSINESS_ADMIN}),
+    "silence.manage": frozenset({R.BUSINESS_ADMIN}),
+    "overdue.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
+                               R.DISTRICT_OFFICE, R.AUDITOR}),
+    "apikeys.manage": frozenset({R.TECH_ADMIN, R.SYSTEM_ADMIN}),
 }
 
 # Read-only roles never receive an action that changes something.
 READ_ONLY_ROLES = frozenset({R.AUDITOR})
 WRITE_ACTIONS = frozenset({"accounts.manage", "roles.assign", "accounts.unlock",
-                           "roles.assign_admin", "handbook.draft", "handbook.review"})
+                           "roles.assign_admin", "handbook.draft", "handbook.review",
+                           "case.act", "case.correct", "silence.manage", "apikeys.manage"})
 
 # Three separated administrators (三员分立): one person holds at most one of these.
 SEPARATED_ADMIN_ROLES = frozenset({R.SYSTEM_ADMIN, R.SECURITY_ADMIN, R.AUDIT_ADMIN})
@@ -48,15 +60,24 @@ SEPARATED_ADMIN_ROLES = frozenset({R.SYSTEM_ADMIN, R.SECURITY_ADMIN, R.AUDIT_ADM
 for _action in WRITE_ACTIONS:
     assert not (ACTIONS[_action] & READ_ONLY_ROLES), _action
 
-Target = PlatformNode | User | None
+class Scoped(Protocol):
+    """Anything reached through tree paths: a case lies in a town and in a scenario."""
+
+    @property
+    def scope_paths(self) -> tuple[str, ...]: ...
 
 
-def _target_node(target: Target) -> PlatformNode | None:
+Target = PlatformNode | User | Scoped | None
+
+
+def _target_paths(target: Target) -> tuple[str, ...] | None:
     if target is None:
         return None
     if isinstance(target, User):
-        return target.home_node
-    return target
+        return (target.home_node.path,)
+    if isinstance(target, PlatformNode):
+        return (target.path,)
+    return target.scope_paths
 
 
 def can(user: User | None, action: str, target: Target = None) -> bool:
@@ -66,13 +87,21 @@ def can(user: User | None, action: str, target: Target = None) -> bool:
     allowed = ACTIONS.get(action)
     if allowed is None:
         raise KeyError(f"unknown action {action!r}")
-    node = _target_node(target)
+    paths = _target_paths(target)
     for assignment in user.assignments:
         if assignment.role not in allowed:
             continue
-        if node is None or assignment.node.covers(node):
+        if paths is None or any(p.startswith(assignment.node.path) for p in paths):
             return True
     return False
+
+
+def holds_role_over(user: User, role: str, paths: Iterable[str]) -> bool:
+    """Does `user` hold `role` on a node covering one of `paths`? (task lanes name roles)"""
+    wanted = list(paths)
+    return user.active and any(
+        a.role.value == role and any(p.startswith(a.node.path) for p in wanted)
+        for a in user.assignments)
 
 
 def require(user: User | None, action: str, target: Target = None) -> None:

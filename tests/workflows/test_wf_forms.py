@@ -74,3 +74,15 @@ def test_form_fields_serialise(alert_version):
     assert as_dict["options"] == [{"id": "low", "name": "低"}, {"id": "medium", "name": "中"},
                                   {"id": "high", "name": "高"}]
     assert as_dict["default"] == "medium"
+
+
+def test_datetime_widget_accepts_aware_times_only():
+    from workflows.forms import FormField, convert_value
+
+    field = FormField(id="arrived_at", label="到场时间", type="date",
+                      properties=(("widget", "datetime"),))
+    assert convert_value(field, "2026-07-26T10:00+08:00") == "2026-07-26T10:00:00+08:00"
+    with pytest.raises(ValueError, match="time zone"):
+        convert_value(field, "2026-07-26T10:00")
+    with pytest.raises(ValueError, match="date and time"):
+        convert_value(field, "yesterday")

@@ -1,0 +1,94 @@
+"""Credentials of source systems (Art 8 feeds): issued once, stored hashed, revocable,
+scoped to the scenarios a system may report for."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.i18n import _l
+from app.models import ApiKey, User
+from app.services import audit
+from app.services.errors import DomainError, NotFound, ValidationFailed
+from app.services.permissions import require
+
+SOURCE_TYPES = ("iot", "big_data", "video_ai", "social")
+
+
+class ApiKeyRefused(DomainError):
+    status = 401
+    code = "api_key_refused"
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str  # shown once, never stored
+
+
+def issue(actor: User, *, name: str, source_type: str, scenarios: list[str], now: datetime,
+          known_scenarios: set[str]) -> IssuedKey:
+    require(actor, "apikeys.manage")
+    if source_type not in SOURCE_TYPES:
+        raise ValidationFailed(_l("Unknown source type."),
+                               details={"source_type": [f"one of {', '.join(SOURCE_TYPES)}"]})
+    unknown = sorted(set(scenarios) - known_scenarios)
+    if not scenarios or unknown:
+        raise ValidationFailed(_l("Name at least one known scenario."),
+                               details={"scenarios": unknown or ["required"]})
+    prefix = secrets.token_hex(4)
+    secret = f"pk_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(name=name.strip()[:120] or prefix, prefix=prefix, key_hash=_digest(secret),
+                 source_type=source_type, scenarios=sorted(set(scenarios)),
+                 created_by_id=actor.id, created_at=now)
+    db.session.add(key)
+    db.session.flush()
+    audit.record(actor=actor, action="apikey.issue", object_type="api_key", object_id=key.id,
+                 after={"name": key.name, "prefix": prefix, "scenarios": key.scenarios,
+                        "source_type": source_type}, at=now)
+    return IssuedKey(key, secret)
+
+
+def revoke(actor: User, key_id: int, *, now: datetime) -> ApiKey:
+    require(actor, "apikeys.manage")
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(_l("No such API key."))
+    if key.revoked_at is None:
+        key.revoked_at = now
+        audit.record(actor=actor, action="apikey.revoke", object_type="api_key",
+                     object_id=key.id, before={"revoked": False}, after={"revoked": True},
+                     at=now)
+    return key
+
+
+def authenticate(header: str | None, *, now: datetime) -> ApiKey:
+    """The key named by an `Authorization: Bearer pk_…` or `X-API-Key` header value."""
+    if not header:
+        raise ApiKeyRefused(_l("An API key is required (Authorization: Bearer <key>)."),
+                            code="api_key_missing")
+    secret = header.removeprefix("Bearer ").strip()
+    parts = secret.split("_", 2)
+    if len(parts) != 3 or parts[0] != "pk":
+        raise ApiKeyRefused(_l("The API key is malformed."), code="api_key_malformed")
+    key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+    if key is None or not hmac.compare_digest(key.key_hash, _digest(secret)):
+        raise ApiKeyRefused(_l("The API key is not valid."), code="api_key_invalid")
+    if key.revoked_at is not None:
+        raise ApiKeyRefused(_l("The API key has been revoked."), code="api_key_revoked")
+    key.last_used_at = now
+    return key
+
+
+def list_keys() -> list[ApiKey]:
+    return list(db.session.scalars(select(ApiKey).order_by(ApiKey.id.desc())))

@@ -1,0 +1,182 @@
+"""One engine step of a case, stored in one go: state, inbox projection, next timer, events.
+
+Every call that moves a case's process ends in `record_step`, inside the caller's
+transaction; nothing is committed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Case, CaseEvent, CaseTask, HandbookVersion, User
+from app.services.bpmn_index import VersionIndex, index_for
+from app.services.engine import compiled, runtime
+from app.services.handbook_schema import parse_duration
+from workflows import CompiledVersion, Instance, StepResult
+
+# Which process variable sets a task's deadline when the task does not name one itself
+# (a `due` property on the user task wins).
+DEFAULT_DUE_VARIABLE = {
+    "Activity_accept": "accept_limit",
+    "Activity_dispose": "on_site_limit",
+    "Activity_feedback": "feedback_limit",
+}
+
+
+@dataclass
+class Loaded:
+    case: Case
+    version: HandbookVersion
+    compiled: CompiledVersion
+    index: VersionIndex
+    instance: Instance
+
+
+def load(case: Case) -> Loaded:
+    version = db.session.get(HandbookVersion, case.handbook_version_id)
+    assert version is not None
+    spec = compiled(version)
+    instance = runtime().load(spec, case.state)
+    return Loaded(case, version, spec, index_for(version.content_hash, version.files), instance)
+
+
+def _chain(case: Case, payload: dict[str, Any]) -> tuple[str, str]:
+    prev = case.last_event_hash
+    digest = hashlib.sha256((prev + json.dumps(payload, sort_keys=True, ensure_ascii=False,
+                                               default=str)).encode("utf-8")).hexdigest()
+    case.last_event_hash = digest
+    return prev, digest
+
+
+def add_event(case: Case, *, kind: str, at: datetime, version_hash: str,
+              actor: User | None = None, actor_name: str | None = None,
+              element_id: str | None = None, element_name: str | None = None,
+              lane: str | None = None, old_state: str | None = None,
+              new_state: str | None = None, data: dict[str, Any] | None = None) -> CaseEvent:
+    """Append one event to the case's hash-chained history."""
+    case.event_seq += 1
+    name = actor.username if actor is not None else actor_name
+    payload = {"seq": case.event_seq, "kind": kind, "at": at.isoformat(), "actor": name,
+               "element": element_id, "old": old_state, "new": new_state, "data": data or {}}
+    prev, digest = _chain(case, payload)
+    event = CaseEvent(case_id=case.id, seq=case.event_seq, at=at, kind=kind,
+                      actor_id=actor.id if actor else None, actor_name=name,
+                      version_hash=version_hash, element_id=element_id,
+                      element_name=element_name, lane=lane, old_state=old_state,
+                      new_state=new_state, data=data or {}, prev_hash=prev, hash=digest)
+    db.session.add(event)
+    return event
+
+
+@dataclass(frozen=True)
+class Completed:
+    """An element that finished during the step, with its notification properties."""
+
+    process_id: str
+    element_id: str
+    name: str
+    properties: dict[str, str]
+
+
+def _due(data: dict[str, Any], properties: dict[str, str], element_id: str,
+         now: datetime) -> datetime | None:
+    variable = properties.get("due") or DEFAULT_DUE_VARIABLE.get(element_id) or "close_limit"
+    value = data.get(variable)
+    if not isinstance(value, str):
+        return None
+    try:
+        return now + parse_duration(value)
+    except ValueError:
+        return None
+
+
+def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
+                actor: User | None = None) -> list[Completed]:
+    """Store everything a step changed. Returns the elements that completed (to notify)."""
+    case, instance, index = loaded.case, loaded.instance, loaded.index
+    version_hash = loaded.version.content_hash
+    completed: list[Completed] = []
+    for event in result.events:
+        add_event(case, kind="task", at=event.at, version_hash=version_hash, actor=actor,
+                  actor_name=event.actor, element_id=event.element_id,
+                  element_name=event.element_name, lane=event.lane,
+                  old_state=event.old_state, new_state=event.new_state,
+                  data={"process": event.process_id, "task": event.task_id,
+                        "type": event.element_type, "delta": event.data_delta})
+        if event.new_state == "COMPLETED":
+            facts = index.get(event.process_id, event.element_id)
+            if facts is not None and facts.properties.get("notify"):
+                completed.append(Completed(event.process_id, event.element_id,
+                                           event.element_name or facts.name, facts.properties))
+    add_event(case, kind="input", at=now, version_hash=version_hash, actor=actor,
+              data=result.input.to_dict())
+    if result.failure is not None:
+        case.error = result.failure.message
+        add_event(case, kind="error", at=now, version_hash=version_hash,
+                  element_id=result.failure.element_id, data=result.failure.to_dict())
+    _sync_tasks(loaded, now)
+    case.state = instance.save()
+    case.next_timer_at = instance.next_timer_due()
+    data = instance.data
+    if isinstance(data.get("level"), str) and data["level"] != case.level:
+        case.level = data["level"]
+    if instance.finished:
+        case.status = "false_alarm" if data.get("verdict") in ("false_alarm", "device_fault") \
+            else "closed"
+        case.outcome = str(data.get("verdict") or "closed")
+        case.closed_at = now
+        case.next_timer_at = None
+    return completed
+
+
+def _sync_tasks(loaded: Loaded, now: datetime) -> None:
+    """Make case_task match the engine's ready human tasks."""
+    case, instance = loaded.case, loaded.instance
+    ready = {t.task_id: t for t in instance.ready_human_tasks()}
+    rows = db.session.scalars(select(CaseTask).where(
+        CaseTask.case_id == case.id, CaseTask.status == "ready")).all()
+    for row in rows:
+        if row.task_id not in ready:
+            # Completed by an action (set by the caller) or cancelled by an interrupting event.
+            row.status = "completed" if row.completed_at else "cancelled"
+    known = {r.task_id for r in rows}
+    data = instance.data
+    for task_id, task in ready.items():
+        if task_id in known:
+            continue
+        role = loaded.index.role_of(task.process_id, task.element_id) or "business_admin"
+        db.session.add(CaseTask(
+            case_id=case.id, task_id=task_id, process_id=task.process_id,
+            element_id=task.element_id, name=task.name or task.element_id, role=role,
+            scope_path=case.scope_path, scenario_path=case.scenario_path, level=case.level,
+            created_at=now, due_at=_due(data, task.properties, task.element_id, now)))
+    db.session.flush()
+
+
+def overdue_by(due_at: datetime | None, now: datetime) -> timedelta | None:
+    if due_at is None or due_at >= now:
+        return None
+    return now - due_at
+
+
+def chain_intact(events: Iterable[CaseEvent]) -> int | None:
+    """Recompute a case's event chain; the seq of the first broken event, or None."""
+    prev = "0" * 64
+    for event in events:
+        payload = {"seq": event.seq, "kind": event.kind, "at": event.at.isoformat(),
+                   "actor": event.actor_name, "element": event.element_id,
+                   "old": event.old_state, "new": event.new_state, "data": event.data}
+        digest = hashlib.sha256((prev + json.dumps(payload, sort_keys=True, ensure_ascii=False,
+                                                   default=str)).encode("utf-8")).hexdigest()
+        if event.prev_hash != prev or event.hash != digest:
+            return event.seq
+        prev = digest
+    return None

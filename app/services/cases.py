@@ -1,0 +1,350 @@
+"""Cases: open one from an alert, and the actions people take on it (claim, release,
+complete a task, comment, attach evidence). Used by the web pages and the API alike."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.extensions import db
+from app.i18n import _l
+from app.models import (
+    LEVEL_RANK,
+    Attachment,
+    Case,
+    CaseComment,
+    CaseTask,
+    HandbookVersion,
+    MonitoringPoint,
+    PlatformNode,
+    User,
+)
+from app.services import case_engine, notify
+from app.services.case_numbers import next_case_number
+from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.handbook_data import (
+    Handbook,
+    WarningItem,
+    department_codes,
+    limits_for,
+    parse_handbook,
+    platform_scenarios,
+)
+from app.services.handbooks import published_version
+from app.services.permissions import holds_role_over, require
+from workflows import FormValidationError, TaskNotFoundError, TaskNotReadyError
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+ATTACHMENT_TYPES = {"image/jpeg", "image/png", "image/webp", "application/pdf"}
+
+_HANDBOOKS: dict[str, Handbook] = {}
+
+
+def handbook_of(version: HandbookVersion) -> Handbook:
+    """The handbook data stored in a version (parsed once per content hash)."""
+    found = _HANDBOOKS.get(version.content_hash)
+    if found is None:
+        name = f"handbooks/scenarios/{version.handbook_key}.json"
+        found = parse_handbook(f"{version.handbook_key}.json", version.files[name],
+                               department_codes(), platform_scenarios())
+        _HANDBOOKS[version.content_hash] = found
+    return found
+
+
+def _ladder_after(steps: list[dict[str, Any]], role: str) -> str | None:
+    for step in steps:
+        if role in step.get("to", []):
+            return str(step["after"])
+    return None
+
+
+def _add(a: str, b: str | None) -> str:
+    from app.services.handbook_schema import parse_duration
+
+    total = parse_duration(a) + (parse_duration(b) if b else parse_duration("PT0S"))
+    seconds = int(total.total_seconds())
+    return f"PT{max(seconds, 1)}S"
+
+
+def level_variables(handbook: Handbook, level: str) -> dict[str, Any]:
+    """The process variables that depend on the level: limits and the escalation ladder."""
+    limits = limits_for(handbook, level)
+    ladder = handbook.data["escalation_ladder"].get(level, {})
+    missed = ladder.get("missed_accept", [])
+    overdue = ladder.get("overdue_not_closed", [])
+    remind_every = next((s.get("repeat_every") for s in missed if s.get("repeat_every")),
+                        None) or limits.accept
+    track_every = next((s.get("repeat_every") for s in overdue if s.get("repeat_every")),
+                       None) or limits.due
+    return {
+        "accept_limit": limits.accept,
+        "on_site_limit": limits.on_site or limits.due,
+        "feedback_limit": limits.feedback or limits.due,
+        "close_limit": limits.due,
+        "reminder_cycle": f"R3/{remind_every}",
+        "escalate_after": _add(limits.accept, _ladder_after(missed, "department_head")),
+        "supervise_after": _add(limits.accept, _ladder_after(missed, "leader_in_charge")),
+        "tracking_cycle": f"R20/{track_every}",
+        "disposal_type": handbook.disposal_types.get(level, "self"),
+    }
+
+
+def start_variables(handbook: Handbook, item: WarningItem, *, level: str, case_no: str,
+                    value: float, town: str, point: str) -> dict[str, Any]:
+    return {
+        "case_no": case_no, "scenario": handbook.scenario, "item_code": item.code,
+        "item_name": item.name, "level": level, "value": value, "unit": item.unit,
+        "town": town, "point": point,
+        "limits": {lv: level_variables(handbook, lv) for lv in handbook.levels},
+        **level_variables(handbook, level),
+    }
+
+
+@dataclass(frozen=True)
+class NewCase:
+    scenario: str
+    item_code: str
+    level: str
+    value: float
+    observed_at: datetime
+    point_code: str
+    point: MonitoringPoint | None
+    node: PlatformNode
+    scenario_node: PlatformNode
+    dedup_key: str
+
+
+def open_case(request: NewCase, *, now: datetime) -> Case:
+    """Start the published handbook's process for a new warning and store its first step."""
+    version = published_version(request.scenario)
+    if version is None:
+        raise DomainError(_l("No published handbook for this scenario; a department head "
+                             "must approve one first."), code="no_published_handbook",
+                          status=409)
+    handbook = handbook_of(version)
+    item = handbook.item(request.item_code)
+    case_no = next_case_number(request.scenario, now)
+    case = Case(
+        case_no=case_no, scenario=request.scenario, item_code=item.code, item_name=item.name,
+        handbook_version_id=version.id, process_id=version.process_id, node=request.node,
+        scope_path=request.node.path, scenario_path=request.scenario_node.path,
+        owner_department_id=request.scenario_node.department_id, point_code=request.point_code,
+        point_id=request.point.id if request.point else None, dedup_key=request.dedup_key,
+        status="open", level=request.level, highest_level=request.level, unit=item.unit,
+        first_value=request.value, last_value=request.value, alert_count=1,
+        first_seen=request.observed_at, last_seen=request.observed_at, opened_at=now,
+        due_at=now + _duration(limits_for(handbook, request.level).due), state={})
+    db.session.add(case)
+    db.session.flush()
+    data = start_variables(handbook, item, level=request.level, case_no=case_no,
+                           value=request.value, town=request.node.name,
+                           point=request.point.name if request.point else request.point_code)
+    spec = case_engine.compiled(version)
+    instance, result = case_engine.runtime().start(spec, version.process_id, data,
+                                                   actor="system", at=now)
+    loaded = case_engine.Loaded(case, version, spec,
+                                case_engine.index_for(version.content_hash, version.files),
+                                instance)
+    case_engine.add_event(case, kind="opened", at=now, version_hash=version.content_hash,
+                          actor_name="system",
+                          data={"level": request.level, "value": request.value,
+                                "point": request.point_code, "version": version.number})
+    completed = case_engine.record_step(loaded, result, now=now)
+    notify.after_step(case, completed, now=now)
+    notify.case_pushed(case, handbook, now=now)
+    return case
+
+
+def _duration(text: str):  # type: ignore[no-untyped-def]
+    from app.services.handbook_schema import parse_duration
+
+    return parse_duration(text)
+
+
+def get_case(actor: User, case_id: int) -> Case:
+    case = db.session.get(Case, case_id)
+    if case is None:
+        raise NotFound(_l("No such case."))
+    require(actor, "case.view", case)
+    return case
+
+
+def get_case_by_no(actor: User, case_no: str) -> Case:
+    case = db.session.scalar(select(Case).where(Case.case_no == case_no))
+    if case is None:
+        raise NotFound(_l("No such case."))
+    require(actor, "case.view", case)
+    return case
+
+
+def _task(task_row_id: int, *, lock: bool = False) -> CaseTask:
+    query = select(CaseTask).where(CaseTask.id == task_row_id)
+    row = db.session.scalar(query)
+    if row is None:
+        raise NotFound(_l("No such task."))
+    if lock:
+        # Serialise writers on the case row: on PostgreSQL a real row lock; the optimistic
+        # counter on the case catches anything that still slips through.
+        db.session.scalar(select(Case).where(Case.id == row.case_id).with_for_update())
+        db.session.refresh(row)
+    return row
+
+
+def _may_act(actor: User, task: CaseTask) -> None:
+    require(actor, "case.act", task.case)
+    if not holds_role_over(actor, task.role, task.scope_paths):
+        raise Forbidden(_l("This task is for another role or area."), code="not_your_task")
+
+
+def _still_ready(task: CaseTask) -> None:
+    if task.status != "ready":
+        who = task.completed_at and db.session.get(User, task.completed_by_id or 0)
+        raise Conflict(
+            _l("This task was already completed by %(name)s; reload the case.",
+               name=who.display_name if who else "-") if who else
+            _l("This task is no longer open; reload the case."), code="task_gone")
+
+
+def claim(actor: User, task_row_id: int, *, now: datetime) -> CaseTask:
+    task = _task(task_row_id, lock=True)
+    _may_act(actor, task)
+    _still_ready(task)
+    if task.claimed_by_id not in (None, actor.id):
+        raise Conflict(_l("%(name)s has already claimed this task.",
+                          name=task.claimed_by.display_name if task.claimed_by else "-"),
+                       code="claimed_by_other")
+    task.claimed_by_id, task.claimed_at = actor.id, now
+    case_engine.add_event(task.case, kind="claim", at=now, actor=actor,
+                          version_hash=_hash(task.case), element_id=task.element_id,
+                          element_name=task.name)
+    db.session.flush()
+    return task
+
+
+def release(actor: User, task_row_id: int, *, now: datetime) -> CaseTask:
+    task = _task(task_row_id, lock=True)
+    _still_ready(task)
+    if task.claimed_by_id != actor.id:
+        raise Conflict(_l("Only the person who claimed a task can release it."),
+                       code="not_claimed_by_you")
+    task.claimed_by_id, task.claimed_at = None, None
+    case_engine.add_event(task.case, kind="release", at=now, actor=actor,
+                          version_hash=_hash(task.case), element_id=task.element_id,
+                          element_name=task.name)
+    db.session.flush()
+    return task
+
+
+def _hash(case: Case) -> str:
+    version = db.session.get(HandbookVersion, case.handbook_version_id)
+    return version.content_hash if version else ""
+
+
+def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: datetime) -> Case:
+    """Complete a human task with its form; exactly one of two concurrent callers wins."""
+    task = _task(task_row_id, lock=True)
+    _may_act(actor, task)
+    _still_ready(task)
+    if task.claimed_by_id not in (None, actor.id):
+        raise Conflict(_l("%(name)s has claimed this task.",
+                          name=task.claimed_by.display_name if task.claimed_by else "-"),
+                       code="claimed_by_other")
+    case = task.case
+    loaded = case_engine.load(case)
+    try:
+        result = loaded.instance.complete_task(task.task_id, form, actor=actor.username, at=now)
+    except FormValidationError as exc:
+        raise ValidationFailed(_l("Please correct the marked fields."),
+                               details={k: [v] for k, v in exc.errors.items()}) from None
+    except (TaskNotFoundError, TaskNotReadyError):
+        raise Conflict(_l("This task is no longer open; reload the case."),
+                       code="task_gone") from None
+    task.claimed_by_id = task.claimed_by_id or actor.id
+    task.completed_by_id, task.completed_at = actor.id, now
+    if task.element_id == "Activity_accept" and case.accepted_at is None:
+        case.accepted_at = now
+    completed = case_engine.record_step(loaded, result, now=now, actor=actor)
+    notify.after_step(case, completed, now=now)
+    try:
+        db.session.flush()
+    except StaleDataError:
+        raise Conflict(_l("Someone else changed this case at the same moment; reload it."),
+                       code="concurrent_change") from None
+    return case
+
+
+def add_comment(actor: User, case: Case, body: str, *, now: datetime) -> CaseComment:
+    require(actor, "case.act", case)
+    text = body.strip()
+    if not text:
+        raise ValidationFailed(_l("Write something first."),
+                               details={"body": [str(_l("Required."))]})
+    if len(text) > 4000:
+        raise ValidationFailed(_l("At most 4000 characters."),
+                               details={"body": [str(_l("At most 4000 characters."))]})
+    comment = CaseComment(case_id=case.id, author_id=actor.id, body=text, created_at=now)
+    db.session.add(comment)
+    case_engine.add_event(case, kind="comment", at=now, actor=actor, version_hash=_hash(case),
+                          data={"body": text})
+    db.session.flush()
+    return comment
+
+
+def add_attachment(actor: User, case: Case, *, filename: str, content_type: str,
+                   content: bytes, now: datetime) -> Attachment:
+    require(actor, "case.act", case)
+    if content_type not in ATTACHMENT_TYPES:
+        raise ValidationFailed(_l("Only JPEG, PNG, WebP images and PDF documents are accepted."),
+                               details={"file": [content_type or "?"]})
+    if not content:
+        raise ValidationFailed(_l("The file is empty."), details={"file": ["0"]})
+    if len(content) > MAX_ATTACHMENT_BYTES:
+        raise ValidationFailed(_l("The file is larger than 10 MB."),
+                               details={"file": [str(len(content))]})
+    attachment = Attachment(case_id=case.id, uploaded_by_id=actor.id,
+                            filename=filename[:200] or "evidence", content_type=content_type,
+                            size=len(content), sha256=hashlib.sha256(content).hexdigest(),
+                            content=content, created_at=now)
+    db.session.add(attachment)
+    db.session.flush()
+    case_engine.add_event(case, kind="attachment", at=now, actor=actor,
+                          version_hash=_hash(case),
+                          data={"attachment": attachment.id, "filename": attachment.filename,
+                                "sha256": attachment.sha256, "size": attachment.size})
+    return attachment
+
+
+def raise_level(case: Case, level: str, value: float, *, now: datetime) -> None:
+    """A higher reading reached the case: tell its process (level-upgrade message)."""
+    if LEVEL_RANK.get(level, 0) <= LEVEL_RANK.get(case.highest_level, 0):
+        return
+    case.highest_level = level
+    loaded = case_engine.load(case)
+    version = loaded.version
+    handbook = handbook_of(version)
+    payload = {"level": level, "value": value, **level_variables(handbook, level)}
+    _send(loaded, "level_upgrade", payload, now)
+
+
+def back_to_normal(case: Case, value: float, *, now: datetime) -> None:
+    _send(case_engine.load(case), "back_to_normal", {"value": value}, now)
+
+
+def _send(loaded: case_engine.Loaded, message: str, payload: dict[str, Any],
+          now: datetime) -> None:
+    from workflows import EventNotExpectedError
+
+    try:
+        result = loaded.instance.send_message(message, payload, actor="system", at=now)
+    except EventNotExpectedError:
+        case_engine.add_event(loaded.case, kind="message_ignored", at=now,
+                              version_hash=loaded.version.content_hash,
+                              data={"message": message, "payload": payload})
+        return
+    completed = case_engine.record_step(loaded, result, now=now)
+    notify.after_step(loaded.case, completed, now=now)

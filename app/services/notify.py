@@ -1,0 +1,166 @@
+"""Reminders, escalations and notices: in-app notifications to the people a handbook names,
+and the same message queued for an outbound channel (a webhook) when one is configured."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flask import current_app
+from sqlalchemy import func, literal, or_, select, update
+
+from app.extensions import db
+from app.models import (
+    Case,
+    Department,
+    Notification,
+    OutboundMessage,
+    PlatformNode,
+    RoleAssignment,
+    User,
+)
+
+if TYPE_CHECKING:
+    from app.services.case_engine import Completed
+    from app.services.handbook_data import Handbook
+
+# Titles are stored in Chinese, the language of the people they reach; the kind is a code.
+NOTICE_TITLES = {
+    "push": "新预警工单",
+    "reminder": "催办提醒",
+    "escalation": "超时升级",
+    "supervision": "督办",
+    "tracking": "超期未结案跟踪提示",
+    "level_upgrade": "预警升级",
+    "back_to_normal": "监测值恢复正常",
+    "weather_warning": "气象预警发布",
+}
+LEVEL_NAMES = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
+
+
+def recipients(case: Case, roles: Iterable[str], department: str | None = None) -> list[User]:
+    """Active users holding one of `roles` on a node that covers the case (town or scenario)."""
+    wanted = [r for r in roles if r]
+    if not wanted:
+        return []
+    covers = or_(literal(case.scope_path).like(PlatformNode.path + "%"),
+                 literal(case.scenario_path).like(PlatformNode.path + "%"))
+    query = (select(User).join(RoleAssignment, RoleAssignment.user_id == User.id)
+             .join(PlatformNode, RoleAssignment.node_id == PlatformNode.id)
+             .where(User.active.is_(True), RoleAssignment.role.in_(wanted), covers))
+    if department:
+        query = query.join(Department, User.department_id == Department.id).where(
+            Department.code == department)
+    return list(db.session.scalars(query.distinct()))
+
+
+def _send(case: Case, users: Iterable[User], kind: str, body: str, now: datetime) -> int:
+    title = f"{NOTICE_TITLES.get(kind, kind)} · {case.case_no}"
+    count = 0
+    for user in users:
+        db.session.add(Notification(user_id=user.id, case_id=case.id, kind=kind, title=title,
+                                    body=body, created_at=now))
+        count += 1
+    if count and current_app.config.get("NOTIFY_WEBHOOK_URL"):
+        db.session.add(OutboundMessage(channel="webhook", created_at=now, payload={
+            "kind": kind, "case_no": case.case_no, "scenario": case.scenario,
+            "level": case.level, "title": title, "body": body,
+            "recipients": sorted({u.username for u in users}), "at": now.isoformat()}))
+    return count
+
+
+def _body(case: Case, what: str) -> str:
+    return (f"{case.item_name} {LEVEL_NAMES.get(case.level, case.level)}预警 · "
+            f"{case.node.name} · {case.point_code}：{what}")
+
+
+def after_step(case: Case, completed: Iterable[Completed], *, now: datetime) -> int:
+    """Notify for every completed element that carries `notify`/`notice` properties."""
+    sent = 0
+    for element in completed:
+        roles = [r.strip() for r in element.properties.get("notify", "").split(",")]
+        kind = element.properties.get("notice", "reminder")
+        sent += _send(case, recipients(case, roles), kind, _body(case, element.name), now)
+    return sent
+
+
+def case_pushed(case: Case, handbook: Handbook, *, now: datetime) -> int:
+    """Push a new case to the people the handbook lists for its level (分级推送)."""
+    sent = 0
+    targets = handbook.data["responsibility"]["notify"].get("push", [])
+    owner = handbook.owner_department
+    for target in targets:
+        levels = target.get("levels")
+        if levels and case.level not in levels:
+            continue
+        department = target.get("department")
+        users = recipients(case, [target["role"]],
+                           department if department and department != owner else None)
+        sent += _send(case, users, "push", _body(case, "请及时接单受理"), now)
+    return sent
+
+
+def unread_count(user: User) -> int:
+    return db.session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.user_id == user.id, Notification.read_at.is_(None))) or 0
+
+
+def for_user(user: User, *, limit: int = 50) -> list[Notification]:
+    return list(db.session.scalars(select(Notification).where(Notification.user_id == user.id)
+                                   .order_by(Notification.id.desc()).limit(limit)))
+
+
+def mark_read(user: User, ids: Iterable[int] | None, *, now: datetime) -> int:
+    stmt = update(Notification).where(Notification.user_id == user.id,
+                                      Notification.read_at.is_(None))
+    if ids is not None:
+        stmt = stmt.where(Notification.id.in_(list(ids)))
+    result = db.session.execute(stmt.values(read_at=now))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+class Channel(Protocol):
+    def deliver(self, payload: dict[str, Any]) -> None: ...
+
+
+class WebhookChannel:
+    """POSTs each message as JSON to one URL; any non-2xx answer is a failed attempt."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def deliver(self, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        request = urllib.request.Request(self.url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            if not 200 <= response.status < 300:
+                raise OSError(f"webhook answered {response.status}")
+
+
+MAX_ATTEMPTS = 5
+
+
+def deliver_pending(channel: Channel, *, now: datetime, batch: int = 100) -> tuple[int, int]:
+    """Send queued outbound messages; returns (sent, failed). The caller commits."""
+    sent = failed = 0
+    rows = db.session.scalars(select(OutboundMessage).where(
+        OutboundMessage.status == "pending").order_by(OutboundMessage.id).limit(batch)
+        .with_for_update(skip_locked=True)).all()
+    for row in rows:
+        row.attempts += 1
+        try:
+            channel.deliver(row.payload)
+        except Exception as exc:  # any transport failure is retried, then parked
+            row.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+            if row.attempts >= MAX_ATTEMPTS:
+                row.status = "failed"
+            failed += 1
+        else:
+            row.status, row.sent_at = "sent", now
+            sent += 1
+    return sent, failed
