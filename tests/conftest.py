@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from app.extensions import db
 from app.models import Role, RoleAssignment, User
 from app.services import org
 from app.services.accounts import hash_password
-from helpers import PASSWORD, Browser
+from helpers import PASSWORD, Browser, Clock
 
 
 def _databases() -> list[str]:
@@ -31,20 +30,6 @@ def _databases() -> list[str]:
     if os.environ.get("TEST_DATABASE_URL"):
         found.append("postgresql")
     return found
-
-
-@dataclass
-class Clock:
-    """A clock the tests move by hand."""
-
-    now: datetime = field(default_factory=lambda: datetime(2026, 7, 26, 2, 0, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 def _reset_postgres(url: str) -> None:

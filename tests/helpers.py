@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -37,3 +39,17 @@ class Browser:
 
     def text(self, path: str) -> str:
         return str(self.client.get(path).get_data(as_text=True))
+
+
+@dataclass
+class Clock:
+    """A clock the tests move by hand."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 7, 26, 2, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now

@@ -64,6 +64,12 @@ STATE_FORMAT = "workflows.instance/1"
 _ERROR_KEY = "workflows_error"
 
 
+def _last_running(workflow: BpmnWorkflow) -> Task | None:
+    """The task the engine was working on when it stopped with an error it did not attach."""
+    active = [t for t in workflow.get_tasks(state=TaskState.STARTED | TaskState.READY)]
+    return max(active, key=lambda t: t.last_state_change, default=None)
+
+
 def _failure(task: Task, kind: str, message: str, line: int | None = None) -> TaskFailure:
     spec = task.task_spec
     return TaskFailure(str(task.id), task.workflow.spec.name, getattr(spec, "bpmn_id", None),
@@ -225,6 +231,19 @@ class Instance:
                     found.append((task, definition))
         return found
 
+    def _subprocess_starts(self, definition_class: type[Any], name: str) -> list[Any]:
+        """Event sub-processes that a message or signal would start (not waiting tasks: the
+        engine starts them from its spec when the event arrives)."""
+        found = []
+        workflow = self.workflow
+        for spec_name in getattr(workflow.spec.start, "trigger_specs", None) or []:
+            spec = workflow.subprocess_specs.get(spec_name)
+            for start in getattr(spec, "bpmn_start_events", None) or []:
+                definition = getattr(start, "event_definition", None)
+                if isinstance(definition, definition_class) and definition.name == name:
+                    found.append(definition)
+        return found
+
     def _not_expected(self, what: str, name: str) -> EventNotExpectedError:
         waiting = sorted({f"{w.kind} {w.name!r}" for w in self.waiting_events() if w.name})
         return EventNotExpectedError(
@@ -234,12 +253,13 @@ class Instance:
     def send_message(self, name: str, payload: Any = None, actor: str | None = None,
                      at: datetime | None = None) -> StepResult:
         """Deliver a message to this instance (routed by the caller, not by correlation)."""
-        catchers = self._catchers(MessageEventDefinition, name)
-        if not catchers:
+        definitions = [d for _, d in self._catchers(MessageEventDefinition, name)]
+        definitions += self._subprocess_starts(MessageEventDefinition, name)
+        if not definitions:
             raise self._not_expected("message", name)
         check_json_data({"payload": payload}, self.runtime.script_limits.max_data_nodes,
                         "the message payload")
-        definition = catchers[0][1]
+        definition = definitions[0]
         result_var = getattr(definition, "result_var", None)
         if hasattr(definition, "result_var"):
             event_payload: Any = {"payload": copy.deepcopy(payload), "result_var": result_var}
@@ -382,6 +402,13 @@ class Runtime:
             except WorkflowTaskException as exc:
                 line = exc.line_number if isinstance(exc.line_number, int) else None
                 failure = self._mark_failed(exc.task, "script", _engine_message(exc), line)
+            except WorkflowException as exc:
+                # Not tied to a task by the engine (e.g. a gateway with no way out): the step
+                # stops where it is and the instance reports it instead of half-running.
+                task = getattr(exc, "task", None) or _last_running(instance.workflow)
+                if task is None:
+                    raise
+                failure = self._mark_failed(task, "engine", str(exc), None)
         return StepResult(recorder.events, record, failure)
 
     @staticmethod

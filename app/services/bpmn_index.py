@@ -72,9 +72,13 @@ def build_index(files: dict[str, str]) -> VersionIndex:
                 element_id = element.get("id")
                 if not element_id or element is process:
                     continue
-                elements[(pid, element_id)] = ElementFacts(
+                facts = ElementFacts(
                     pid, element_id, element.get("name") or "", etree.QName(element).localname,
                     lanes.get(element_id), _properties(element))
+                elements[(pid, element_id)] = facts
+                # The engine reports tasks inside a sub-process under the sub-process's id.
+                for parent in element.iterancestors(f"{{{BPMN}}}subProcess"):
+                    elements[(parent.get("id", ""), element_id)] = facts
     return VersionIndex(elements)
 
 

@@ -180,3 +180,22 @@ def chain_intact(events: Iterable[CaseEvent]) -> int | None:
             return event.seq
         prev = digest
     return None
+
+
+def recorded_inputs(case: Case) -> list[Any]:
+    """Everything that moved the case's process, in order, as the engine recorded it."""
+    from workflows import input_from_dict
+
+    rows = db.session.scalars(select(CaseEvent).where(
+        CaseEvent.case_id == case.id, CaseEvent.kind == "input").order_by(CaseEvent.seq))
+    return [input_from_dict(dict(row.data)) for row in rows]
+
+
+def verify_replay(case: Case) -> Instance:
+    """Re-run the recorded inputs against the case's own stored BPMN with the recorded
+    times; raises ReplayMismatchError naming the first difference from the stored state."""
+    from workflows import verify_replay as _verify
+
+    version = db.session.get(HandbookVersion, case.handbook_version_id)
+    assert version is not None
+    return _verify(runtime(), compiled(version), recorded_inputs(case), case.state)

@@ -35,6 +35,7 @@ from app.services.handbook_data import (
     parse_handbook,
     platform_scenarios,
 )
+from app.services.handbook_schema import parse_duration
 from app.services.handbooks import published_version
 from app.services.permissions import holds_role_over, require
 from workflows import FormValidationError, TaskNotFoundError, TaskNotReadyError
@@ -64,15 +65,17 @@ def _ladder_after(steps: list[dict[str, Any]], role: str) -> str | None:
 
 
 def _add(a: str, b: str | None) -> str:
-    from app.services.handbook_schema import parse_duration
-
     total = parse_duration(a) + (parse_duration(b) if b else parse_duration("PT0S"))
     seconds = int(total.total_seconds())
     return f"PT{max(seconds, 1)}S"
 
 
-def level_variables(handbook: Handbook, level: str) -> dict[str, Any]:
-    """The process variables that depend on the level: limits and the escalation ladder."""
+def level_variables(handbook: Handbook, level: str, opened_at: datetime) -> dict[str, Any]:
+    """The process variables that depend on the level: limits and the escalation ladder.
+
+    Durations count from the push (the case's opening), as the handbooks define them; the
+    overdue tracking cycle therefore starts at the closing deadline itself.
+    """
     limits = limits_for(handbook, level)
     ladder = handbook.data["escalation_ladder"].get(level, {})
     missed = ladder.get("missed_accept", [])
@@ -89,19 +92,20 @@ def level_variables(handbook: Handbook, level: str) -> dict[str, Any]:
         "reminder_cycle": f"R3/{remind_every}",
         "escalate_after": _add(limits.accept, _ladder_after(missed, "department_head")),
         "supervise_after": _add(limits.accept, _ladder_after(missed, "leader_in_charge")),
-        "tracking_cycle": f"R20/{track_every}",
+        "tracking_cycle": f"R20/{(opened_at + parse_duration(limits.due)).isoformat()}/"
+                          f"{track_every}",
         "disposal_type": handbook.disposal_types.get(level, "self"),
     }
 
 
 def start_variables(handbook: Handbook, item: WarningItem, *, level: str, case_no: str,
-                    value: float, town: str, point: str) -> dict[str, Any]:
+                    value: float, town: str, point: str, opened_at: datetime) -> dict[str, Any]:
     return {
         "case_no": case_no, "scenario": handbook.scenario, "item_code": item.code,
         "item_name": item.name, "level": level, "value": value, "unit": item.unit,
         "town": town, "point": point,
-        "limits": {lv: level_variables(handbook, lv) for lv in handbook.levels},
-        **level_variables(handbook, level),
+        "limits": {lv: level_variables(handbook, lv, opened_at) for lv in handbook.levels},
+        **level_variables(handbook, level, opened_at),
     }
 
 
@@ -138,12 +142,13 @@ def open_case(request: NewCase, *, now: datetime) -> Case:
         status="open", level=request.level, highest_level=request.level, unit=item.unit,
         first_value=request.value, last_value=request.value, alert_count=1,
         first_seen=request.observed_at, last_seen=request.observed_at, opened_at=now,
-        due_at=now + _duration(limits_for(handbook, request.level).due), state={})
+        due_at=now + parse_duration(limits_for(handbook, request.level).due), state={})
     db.session.add(case)
     db.session.flush()
     data = start_variables(handbook, item, level=request.level, case_no=case_no,
                            value=request.value, town=request.node.name,
-                           point=request.point.name if request.point else request.point_code)
+                           point=request.point.name if request.point else request.point_code,
+                           opened_at=now)
     spec = case_engine.compiled(version)
     instance, result = case_engine.runtime().start(spec, version.process_id, data,
                                                    actor="system", at=now)
@@ -158,12 +163,6 @@ def open_case(request: NewCase, *, now: datetime) -> Case:
     notify.after_step(case, completed, now=now)
     notify.case_pushed(case, handbook, now=now)
     return case
-
-
-def _duration(text: str):  # type: ignore[no-untyped-def]
-    from app.services.handbook_schema import parse_duration
-
-    return parse_duration(text)
 
 
 def get_case(actor: User, case_id: int) -> Case:
@@ -190,7 +189,7 @@ def _task(task_row_id: int, *, lock: bool = False) -> CaseTask:
     if lock:
         # Serialise writers on the case row: on PostgreSQL a real row lock; the optimistic
         # counter on the case catches anything that still slips through.
-        db.session.scalar(select(Case).where(Case.id == row.case_id).with_for_update())
+        db.session.scalar(select(Case).where(Case.id == row.case_id).with_for_update(of=Case))
         db.session.refresh(row)
     return row
 
@@ -327,7 +326,8 @@ def raise_level(case: Case, level: str, value: float, *, now: datetime) -> None:
     loaded = case_engine.load(case)
     version = loaded.version
     handbook = handbook_of(version)
-    payload = {"level": level, "value": value, **level_variables(handbook, level)}
+    payload = {"level": level, "value": value,
+               **level_variables(handbook, level, case.opened_at)}
     _send(loaded, "level_upgrade", payload, now)
 
 

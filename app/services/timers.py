@@ -27,7 +27,7 @@ def fire_case(case_id: int, now: datetime) -> bool:
     """Fire the due timers of one case under a row lock; False if another worker has it."""
     case = db.session.scalar(
         select(Case).where(Case.id == case_id, Case.status == "open", Case.next_timer_at < now)
-        .with_for_update(skip_locked=True))
+        .with_for_update(skip_locked=True, of=Case))
     if case is None:
         return False
     loaded = case_engine.load(case)

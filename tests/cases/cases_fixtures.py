@@ -1,0 +1,75 @@
+"""Plain helpers (not fixtures) for tests that manage their own database and commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Case, CaseTask, Role, RoleAssignment, User
+from app.services import case_engine, cases, handbooks, org
+
+
+def publish_all(now: datetime) -> None:
+    """Deploy the handbooks on disk and publish each through the review path."""
+    writer = User(username="hb.writer", display_name="手册起草", password_hash="x",
+                  home_node=org.node_by_code("district"))
+    reviewer = User(username="hb.reviewer", display_name="手册审核", password_hash="x",
+                    home_node=org.node_by_code("district"))
+    district = org.node_by_code("district")
+    writer.assignments = [RoleAssignment(role=Role.BUSINESS_ADMIN, node=district)]
+    reviewer.assignments = [RoleAssignment(role=Role.DEPARTMENT_HEAD, node=district)]
+    db.session.add_all([writer, reviewer])
+    db.session.flush()
+    for version in handbooks.deploy(author=writer, now=now).created:
+        handbooks.submit_for_review(writer, version.id, note="", now=now)
+        handbooks.approve(reviewer, version.id, comment="同意", now=now)
+
+
+def fill_form(fields: Any, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A valid answer for every required field, overridden by `given`."""
+    form = dict(given or {})
+    for f in fields:
+        if f.id in form or not f.required:
+            continue
+        if f.options:
+            form[f.id] = f.options[0].id
+        elif f.type == "boolean":
+            form[f.id] = True
+        elif f.type == "long":
+            form[f.id] = int(f.min or 1)
+        elif f.type == "date":
+            form[f.id] = ("2026-07-26T10:30:00+08:00"
+                          if dict(f.properties).get("widget") == "datetime" else "2026-07-26")
+        else:
+            form[f.id] = "现场已按手册处置完毕，隐患已排除。"
+    return form
+
+
+ANSWERS: dict[str, dict[str, Any]] = {
+    "Activity_assessment": {"verdict": "confirmed", "major_risk": False},
+    "Activity_dispose": {"escalate": "none"},
+    "Activity_verify": {"verified": "approve"},
+}
+
+
+def drive_to(app: Flask, clock: Any, case_no: str, people: dict[str, int],
+             element_id: str) -> int:
+    """Complete tasks until `element_id` is ready; return its task row id."""
+    for _ in range(20):
+        with app.app_context():
+            case = db.session.scalar(select(Case).where(Case.case_no == case_no))
+            task = db.session.scalar(select(CaseTask).where(
+                CaseTask.case_id == case.id, CaseTask.status == "ready").order_by(CaseTask.id))
+            assert task is not None
+            if task.element_id == element_id:
+                return task.id
+            fields = case_engine.load(case).compiled.form_fields(task.process_id,
+                                                                 task.element_id)
+            cases.complete(db.session.get(User, people[task.role]), task.id,
+                           fill_form(fields, ANSWERS.get(task.element_id, {})), now=clock())
+            db.session.commit()
+    raise AssertionError(f"{element_id} never became ready")

@@ -1,0 +1,100 @@
+"""Fixtures for case tests: published handbooks, a source-system key, monitoring points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import ApiKey, MonitoringPoint, Role, User
+from app.services import api_keys, org
+from app.services.intake import AlertIn, ingest
+from cases_fixtures import ANSWERS, fill_form, publish_all
+
+SCENARIOS = ("flood_typhoon", "rain_snow_ice", "industry_trade", "hazardous_chemicals", "gas",
+             "bridge", "utility_tunnel", "construction_site", "water", "forest_fire",
+             "oil_gas_pipeline", "traffic", "crowd", "elevator", "power_supply")
+
+
+@pytest.fixture
+def published(app: Flask, dbconn: Any, clock: Any) -> None:
+    with app.app_context():
+        publish_all(clock())
+        db.session.commit()
+
+
+@pytest.fixture
+def source_key(app: Flask, dbconn: Any, clock: Any, make_user: Callable[..., Any]) -> str:
+    admin = make_user((Role.TECH_ADMIN, "district"))
+    with app.app_context():
+        issued = api_keys.issue(db.session.get(User, admin["id"]), name="IoT", source_type="iot",
+                                scenarios=list(SCENARIOS), now=clock(),
+                                known_scenarios=set(SCENARIOS))
+        db.session.commit()
+        return issued.secret
+
+
+@pytest.fixture
+def point(app: Flask, dbconn: Any) -> Callable[..., str]:
+    def make(code: str, scenario: str, town: str = "town.02") -> str:
+        with app.app_context():
+            db.session.add(MonitoringPoint(code=code, name=f"测点{code}", scenario=scenario,
+                                           node=org.node_by_code(town), lat=31.23, lon=121.5))
+            db.session.commit()
+        return code
+
+    return make
+
+
+@pytest.fixture
+def send(app: Flask, clock: Any, source_key: str) -> Callable[..., dict[str, Any]]:
+    """Ingest one alert through the service, committed, as the API would."""
+
+    def _send(scenario: str, indicator: str, value: float, point: str, **kw: Any
+              ) -> dict[str, Any]:
+        with app.app_context():
+            key = db.session.scalar(select(ApiKey))
+            outcome = ingest(key, AlertIn(scenario=scenario, indicator=indicator,
+                                          point_code=point, value=value,
+                                          observed_at=clock(), **kw), now=clock())
+            db.session.commit()
+            return outcome.to_dict()
+
+    return _send
+
+
+@pytest.fixture
+def drive(app: Flask, clock: Any) -> Callable[..., list[str]]:
+    """Complete the ready tasks of a case as their roles until `stop_at` is ready (or the
+    case ends); `people` maps role -> user id. Returns the element ids completed."""
+    from app.models import Case, CaseTask
+    from app.services import case_engine, cases
+
+    def run(case_no: str, people: dict[str, int], *, stop_at: str | None = None,
+            answers: dict[str, dict[str, Any]] | None = None, steps: int = 30) -> list[str]:
+        done: list[str] = []
+        for _ in range(steps):
+            with app.app_context():
+                case = db.session.scalar(select(Case).where(Case.case_no == case_no))
+                if case.status != "open":
+                    return done
+                task = db.session.scalar(select(CaseTask).where(
+                    CaseTask.case_id == case.id, CaseTask.status == "ready")
+                    .order_by(CaseTask.id))
+                if task is None or task.element_id == stop_at:
+                    return done
+                fields = case_engine.load(case).compiled.form_fields(task.process_id,
+                                                                     task.element_id)
+                given = {**ANSWERS, **(answers or {})}.get(task.element_id, {})
+                actor = db.session.get(User, people[task.role])
+                clock.advance(minutes=1)
+                cases.complete(actor, task.id, fill_form(fields, given), now=clock())
+                db.session.commit()
+                done.append(task.element_id)
+        return done
+
+    return run

@@ -1,0 +1,130 @@
+"""Two people complete the same task at once, on PostgreSQL with real connections and commits:
+exactly one wins, the other gets a clear conflict, nothing is lost."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import func, select
+
+from app import create_app
+from app.config import _database_url
+from app.extensions import db
+from app.models import (
+    ApiKey,
+    Case,
+    CaseEvent,
+    CaseTask,
+    MonitoringPoint,
+    Role,
+    RoleAssignment,
+    User,
+)
+from app.services import api_keys, cases, org
+from app.services.errors import Conflict
+from app.services.intake import AlertIn, ingest
+from cases_fixtures import drive_to, publish_all
+from helpers import PASSWORD, Clock
+
+pytestmark = pytest.mark.commits
+
+BASE_URL = os.environ.get("TEST_DATABASE_URL")
+DB_NAME = "ops_concurrency_test"
+
+
+@pytest.fixture
+def pg_app() -> Iterator[tuple[Flask, Clock]]:
+    if not BASE_URL:
+        pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL")
+    admin = sa.create_engine(_database_url(BASE_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {DB_NAME}"))
+    url = sa.make_url(_database_url(BASE_URL)).set(database=DB_NAME)
+    clock = Clock()
+    app = create_app(DATABASE_URL=url.render_as_string(hide_password=False),
+                     SECRET_KEY="concurrency-secret-0123456789", clock=clock)
+    with app.app_context():
+        upgrade()
+        org.load_org()
+        db.session.commit()
+    try:
+        yield app, clock
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
+        admin.dispose()
+
+
+def _user(username: str, role: Role, node: str) -> User:
+    from app.services.accounts import hash_password
+
+    user = User(username=username, display_name=username, password_hash=hash_password(PASSWORD),
+                home_node=org.node_by_code(node))
+    user.assignments = [RoleAssignment(role=role, node=org.node_by_code(node))]
+    db.session.add(user)
+    return user
+
+
+def test_exactly_one_of_two_concurrent_completions_wins(pg_app: Any) -> None:
+    app, clock = pg_app
+    with app.app_context():
+        publish_all(clock())
+        ids = {"business_admin": _user("ba", Role.BUSINESS_ADMIN, "scenario.gas"),
+               "responder": _user("r1", Role.RESPONDER, "town.02")}
+        second = _user("r2", Role.RESPONDER, "town.02")
+        tech = _user("tech", Role.TECH_ADMIN, "district")
+        db.session.flush()
+        api_keys.issue(tech, name="iot", source_type="iot", scenarios=["gas"], now=clock(),
+                       known_scenarios={"gas"})
+        db.session.add(MonitoringPoint(code="P1", name="测点", scenario="gas",
+                                       node=org.node_by_code("town.02")))
+        db.session.commit()
+        people = {role: u.id for role, u in ids.items()}
+        second_id = second.id
+        key = db.session.scalar(select(ApiKey))
+        case_no = ingest(key, AlertIn("gas", "ch4_lel", "P1", 30.0, clock()), now=clock()).case_no
+        db.session.commit()
+    task_id = drive_to(app, clock, case_no, people, "Activity_accept")
+
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def attempt(user_id: int) -> None:
+        with app.app_context():
+            user = db.session.get(User, user_id)
+            barrier.wait()
+            try:
+                cases.complete(user, task_id, {"accepted": True, "eta_minutes": 10},
+                               now=clock())
+                db.session.commit()
+                results.append("ok")
+            except Conflict as exc:
+                db.session.rollback()
+                results.append(f"conflict:{exc.code}")
+
+    threads = [threading.Thread(target=attempt, args=(uid,))
+               for uid in (people["responder"], second_id)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(results) == ["conflict:task_gone", "ok"], results
+    with app.app_context():
+        case = db.session.scalar(select(Case).where(Case.case_no == case_no))
+        completions = db.session.scalar(select(func.count()).select_from(CaseEvent).where(
+            CaseEvent.case_id == case.id, CaseEvent.element_id == "Activity_accept",
+            CaseEvent.new_state == "COMPLETED"))
+        assert completions == 1
+        assert db.session.scalar(select(CaseTask.status).where(CaseTask.id == task_id)) \
+            == "completed"

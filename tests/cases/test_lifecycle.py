@@ -1,0 +1,190 @@
+"""From a sensor's alarm to a closed, audited case: grouping, routing, actions, history."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Alert, Case, CaseEvent, CaseTask, Notification, Role, User
+from app.services import case_engine, cases
+from app.services.errors import Conflict, Forbidden, ValidationFailed
+
+
+@pytest.fixture
+def people(make_user) -> dict[str, int]:
+    return {
+        "business_admin": make_user((Role.BUSINESS_ADMIN, "scenario.gas"))["id"],
+        "responder": make_user((Role.RESPONDER, "town.02"), username="rs.ljz")["id"],
+        "department_head": make_user((Role.DEPARTMENT_HEAD, "industry.construction"))["id"],
+        "leader_in_charge": make_user((Role.LEADER_IN_CHARGE, "industry.construction"))["id"],
+    }
+
+
+def _case(app, case_no: str) -> Case:
+    with app.app_context():
+        case = db.session.scalar(select(Case).where(Case.case_no == case_no))
+        db.session.expunge_all()
+        return case
+
+
+def test_a_gas_alarm_runs_to_a_closed_case(app, published, point, send, people, drive):
+    point("GAS-MH-0001", "gas")
+    outcome = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")
+    assert outcome["disposition"] == "opened" and outcome["level"] == "yellow"
+    assert outcome["case_no"] == "RQ-2026-000001"
+    done = drive(outcome["case_no"], people)
+    assert done[:2] == ["Activity_assessment", "Activity_accept"]
+    assert "Activity_dispose" in done
+    assert "Activity_valve_closure" not in done  # the handbook keeps it for red and orange
+    assert done[-3:] == ["Activity_cancel_warning", "Activity_feedback", "Activity_verify"]
+    case = _case(app, outcome["case_no"])
+    assert case.status == "closed" and case.closed_at is not None
+    assert case.accepted_at is not None
+    with app.app_context():
+        case = db.session.get(Case, case.id)
+        events = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
+                                    .order_by(CaseEvent.seq)).all()
+        assert case_engine.chain_intact(events) is None
+        completed_by = {e.element_id: e.actor_name for e in events
+                        if e.kind == "task" and e.new_state == "COMPLETED"}
+        assert completed_by["Activity_accept"] == "rs.ljz"
+        # The auditor's replay reaches exactly the stored state.
+        replayed = case_engine.verify_replay(case)
+        assert replayed.finished
+        assert db.session.scalar(select(func.count()).select_from(CaseTask).where(
+            CaseTask.case_id == case.id, CaseTask.status == "ready")) == 0
+
+
+def test_the_town_comes_from_the_point_registry(app, published, point, send):
+    point("GAS-MH-0022", "gas", town="town.22")
+    outcome = send("gas", "ch4_lel", 30.0, "GAS-MH-0022")
+    case = _case(app, outcome["case_no"])
+    with app.app_context():
+        assert db.session.get(Case, case.id).node.name == "张江镇"
+
+
+def test_unknown_points_are_accepted_and_flagged(app, published, send):
+    outcome = send("gas", "ch4_lel", 30.0, "NOT-REGISTERED")
+    assert outcome["unknown_point"] is True and outcome["disposition"] == "opened"
+    with app.app_context():
+        case = db.session.scalar(select(Case).where(Case.case_no == outcome["case_no"]))
+        assert case.node.code == "scenario.gas"
+
+
+def test_repeats_group_into_the_open_case(app, published, point, send, clock):
+    point("GAS-MH-0001", "gas")
+    first = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")
+    clock.advance(minutes=2)
+    again = send("gas", "ch4_lel", 32.0, "GAS-MH-0001")
+    assert again["disposition"] == "grouped" and again["case_no"] == first["case_no"]
+    case = _case(app, first["case_no"])
+    assert case.alert_count == 2 and case.last_value == 32.0
+    assert case.last_seen == clock()
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Case)) == 1
+
+
+def test_a_higher_reading_upgrades_the_running_process(app, published, point, send, people,
+                                                        drive, clock):
+    point("GAS-MH-0001", "gas")
+    first = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")
+    drive(first["case_no"], people, stop_at="Activity_dispose")
+    clock.advance(minutes=1)
+    upgraded = send("gas", "ch4_lel", 60.0, "GAS-MH-0001")
+    assert upgraded["disposition"] == "upgraded"
+    case = _case(app, first["case_no"])
+    assert case.highest_level == "orange" and case.level == "orange"
+    with app.app_context():
+        state = db.session.get(Case, case.id).state
+        assert '"level": "orange"' in str(state).replace("'", '"')
+        notes = db.session.scalars(select(Notification.kind).where(
+            Notification.case_id == case.id)).all()
+    assert "level_upgrade" in notes
+    assert drive(first["case_no"], people)[-1] == "Activity_verify"
+    assert _case(app, first["case_no"]).status == "closed"
+
+
+def test_back_to_normal_reaches_the_process(app, published, point, send, people, drive):
+    point("GAS-MH-0001", "gas")
+    first = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")
+    drive(first["case_no"], people, stop_at="Activity_dispose")
+    normal = send("gas", "ch4_lel", 1.0, "GAS-MH-0001")
+    assert normal["disposition"] == "back_to_normal"
+    with app.app_context():
+        kinds = db.session.scalars(select(Notification.kind).where(
+            Notification.case_id == _case(app, first["case_no"]).id)).all()
+    assert "back_to_normal" in kinds
+
+
+def test_readings_below_threshold_are_kept_but_open_nothing(app, published, point, send):
+    point("GAS-MH-0001", "gas")
+    outcome = send("gas", "ch4_lel", 2.0, "GAS-MH-0001")
+    assert outcome["disposition"] == "below_threshold" and outcome["case_no"] is None
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Alert)) == 1
+        assert db.session.scalar(select(func.count()).select_from(Case)) == 0
+
+
+def test_a_false_alarm_ends_the_case(app, published, point, send, people, drive):
+    point("GAS-MH-0001", "gas")
+    outcome = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")
+    done = drive(outcome["case_no"], people,
+                 answers={"Activity_assessment": {"verdict": "false_alarm"}})
+    assert done == ["Activity_assessment"]
+    case = _case(app, outcome["case_no"])
+    assert case.status == "false_alarm" and case.outcome == "false_alarm"
+    # A new alarm at the same point opens a new case, not a closed one.
+    again = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")
+    assert again["disposition"] == "opened" and again["case_no"] != outcome["case_no"]
+
+
+def _ready(app, case_no: str) -> CaseTask:
+    with app.app_context():
+        task = db.session.scalar(select(CaseTask).join(Case).where(
+            Case.case_no == case_no, CaseTask.status == "ready"))
+        db.session.expunge_all()
+        return task
+
+
+def test_claim_release_and_who_may_act(app, published, point, send, people, drive, make_user,
+                                       clock):
+    point("GAS-MH-0001", "gas")
+    outcome = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")
+    drive(outcome["case_no"], people, stop_at="Activity_accept")
+    task = _ready(app, outcome["case_no"])
+    assert task.element_id == "Activity_accept" and task.role == "responder"
+    other_town = make_user((Role.RESPONDER, "town.22"))["id"]
+    colleague = make_user((Role.RESPONDER, "town.02"))["id"]
+    with app.app_context():
+        with pytest.raises(Forbidden):
+            cases.claim(db.session.get(User, other_town), task.id, now=clock())
+        with pytest.raises(Forbidden):  # right area, wrong role
+            cases.claim(db.session.get(User, people["business_admin"]), task.id, now=clock())
+        cases.claim(db.session.get(User, people["responder"]), task.id, now=clock())
+        db.session.commit()
+        with pytest.raises(Conflict, match="claimed"):
+            cases.complete(db.session.get(User, colleague), task.id, {"accepted": True},
+                           now=clock())
+        with pytest.raises(Conflict):
+            cases.release(db.session.get(User, colleague), task.id, now=clock())
+        cases.release(db.session.get(User, people["responder"]), task.id, now=clock())
+        db.session.commit()
+        with pytest.raises(ValidationFailed) as err:
+            cases.complete(db.session.get(User, colleague), task.id, {"eta_minutes": "soon"},
+                           now=clock())
+        assert "eta_minutes" in err.value.details
+        db.session.rollback()
+
+
+def test_completing_a_task_twice_is_a_conflict(app, published, point, send, people, drive,
+                                               clock):
+    point("GAS-MH-0001", "gas")
+    outcome = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")
+    drive(outcome["case_no"], people, stop_at="Activity_accept")
+    task = _ready(app, outcome["case_no"])
+    drive(outcome["case_no"], people, stop_at="Activity_dispose")
+    with app.app_context():
+        with pytest.raises(Conflict, match="already completed"):
+            cases.complete(db.session.get(User, people["responder"]), task.id,
+                           {"accepted": True}, now=clock())
