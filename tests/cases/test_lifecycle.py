@@ -188,3 +188,42 @@ def test_completing_a_task_twice_is_a_conflict(app, published, point, send, peop
         with pytest.raises(Conflict, match="already completed"):
             cases.complete(db.session.get(User, people["responder"]), task.id,
                            {"accepted": True}, now=clock())
+
+
+def test_running_cases_keep_their_handbook_version(app, published, point, send, people, drive,
+                                                   clock, tmp_path):
+    """Art 7: a new version is used by new cases; a running case finishes on its own."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from app.models import HandbookVersion, User
+    from app.services import handbooks
+
+    point("GAS-MH-0001", "gas")
+    point("GAS-MH-0002", "gas")
+    first = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")
+    drive(first["case_no"], people, stop_at="Activity_dispose")
+    root = tmp_path / "repo"
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "bpmn", root / "bpmn")
+    shutil.copytree(repo / "handbooks", root / "handbooks")
+    path = root / "handbooks" / "scenarios" / "gas.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["time_limits"]["yellow"]["accept"] = "PT20M"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with app.app_context():
+        writer = db.session.scalar(select(User).where(User.username == "hb.writer"))
+        reviewer = db.session.scalar(select(User).where(User.username == "hb.reviewer"))
+        [v2] = handbooks.deploy(author=writer, now=clock(), root=root, note="接单时限调整").created
+        handbooks.submit_for_review(writer, v2.id, note="", now=clock())
+        handbooks.approve(reviewer, v2.id, comment="同意", now=clock())
+        db.session.commit()
+        v2_id = v2.id
+    second = send("gas", "ch4_lel", 30.0, "GAS-MH-0002")
+    old, new = _case(app, first["case_no"]), _case(app, second["case_no"])
+    assert new.handbook_version_id == v2_id and old.handbook_version_id != v2_id
+    with app.app_context():
+        assert db.session.get(HandbookVersion, old.handbook_version_id).status.value == "retired"
+    assert drive(first["case_no"], people)[-1] == "Activity_verify"
+    assert _case(app, first["case_no"]).status == "closed"
