@@ -25,6 +25,7 @@ db: setup
 seed: db
 	$(FLASK) seed org
 	$(FLASK) seed demo
+	$(FLASK) seed handbooks
 
 run: seed
 	$(FLASK) seed show-logins

@@ -64,6 +64,21 @@ def seed_demo() -> None:
     click.echo(f"demo accounts: {len(created)} created, {len(accounts) - len(created)} existed")
 
 
+@seed_cli.command("handbooks")
+def seed_handbooks() -> None:
+    """Deploy the handbooks and publish the ones never published, through demo reviewers."""
+    from app.services.handbooks import DeployRefused
+
+    try:
+        published = demo.publish_demo_handbooks(now=_now())
+    except (LookupError, DeployRefused) as exc:
+        db.session.rollback()
+        raise click.ClickException(getattr(exc, "message", str(exc))) from None
+    db.session.commit()
+    click.echo(f"handbooks published: {len(published)}"
+               + (f" ({', '.join(published)})" if published else ""))
+
+
 @seed_cli.command("show-logins")
 def show_logins() -> None:
     """Print the demo log-ins created on this installation."""
@@ -146,3 +161,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(handbooks_cli)
     app.cli.add_command(serve)
+    __import__("app.cli_alerts", fromlist=["register"]).register(app)

@@ -46,6 +46,18 @@ DEMO_ACCOUNTS: tuple[tuple[str, str, str | None, str, list[tuple[Role, str]], st
      [(Role.RESPONDER, "scenario.elevator")], "13800000014"),
     ("rs_village", "韩居委", "city_ops", "town.01.v001",
      [(Role.RESPONDER, "town.01.v001")], "13800000015"),
+    ("hb_admin", "曹标准", "district_office", "district",
+     [(Role.BUSINESS_ADMIN, "district")], "13800000018"),
+    ("stj_head", "何生态", "ecology", "industry.ecology",
+     [(Role.DEPARTMENT_HEAD, "industry.ecology")], "13800000019"),
+    ("fgw_head", "吕发改", "development", "industry.development",
+     [(Role.DEPARTMENT_HEAD, "industry.development")], "13800000020"),
+    ("ga_head", "施公安", "public_security", "industry.public_security",
+     [(Role.DEPARTMENT_HEAD, "industry.public_security")], "13800000021"),
+    ("gd_head", "张供电", "power", "scenario.power_supply",
+     [(Role.DEPARTMENT_HEAD, "scenario.power_supply")], "13800000022"),
+    ("qx_head", "孔气象", "meteorology", "industry.meteorology",
+     [(Role.DEPARTMENT_HEAD, "industry.meteorology")], "13800000023"),
     ("tech_head", "杨技术", "district_office", "district",
      [(Role.TECH_UNIT_HEAD, "district")], "13800000016"),
     ("tech_admin", "朱运维", "construction", "industry.construction",
@@ -96,3 +108,31 @@ def load_demo_accounts(*, now: datetime) -> list[DemoAccount]:
         result.append(DemoAccount(username, name, labels, password))
     db.session.flush()
     return result
+
+
+def publish_demo_handbooks(*, now: datetime) -> list[str]:
+    """Deploy the handbooks and take each one without a published version through review:
+    the demo business administrator drafts, the owning department's demo head approves."""
+    from app.models import HandbookVersion, VersionStatus
+    from app.services import handbooks
+    from app.services.permissions import can
+
+    author = db.session.scalar(select(User).where(User.username == "hb_admin"))
+    if author is None:
+        raise LookupError("the demo accounts are missing: run `flask seed demo` first")
+    handbooks.deploy(author=author, now=now, note="演示数据: 初始版本")
+    heads = [u for u in db.session.scalars(select(User)) if Role.DEPARTMENT_HEAD in u.roles()]
+    published: list[str] = []
+    drafts = db.session.scalars(select(HandbookVersion).where(
+        HandbookVersion.status == VersionStatus.DRAFT).order_by(HandbookVersion.id)).all()
+    for version in drafts:
+        if handbooks.published_version(version.handbook_key) is not None:
+            continue
+        reviewer = next((h for h in heads if h.id != author.id
+                         and can(h, "handbook.review", version.node)), None)
+        if reviewer is None:
+            continue
+        handbooks.submit_for_review(author, version.id, note="演示数据: 初始版本", now=now)
+        handbooks.approve(reviewer, version.id, comment="同意发布（演示）", now=now)
+        published.append(version.handbook_key)
+    return published

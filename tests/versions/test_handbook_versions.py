@@ -177,3 +177,16 @@ def test_version_pages(app, dbconn, clock, as_role) -> None:
     responder = as_role(Role.RESPONDER, node="town.02")
     assert responder.post(f"/handbooks/versions/{version_id}/reject",
                           {"comment": "x"}).status_code == 403
+
+
+def test_demo_handbooks_are_published_through_review_once(ctx, clock) -> None:
+    from app.services import demo
+
+    demo.load_demo_accounts(now=clock())
+    published = demo.publish_demo_handbooks(now=clock())
+    assert len(published) == 16
+    for key in published:
+        version = handbooks.published_version(key)
+        assert version.reviewer_id != version.author_id
+    assert demo.publish_demo_handbooks(now=clock()) == []
+    assert _count() == 16
