@@ -46,7 +46,8 @@ class HandbookVersion(Base):
              values_callable=lambda e: [m.value for m in e]), default=VersionStatus.DRAFT)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     process_id: Mapped[str] = mapped_column(String(100))
-    files: Mapped[dict[str, str]] = mapped_column(JSON)
+    # Deferred: the bundle is large and, once compiled, cached by content hash.
+    files: Mapped[dict[str, str]] = mapped_column(JSON, deferred=True)
     change_note: Mapped[str] = mapped_column(Text, default="")
     diff_summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
@@ -59,9 +60,9 @@ class HandbookVersion(Base):
     published_at: Mapped[datetime | None]
     retired_at: Mapped[datetime | None]
 
-    node: Mapped[PlatformNode] = relationship(lazy="joined")
-    author: Mapped[User | None] = relationship(foreign_keys=[author_id], lazy="joined")
-    reviewer: Mapped[User | None] = relationship(foreign_keys=[reviewer_id], lazy="joined")
+    node: Mapped[PlatformNode] = relationship(lazy="select")
+    author: Mapped[User | None] = relationship(foreign_keys=[author_id], lazy="select")
+    reviewer: Mapped[User | None] = relationship(foreign_keys=[reviewer_id], lazy="select")
 
     @property
     def label(self) -> str:

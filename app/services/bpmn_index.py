@@ -4,6 +4,7 @@ each element's `camunda:properties` (who to notify, what kind of notice, due var
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -86,11 +87,12 @@ _CACHE: dict[str, VersionIndex] = {}
 _CACHE_LIMIT = 64
 
 
-def index_for(content_hash: str, files: dict[str, str]) -> VersionIndex:
-    """The index of a stored version, built once per content hash (versions never change)."""
+def index_for(content_hash: str, files: Callable[[], dict[str, str]]) -> VersionIndex:
+    """The index of a stored version, built once per content hash (versions never change);
+    `files` is called only when the index is not cached yet."""
     found = _CACHE.get(content_hash)
     if found is None:
-        found = build_index(files)
+        found = build_index(files())
         if len(_CACHE) >= _CACHE_LIMIT:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[content_hash] = found

@@ -45,7 +45,8 @@ def load(case: Case) -> Loaded:
     assert version is not None
     spec = compiled(version)
     instance = runtime().load(spec, case.state)
-    return Loaded(case, version, spec, index_for(version.content_hash, version.files), instance)
+    index = index_for(version.content_hash, lambda: version.files)
+    return Loaded(case, version, spec, index, instance)
 
 
 def _chain(case: Case, payload: dict[str, Any]) -> tuple[str, str]:

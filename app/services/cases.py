@@ -153,7 +153,8 @@ def open_case(request: NewCase, *, now: datetime) -> Case:
     instance, result = case_engine.runtime().start(spec, version.process_id, data,
                                                    actor="system", at=now)
     loaded = case_engine.Loaded(case, version, spec,
-                                case_engine.index_for(version.content_hash, version.files),
+                                case_engine.index_for(version.content_hash,
+                                                      lambda: version.files),
                                 instance)
     case_engine.add_event(case, kind="opened", at=now, version_hash=version.content_hash,
                           actor_name="system",

@@ -35,6 +35,14 @@ def bpmn_files(version: HandbookVersion) -> dict[str, bytes]:
             if name.endswith(".bpmn")}
 
 
+_COMPILED: dict[str, CompiledVersion] = {}
+
+
 def compiled(version: HandbookVersion) -> CompiledVersion:
-    """The compiled specs of a stored version; compiled once per process and cached."""
-    return runtime().compile(bpmn_files(version))
+    """The compiled specs of a stored version, by its content hash: stored versions never
+    change, so the (large, deferred) files are read and compiled once per process."""
+    found = _COMPILED.get(version.content_hash)
+    if found is None:
+        found = runtime().compile(bpmn_files(version))
+        _COMPILED[version.content_hash] = found
+    return found

@@ -56,9 +56,9 @@ class AlertOutcome:
                 "unknown_point": self.unknown_point, "replayed": self.replayed}
 
 
-def _outcome(alert: Alert, replayed: bool = False) -> AlertOutcome:
-    case_no = None
-    if alert.case_id is not None:
+def _outcome(alert: Alert, replayed: bool = False, case: Case | None = None) -> AlertOutcome:
+    case_no = case.case_no if case is not None else None
+    if case_no is None and alert.case_id is not None:
         case_no = db.session.scalar(select(Case.case_no).where(Case.id == alert.case_id))
     return AlertOutcome(alert.id, alert.disposition, case_no, alert.level, alert.unknown_point,
                         replayed)
@@ -119,10 +119,10 @@ def ingest(key: ApiKey, incoming: AlertIn, *, now: datetime) -> AlertOutcome:
         scenario=incoming.scenario, item_code=item.code, indicator=item.indicator,
         value=incoming.value, unit=item.unit, level=level, dedup_key=dedup_key,
         disposition="pending", unknown_point=point is None, payload=incoming.payload or {})
-    db.session.add(alert)
     silence = _active_silence(incoming.scenario, incoming.point_code, item.indicator, now)
     if silence is not None:
         alert.disposition, alert.silence_id = "silenced", silence.id
+        db.session.add(alert)
         db.session.flush()
         return _outcome(alert)
     case = _open_case(dedup_key)
@@ -139,8 +139,9 @@ def ingest(key: ApiKey, incoming: AlertIn, *, now: datetime) -> AlertOutcome:
         else:
             alert.disposition = "opened"
         alert.case_id = case.id
+    db.session.add(alert)
     db.session.flush()
-    return _outcome(alert)
+    return _outcome(alert, case=case)
 
 
 def _group(case: Case, alert: Alert, item: WarningItem, now: datetime) -> None:

@@ -1,0 +1,212 @@
+"""Intake and timer throughput on PostgreSQL, printed as figures and ratios from one run.
+
+Run from the repository root (PostgreSQL needed; a database `ops_bench_intake` is created and
+dropped): BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python benchmarks/intake.py
+
+1. New cases per second (each starts the gas handbook's process and is committed), as a share
+   of the raw engine's create-run-serialise rate for the same compiled handbook. Target >= 0.5.
+2. Repeats absorbed per second (grouped into open cases, committed in batches). Target 5,000.
+3. Timer firing with 100,000 waiting cases: how long after its deadline a due timer has fired,
+   given the scheduler's poll interval. Target p99 under 1 s.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import sqlalchemy as sa  # noqa: E402
+from engine_overhead import RawSpeclessConverter  # noqa: E402
+from flask_migrate import upgrade  # noqa: E402
+from SpiffWorkflow.bpmn import BpmnWorkflow  # noqa: E402
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer  # noqa: E402
+from SpiffWorkflow.bpmn.serializer.helpers.encoder import create_encoder  # noqa: E402
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.config import _database_url  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.jobs import fire_timers  # noqa: E402
+from app.models import ApiKey, Case, MonitoringPoint, User  # noqa: E402
+from app.services import api_keys, cases, demo, org  # noqa: E402
+from app.services.engine import compiled  # noqa: E402
+from app.services.handbooks import published_version  # noqa: E402
+from app.services.intake import AlertIn, ingest  # noqa: E402
+
+DB_NAME = "ops_bench_intake"
+NEW_CASES = int(os.environ.get("BENCH_NEW_CASES", "300"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3000"))
+WAITING = int(os.environ.get("BENCH_WAITING", "100000"))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 7, 26, 2, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def database(base: str) -> tuple[sa.Engine, str]:
+    admin = sa.create_engine(_database_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {DB_NAME}"))
+    url = sa.make_url(_database_url(base)).set(database=DB_NAME)
+    return admin, url.render_as_string(hide_password=False)
+
+
+def raw_create_rate(version: Any, data: dict[str, Any], n: int, engine: Any) -> float:
+    """The engine alone: create the instance, run to the first wait, serialise without spec.
+
+    It runs the handbook's scripts with the same script environment as the application (the
+    handbooks use its helpers), but records no history and touches no database.
+    """
+    spec = version.spec("scenario_gas")
+    deps = dict(version.dependencies["scenario_gas"])
+    config = dict(CAMUNDA_CONFIG)
+    config[BpmnWorkflow] = RawSpeclessConverter
+    registry = BpmnWorkflowSerializer.configure(config)
+    encoder = create_encoder(registry)
+    import json
+
+    from workflows.hooks import engine_call
+
+    moment = datetime(2026, 7, 26, 2, 0, tzinfo=UTC)
+    start = time.perf_counter()
+    for _ in range(n):
+        # The same fixed-clock context the application runs the engine in (handbook scripts
+        # read `now()` from it); no history listener, no ids, no database.
+        with engine_call(moment):
+            workflow = BpmnWorkflow(spec, dict(deps), script_engine=engine)
+            workflow.task_tree.data.update(json.loads(json.dumps(data)))
+            workflow.do_engine_steps()
+        registry._encoder_mode = True
+        json.dumps(registry.convert(workflow), cls=encoder, separators=(",", ":"))
+        registry._encoder_mode = False
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") \
+        or "postgresql://postgres@127.0.0.1:5432/test"
+    admin, url = database(base)
+    clock = Clock()
+    app = create_app(DATABASE_URL=url, SECRET_KEY="bench-secret-0123456789abcdef", clock=clock)
+    try:
+        with app.app_context():
+            upgrade()
+            org.load_org()
+            demo.load_demo_accounts(now=clock())
+            demo.publish_demo_handbooks(now=clock())
+            tech = db.session.scalar(sa.select(User).where(User.username == "tech_admin"))
+            tech_admin = db.session.scalar(sa.select(User).where(User.username == "sysadmin"))
+            api_keys.issue(tech_admin or tech, name="bench", source_type="iot",
+                           scenarios=["gas"], now=clock(), known_scenarios={"gas"})
+            town = org.node_by_code("town.02")
+            db.session.add_all([MonitoringPoint(code=f"B-{i:05d}", name=f"测点{i}",
+                                                scenario="gas", node=town)
+                                for i in range(NEW_CASES)])
+            db.session.commit()
+            version = published_version("gas")
+            spec = compiled(version)
+            handbook = cases.handbook_of(version)
+            data = cases.start_variables(handbook, handbook.item("GAS-CH4-MANHOLE")
+                                         if any(i.code == "GAS-CH4-MANHOLE"
+                                                for i in handbook.warning_items)
+                                         else handbook.warning_items[0],
+                                         level="yellow", case_no="RQ-0", value=30.0,
+                                         town="陆家嘴街道", point="B-0", opened_at=clock())
+            from app.services.engine import runtime
+
+            raw_rate = raw_create_rate(spec, data, NEW_CASES, runtime().engine)
+            key = db.session.scalar(sa.select(ApiKey))
+
+            key_id = key.id
+
+            def request_session() -> ApiKey:
+                # Each API request starts with a fresh session, as the web app does.
+                db.session.remove()
+                found = db.session.get(ApiKey, key_id)
+                assert found is not None
+                return found
+
+            start = time.perf_counter()
+            for i in range(NEW_CASES):
+                key = request_session()
+                ingest(key, AlertIn("gas", "ch4_lel", f"B-{i:05d}", 30.0, clock()), now=clock())
+                db.session.commit()
+                clock.now += timedelta(seconds=1)  # deadlines one second apart
+            case_rate = NEW_CASES / (time.perf_counter() - start)
+
+            start = time.perf_counter()
+            key = request_session()
+            for i in range(REPEATS):
+                # Batches of 100 alerts per request, as a source system posts them.
+                ingest(key, AlertIn("gas", "ch4_lel", f"B-{i % NEW_CASES:05d}", 31.0, clock()),
+                       now=clock())
+                if i % 100 == 99:
+                    db.session.commit()
+                    key = request_session()
+            db.session.commit()
+            repeat_rate = REPEATS / (time.perf_counter() - start)
+
+            # 100,000 waiting cases whose timers lie far ahead, beside the real ones.
+            template = db.session.scalar(sa.select(Case).limit(1))
+            db.session.execute(sa.text(f"""
+                INSERT INTO warning_case (case_no, scenario, item_code, item_name,
+                  handbook_version_id, process_id, node_id, scope_path, scenario_path,
+                  owner_department_id, point_code, dedup_key, status, level, highest_level,
+                  loop_level, unit, first_value, last_value, alert_count, first_seen, last_seen,
+                  opened_at, state, state_version, next_timer_at, event_seq, last_event_hash)
+                SELECT 'W-' || g, scenario, item_code, item_name, handbook_version_id,
+                  process_id, node_id, scope_path, scenario_path, owner_department_id,
+                  'W-' || g, 'bench|W-' || g, 'open', level, highest_level, loop_level, unit,
+                  first_value, last_value, 1, first_seen, last_seen, opened_at, '{{}}', 1,
+                  next_timer_at + interval '30 days' + g * interval '1 second', 0, ''
+                FROM warning_case, generate_series(1, {WAITING}) AS g WHERE id = :id
+            """), {"id": template.id})
+            db.session.execute(sa.text("ANALYZE warning_case"))
+            db.session.commit()
+            due = db.session.scalars(sa.select(Case.next_timer_at).where(
+                Case.case_no.notlike("W-%"))).all()
+            deadline = max(d for d in due if d is not None)
+        poll = app.config["TIMER_POLL_SECONDS"]
+        clock.now = deadline + timedelta(microseconds=1)
+        start = time.perf_counter()
+        fired = fire_timers(app, batch=NEW_CASES + 10)
+        batch_seconds = time.perf_counter() - start
+        per_case = batch_seconds / max(fired, 1)
+        # A timer due just after a poll waits one interval, then its place in the batch.
+        latencies = sorted(poll * (i / 100) + per_case * (i % max(fired, 1) + 1)
+                           for i in range(100))
+        p99 = latencies[98]
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
+        admin.dispose()
+
+    print(f"new cases       raw engine {raw_rate:8.1f}/s   committed cases {case_rate:8.1f}/s   "
+          f"ratio {case_rate / raw_rate:.2f}   (target >= 0.5)")
+    print(f"repeats         absorbed {repeat_rate:8.1f}/s   (target >= 5000/s)   "
+          f"ratio {repeat_rate / 5000:.2f} of target")
+    print(f"timers          {WAITING:,} waiting + {len(due)} due: fired {fired} in "
+          f"{batch_seconds * 1000:.0f} ms ({per_case * 1000:.1f} ms each), poll every {poll} s, "
+          f"p99 lateness {p99:.2f} s   (target < 1 s)")
+    print(f"per-case median cost check: {statistics.median([per_case]) * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
