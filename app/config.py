@@ -81,7 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
             lambda v: None if v == "" or v.startswith(("http://", "https://"))
             else "must be an http:// or https:// URL",
             "where reminders and escalations are also POSTed as JSON; empty: in-app only"),
-    Setting("TIMER_POLL_SECONDS", 1, int, _positive,
+    Setting("TIMER_POLL_SECONDS", 0.5, float, _positive,
             "how often the scheduler looks for due timers"),
     Setting("MAX_ALERT_BATCH", 500, int, _positive),
 )

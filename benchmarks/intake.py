@@ -35,12 +35,11 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG  # noqa: E402
 from app import create_app  # noqa: E402
 from app.config import _database_url  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.jobs import fire_timers  # noqa: E402
 from app.models import ApiKey, Case, MonitoringPoint, User  # noqa: E402
-from app.services import api_keys, cases, demo, org  # noqa: E402
+from app.services import api_keys, cases, demo, org, timers  # noqa: E402
 from app.services.engine import compiled  # noqa: E402
 from app.services.handbooks import published_version  # noqa: E402
-from app.services.intake import AlertIn, ingest  # noqa: E402
+from app.services.intake import AlertIn, ingest, ingest_many  # noqa: E402
 
 DB_NAME = "ops_bench_intake"
 NEW_CASES = int(os.environ.get("BENCH_NEW_CASES", "300"))
@@ -148,16 +147,16 @@ def main() -> None:
                 clock.now += timedelta(seconds=1)  # deadlines one second apart
             case_rate = NEW_CASES / (time.perf_counter() - start)
 
+            # Repeats arrive in batches of 100 per request, as a source system posts them in a
+            # storm; each batch is one call to the batch intake and one commit.
+            batches = [[AlertIn("gas", "ch4_lel", f"B-{i % NEW_CASES:05d}", 31.0, clock())
+                        for i in range(b, min(b + 100, REPEATS))]
+                       for b in range(0, REPEATS, 100)]
             start = time.perf_counter()
-            key = request_session()
-            for i in range(REPEATS):
-                # Batches of 100 alerts per request, as a source system posts them.
-                ingest(key, AlertIn("gas", "ch4_lel", f"B-{i % NEW_CASES:05d}", 31.0, clock()),
-                       now=clock())
-                if i % 100 == 99:
-                    db.session.commit()
-                    key = request_session()
-            db.session.commit()
+            for batch in batches:
+                key = request_session()
+                ingest_many(key, batch, now=clock())
+                db.session.commit()
             repeat_rate = REPEATS / (time.perf_counter() - start)
 
             # 100,000 waiting cases whose timers lie far ahead, beside the real ones.
@@ -177,19 +176,32 @@ def main() -> None:
             """), {"id": template.id})
             db.session.execute(sa.text("ANALYZE warning_case"))
             db.session.commit()
-            due = db.session.scalars(sa.select(Case.next_timer_at).where(
-                Case.case_no.notlike("W-%"))).all()
-            deadline = max(d for d in due if d is not None)
-        poll = app.config["TIMER_POLL_SECONDS"]
-        clock.now = deadline + timedelta(microseconds=1)
-        start = time.perf_counter()
-        fired = fire_timers(app, batch=NEW_CASES + 10)
-        batch_seconds = time.perf_counter() - start
-        per_case = batch_seconds / max(fired, 1)
-        # A timer due just after a poll waits one interval, then its place in the batch.
-        latencies = sorted(poll * (i / 100) + per_case * (i % max(fired, 1) + 1)
-                           for i in range(100))
-        p99 = latencies[98]
+            due = sorted(d for d in db.session.scalars(sa.select(Case.next_timer_at).where(
+                Case.case_no.notlike("W-%"))).all() if d is not None)
+            # The scheduler polls every `poll` seconds; at each poll it fires what is due.
+            # Deadlines are one second apart (cases opened a second apart), as in real traffic.
+            poll = float(app.config["TIMER_POLL_SECONDS"])
+            lateness: list[float] = []
+            query_ms: list[float] = []
+            moment = due[0]
+            fired = 0
+            while moment <= due[-1] + timedelta(seconds=poll):
+                moment += timedelta(seconds=poll)
+                clock.now = moment
+                tick = time.perf_counter()
+                ids = timers.due_case_ids(moment, limit=500)
+                query_ms.append((time.perf_counter() - tick) * 1000)
+                for case_id in ids:
+                    deadline = db.session.scalar(sa.select(Case.next_timer_at).where(
+                        Case.id == case_id))
+                    if timers.fire_case(case_id, moment):
+                        db.session.commit()
+                        fired += 1
+                        spent = time.perf_counter() - tick
+                        lateness.append((moment - deadline).total_seconds() + spent)
+                db.session.remove()
+            lateness.sort()
+            p99 = lateness[max(0, int(len(lateness) * 0.99) - 1)] if lateness else float("nan")
     finally:
         with app.app_context():
             db.session.remove()
@@ -202,10 +214,10 @@ def main() -> None:
           f"ratio {case_rate / raw_rate:.2f}   (target >= 0.5)")
     print(f"repeats         absorbed {repeat_rate:8.1f}/s   (target >= 5000/s)   "
           f"ratio {repeat_rate / 5000:.2f} of target")
-    print(f"timers          {WAITING:,} waiting + {len(due)} due: fired {fired} in "
-          f"{batch_seconds * 1000:.0f} ms ({per_case * 1000:.1f} ms each), poll every {poll} s, "
-          f"p99 lateness {p99:.2f} s   (target < 1 s)")
-    print(f"per-case median cost check: {statistics.median([per_case]) * 1000:.1f} ms")
+    print(f"timers          {WAITING:,} waiting, {fired} fired as they fell due: due query "
+          f"p50 {statistics.median(query_ms):.1f} ms, lateness p50 "
+          f"{statistics.median(lateness):.2f} s p99 {p99:.2f} s with a {poll} s poll   "
+          f"(target p99 < 1 s)")
 
 
 if __name__ == "__main__":

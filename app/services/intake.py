@@ -230,3 +230,113 @@ def end_silence(actor: Any, silence_id: int, *, now: datetime) -> Silence:
                      before={"ends_at": row.ends_at.isoformat()},
                      after={"ended_at": now.isoformat()}, at=now)
     return row
+
+
+def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[AlertOutcome]:
+    """Ingest a batch in order, with the lookups done once per batch.
+
+    Plain repeats (same level or lower, not back to normal) are the bulk of traffic in a
+    storm: they are written set-wise (one insert for their alerts, one statement per case
+    update batch). Anything that moves a process (a new case, an upgrade, back to normal,
+    an idempotent replay) takes the full path of `ingest`, one alert at a time.
+    """
+    for incoming in batch:
+        if incoming.scenario not in key.scenarios:
+            raise Forbidden(_l("This API key may not report for this scenario."),
+                            code="scenario_not_allowed",
+                            details={"scenario": [incoming.scenario]})
+    handbooks = {s: handbook_for(s) for s in {a.scenario for a in batch}}
+    items = [item_for(handbooks[a.scenario], a.indicator) for a in batch]
+    codes = {a.point_code for a in batch}
+    points = {p.code: p for p in db.session.scalars(select(MonitoringPoint).where(
+        MonitoringPoint.code.in_(codes), MonitoringPoint.active.is_(True)))}
+    silenced = {(s.scenario, s.point_code, s.indicator) for s in db.session.scalars(
+        select(Silence).where(Silence.point_code.in_(codes), Silence.starts_at <= now,
+                              Silence.ends_at > now, Silence.ended_at.is_(None)))}
+    keys = {f"{key.source_type}|{a.point_code}|{i.indicator}" for a, i in zip(batch, items,
+                                                                         strict=True)}
+    open_cases = {row.dedup_key: row for row in db.session.execute(
+        select(Case.id, Case.case_no, Case.dedup_key, Case.highest_level).where(
+            Case.dedup_key.in_(keys), Case.status == "open"))}
+    outcomes: list[AlertOutcome | None] = [None] * len(batch)
+    fast_rows: list[dict[str, Any]] = []
+    fast_index: list[int] = []
+    case_updates: dict[int, dict[str, Any]] = {}
+    for n, (incoming, item) in enumerate(zip(batch, items, strict=True)):
+        dedup_key = f"{key.source_type}|{incoming.point_code}|{item.indicator}"
+        level = incoming.level or level_for(item, incoming.value)
+        row = open_cases.get(dedup_key)
+        quiet = not any(s[0] == incoming.scenario and s[1] == incoming.point_code
+                        and s[2] in (None, item.indicator) for s in silenced)
+        plain_repeat = (row is not None and quiet and not incoming.idempotency_key
+                        and not recovered(item, incoming.value)
+                        and LEVEL_RANK.get(level or "", 0)
+                        <= LEVEL_RANK.get(row.highest_level, 0))
+        if not plain_repeat:
+            if fast_rows:  # keep the order: earlier repeats are stored before this alert
+                _flush_repeats(fast_rows, fast_index, case_updates, outcomes, open_cases)
+            outcome = ingest(key, incoming, now=now)
+            outcomes[n] = outcome
+            if outcome.case_no and outcome.disposition in ("opened", "upgraded", "grouped",
+                                                           "back_to_normal"):
+                refreshed = db.session.execute(
+                    select(Case.id, Case.case_no, Case.dedup_key, Case.highest_level).where(
+                        Case.case_no == outcome.case_no, Case.status == "open")).first()
+                if refreshed is not None:
+                    open_cases[dedup_key] = refreshed
+                else:
+                    open_cases.pop(dedup_key, None)
+            continue
+        assert row is not None
+        point = points.get(incoming.point_code)
+        fast_rows.append({
+            "api_key_id": key.id, "idempotency_key": None, "received_at": now,
+            "observed_at": incoming.observed_at, "source_type": key.source_type,
+            "point_code": incoming.point_code, "point_id": point.id if point else None,
+            "scenario": incoming.scenario, "item_code": item.code,
+            "indicator": item.indicator, "value": incoming.value, "unit": item.unit,
+            "level": level, "dedup_key": dedup_key, "disposition": "grouped",
+            "case_id": row.id, "unknown_point": point is None, "silence_id": None,
+            "payload": incoming.payload or {}})
+        fast_index.append(n)
+        update = case_updates.setdefault(row.id, {"case_id": row.id, "count": 0,
+                                                  "last_value": incoming.value,
+                                                  "last_seen": incoming.observed_at})
+        update["count"] += 1
+        update["last_value"] = incoming.value
+        update["last_seen"] = max(update["last_seen"], incoming.observed_at)
+    if fast_rows:
+        _flush_repeats(fast_rows, fast_index, case_updates, outcomes, open_cases)
+    return [o for o in outcomes if o is not None]
+
+
+def _flush_repeats(rows: list[dict[str, Any]], index: list[int],
+                   updates: dict[int, dict[str, Any]], outcomes: list[AlertOutcome | None],
+                   open_cases: dict[str, Any]) -> None:
+    """Store a run of plain repeats: one insert for the alerts, one executemany for cases."""
+    from sqlalchemy import bindparam, case, insert, update
+
+    ids = db.session.scalars(insert(Alert).returning(Alert.id, sort_by_parameter_order=True),
+                             rows).all()
+    case_nos = {row.id: row.case_no for row in open_cases.values()}
+    for n, alert_id, row in zip(index, ids, rows, strict=True):
+        outcomes[n] = AlertOutcome(alert_id, "grouped", case_nos.get(row["case_id"]),
+                                   row["level"], row["unknown_point"])
+    table = Case.__table__
+    db.session.connection().execute(
+        update(table).where(table.c.id == bindparam("b_id")).values(
+            alert_count=table.c.alert_count + bindparam("b_count"),
+            last_value=bindparam("b_value", type_=table.c.last_value.type),
+            last_seen=case((table.c.last_seen > bindparam("b_seen", type_=table.c.last_seen.type),
+                            table.c.last_seen),
+                           else_=bindparam("b_seen", type_=table.c.last_seen.type)),
+            state_version=table.c.state_version + 1),
+        [{"b_id": u["case_id"], "b_count": u["count"], "b_value": u["last_value"],
+          "b_seen": u["last_seen"]} for u in updates.values()])
+    # Cases this session already holds have moved on in the database: reload when touched.
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, Case) and obj.id in updates:
+            db.session.expire(obj)
+    rows.clear()
+    index.clear()
+    updates.clear()

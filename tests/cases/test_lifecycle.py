@@ -227,3 +227,31 @@ def test_running_cases_keep_their_handbook_version(app, published, point, send, 
         assert db.session.get(HandbookVersion, old.handbook_version_id).status.value == "retired"
     assert drive(first["case_no"], people)[-1] == "Activity_verify"
     assert _case(app, first["case_no"]).status == "closed"
+
+
+def test_a_batch_keeps_its_order_and_groups_repeats_set_wise(app, published, point, clock,
+                                                            source_key):
+    from app.models import ApiKey
+    from app.services.intake import AlertIn, ingest_many
+
+    point("GAS-MH-0001", "gas")
+    point("GAS-MH-0002", "gas")
+    with app.app_context():
+        key = db.session.scalar(select(ApiKey))
+        t = clock()
+        batch = [AlertIn("gas", "ch4_lel", "GAS-MH-0001", 30.0, t),   # opens a case
+                 AlertIn("gas", "ch4_lel", "GAS-MH-0001", 31.0, t),   # plain repeat
+                 AlertIn("gas", "ch4_lel", "GAS-MH-0002", 2.0, t),    # below threshold
+                 AlertIn("gas", "ch4_lel", "GAS-MH-0001", 33.0, t),   # plain repeat
+                 AlertIn("gas", "ch4_lel", "GAS-MH-0001", 60.0, t),   # upgrade: full path
+                 AlertIn("gas", "ch4_lel", "GAS-MH-0001", 55.0, t)]   # repeat after upgrade
+        outcomes = ingest_many(key, batch, now=t)
+        db.session.commit()
+        assert [o.disposition for o in outcomes] == [
+            "opened", "grouped", "below_threshold", "grouped", "upgraded", "grouped"]
+        case_nos = {o.case_no for o in outcomes if o.case_no}
+        assert len(case_nos) == 1
+        case = db.session.scalar(select(Case))
+        assert case.alert_count == 5 and case.last_value == 55.0
+        assert case.highest_level == "orange"
+        assert db.session.scalar(select(func.count()).select_from(Alert)) == 6
