@@ -9,6 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from app.cli_alerts import register as register_alerts_cli
 from app.extensions import db
 from app.services import audit, demo, org
 from app.services.errors import SeedError
@@ -161,4 +162,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(handbooks_cli)
     app.cli.add_command(serve)
-    __import__("app.cli_alerts", fromlist=["register"]).register(app)
+    register_alerts_cli(app)

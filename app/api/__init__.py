@@ -7,10 +7,20 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import select, text
 
-from app.extensions import db
+from app.api.alerts import bp as alerts_bp
+from app.api.auth import bp as session_bp
+from app.api.cases import bp as cases_bp
+from app.api.openapi import bp as openapi_bp
+from app.extensions import csrf, db
 from app.models import Heartbeat
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+for _child in (alerts_bp, session_bp, cases_bp, openapi_bp):
+    bp.register_blueprint(_child)
+    # Flask-WTF's automatic check knows nested blueprints by object: exempt each one. The
+    # session views check the X-CSRFToken header themselves; API keys need no CSRF.
+    csrf.exempt(_child)
 
 
 @bp.get("/health")

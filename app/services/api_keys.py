@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -77,7 +77,9 @@ def authenticate(header: str | None, *, now: datetime) -> ApiKey:
     if not header:
         raise ApiKeyRefused(_l("An API key is required (Authorization: Bearer <key>)."),
                             code="api_key_missing")
-    secret = header.removeprefix("Bearer ").strip()
+    secret = header.strip()
+    if secret[:7].lower() == "bearer ":
+        secret = secret[7:].strip()
     parts = secret.split("_", 2)
     if len(parts) != 3 or parts[0] != "pk":
         raise ApiKeyRefused(_l("The API key is malformed."), code="api_key_malformed")
@@ -86,7 +88,9 @@ def authenticate(header: str | None, *, now: datetime) -> ApiKey:
         raise ApiKeyRefused(_l("The API key is not valid."), code="api_key_invalid")
     if key.revoked_at is not None:
         raise ApiKeyRefused(_l("The API key has been revoked."), code="api_key_revoked")
-    key.last_used_at = now
+    # Written at most once a minute: a storm of requests must not queue on this row.
+    if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
+        key.last_used_at = now
     return key
 
 

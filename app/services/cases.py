@@ -303,6 +303,9 @@ def add_attachment(actor: User, case: Case, *, filename: str, content_type: str,
                                details={"file": [content_type or "?"]})
     if not content:
         raise ValidationFailed(_l("The file is empty."), details={"file": ["0"]})
+    if not _looks_like(content_type, content):
+        raise ValidationFailed(_l("The file's content does not match its type."),
+                               details={"file": [content_type]})
     if len(content) > MAX_ATTACHMENT_BYTES:
         raise ValidationFailed(_l("The file is larger than 10 MB."),
                                details={"file": [str(len(content))]})
@@ -317,6 +320,19 @@ def add_attachment(actor: User, case: Case, *, filename: str, content_type: str,
                           data={"attachment": attachment.id, "filename": attachment.filename,
                                 "sha256": attachment.sha256, "size": attachment.size})
     return attachment
+
+
+def _looks_like(content_type: str, content: bytes) -> bool:
+    """The first bytes must agree with the declared type: a PNG is a PNG."""
+    if content_type == "image/jpeg":
+        return content.startswith(b"\xff\xd8\xff")
+    if content_type == "image/png":
+        return content.startswith(b"\x89PNG\r\n\x1a\n")
+    if content_type == "image/webp":
+        return content[:4] == b"RIFF" and content[8:12] == b"WEBP"
+    if content_type == "application/pdf":
+        return content.startswith(b"%PDF-")
+    return False
 
 
 def raise_level(case: Case, level: str, value: float, *, now: datetime) -> None:

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.extensions import db
-from app.models import LEVEL_RANK, Case, CaseTask, User
+from app.models import LEVEL_RANK, Case, CaseTask, PlatformNode, User
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ def _filtered(user: User, flt: InboxFilter, now: datetime) -> Any:
     if flt.level:
         query = query.where(CaseTask.level == flt.level)
     if flt.town_node_id:
-        query = query.where(Case.node_id == flt.town_node_id)
+        town = db.session.get(PlatformNode, flt.town_node_id)
+        # The town and its villages.
+        query = query.where(Case.scope_path.startswith(town.path) if town else false())
     if flt.overdue_only:
         query = query.where(CaseTask.due_at < now)
     if flt.case_no:

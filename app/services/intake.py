@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -96,16 +96,33 @@ def _open_case(dedup_key: str) -> Case | None:
                                                 Case.status == "open"))
 
 
+def _earlier(key: ApiKey, idempotency_key: str) -> Alert | None:
+    return db.session.scalar(select(Alert).where(
+        Alert.api_key_id == key.id, Alert.idempotency_key == idempotency_key))
+
+
 def ingest(key: ApiKey, incoming: AlertIn, *, now: datetime) -> AlertOutcome:
     """Store one alert and act on it. The caller commits; a 2xx after commit means stored."""
     if incoming.scenario not in key.scenarios:
         raise Forbidden(_l("This API key may not report for this scenario."),
                         code="scenario_not_allowed", details={"scenario": [incoming.scenario]})
-    if incoming.idempotency_key:
-        earlier = db.session.scalar(select(Alert).where(
-            Alert.api_key_id == key.id, Alert.idempotency_key == incoming.idempotency_key))
-        if earlier is not None:
-            return _outcome(earlier, replayed=True)
+    if not incoming.idempotency_key:
+        return _ingest(key, incoming, now)
+    earlier = _earlier(key, incoming.idempotency_key)
+    if earlier is not None:
+        return _outcome(earlier, replayed=True)
+    try:
+        with db.session.begin_nested():
+            return _ingest(key, incoming, now)
+    except IntegrityError:
+        # The same retry arrived twice at once: the other request stored it first.
+        earlier = _earlier(key, incoming.idempotency_key)
+        if earlier is None:
+            raise
+        return _outcome(earlier, replayed=True)
+
+
+def _ingest(key: ApiKey, incoming: AlertIn, now: datetime) -> AlertOutcome:
     handbook = handbook_for(incoming.scenario)
     item = item_for(handbook, incoming.indicator)
     level = incoming.level or level_for(item, incoming.value)
@@ -314,7 +331,7 @@ def _flush_repeats(rows: list[dict[str, Any]], index: list[int],
                    updates: dict[int, dict[str, Any]], outcomes: list[AlertOutcome | None],
                    open_cases: dict[str, Any]) -> None:
     """Store a run of plain repeats: one insert for the alerts, one executemany for cases."""
-    from sqlalchemy import bindparam, case, insert, update
+    from sqlalchemy import Table, bindparam, case, insert, update
 
     ids = db.session.scalars(insert(Alert).returning(Alert.id, sort_by_parameter_order=True),
                              rows).all()
@@ -322,7 +339,7 @@ def _flush_repeats(rows: list[dict[str, Any]], index: list[int],
     for n, alert_id, row in zip(index, ids, rows, strict=True):
         outcomes[n] = AlertOutcome(alert_id, "grouped", case_nos.get(row["case_id"]),
                                    row["level"], row["unknown_point"])
-    table = Case.__table__
+    table = cast(Table, Case.__table__)
     db.session.connection().execute(
         update(table).where(table.c.id == bindparam("b_id")).values(
             alert_count=table.c.alert_count + bindparam("b_count"),

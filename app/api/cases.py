@@ -1,0 +1,232 @@
+"""Cases and tasks for mobile clients (session + CSRF header): list, read, act, comment, attach."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import func, or_, select
+
+from app.api.auth import json_body, load, me, now, query_args, signed_in
+from app.api.schemas import (
+    AttachmentOutSchema,
+    CaseDetailSchema,
+    CaseListArgs,
+    CasePageSchema,
+    CommentOutSchema,
+    CommentSchema,
+    CompletedSchema,
+    FormFieldSchema,
+    InboxArgs,
+    InboxPageSchema,
+    OpenTaskSchema,
+)
+from app.extensions import db
+from app.i18n import _l
+from app.models import (
+    Alert,
+    Attachment,
+    Case,
+    CaseComment,
+    CaseEvent,
+    CaseTask,
+    HandbookVersion,
+    MonitoringPoint,
+    PlatformNode,
+    User,
+)
+from app.services import cases, inbox
+from app.services.engine import compiled
+from app.services.errors import DomainError, Forbidden, ValidationFailed
+from app.services.permissions import can, holds_role_over, scope_paths
+from workflows import CompiledVersion
+
+bp = Blueprint("cases", __name__)
+
+ALERTS_SHOWN = 200
+# Multipart overhead on top of the largest file the service accepts.
+MAX_UPLOAD_BYTES = cases.MAX_ATTACHMENT_BYTES + 256 * 1024
+FORM_BODY_BYTES = 64 * 1024
+
+
+def _page(total: int, page: int, per_page: int) -> dict[str, int]:
+    return {"total": total, "page": page, "per_page": per_page,
+            "pages": max(1, -(-total // per_page))}
+
+
+def _town(node_id: int) -> PlatformNode:
+    node = db.session.get(PlatformNode, node_id)
+    if node is None:
+        raise ValidationFailed(_l("Please correct the marked fields."),
+                               details={"town": [str(_l("No such platform node."))]})
+    return node
+
+
+@bp.get("/cases")
+@signed_in
+def list_cases() -> tuple[Any, int]:
+    """Cases in the caller's scope (territory or scenario line), newest first."""
+    args = query_args(CaseListArgs())
+    user = me()
+    paths = scope_paths(user, "case.view")
+    if not paths:
+        raise Forbidden(_l("You do not have permission for this, or it is outside your scope."),
+                        details={"action": "case.view"})
+    query = select(Case).where(or_(*[Case.scope_path.startswith(p) for p in paths],
+                                   *[Case.scenario_path.startswith(p) for p in paths]))
+    if "scenario" in args:
+        query = query.where(Case.scenario == args["scenario"])
+    if "level" in args:
+        query = query.where(Case.level == args["level"])
+    if "status" in args:
+        query = query.where(Case.status == args["status"])
+    if "town" in args:
+        query = query.where(Case.scope_path.startswith(_town(args["town"]).path))
+    if "case_no" in args:
+        query = query.where(Case.case_no.contains(args["case_no"].strip(), autoescape=True))
+    if args["overdue"]:
+        query = query.where(Case.status == "open", Case.due_at < now())
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page, per_page = args["page"], args["per_page"]
+    items = db.session.scalars(query.order_by(Case.opened_at.desc(), Case.id.desc())
+                               .offset((page - 1) * per_page).limit(per_page)).all()
+    body = CasePageSchema().dump({"items": items, **_page(total, page, per_page)})
+    return jsonify(body), 200
+
+
+def _spec(case: Case) -> CompiledVersion:
+    version = db.session.get(HandbookVersion, case.handbook_version_id)
+    assert version is not None
+    return compiled(version)
+
+
+def _open_tasks(user: User, case: Case) -> list[dict[str, Any]]:
+    """The case's ready tasks with their forms and whether `user` may act on each."""
+    rows = db.session.scalars(select(CaseTask).where(
+        CaseTask.case_id == case.id, CaseTask.status == "ready").order_by(CaseTask.id)).all()
+    if not rows:
+        return []
+    spec = _spec(case)
+    may_act = can(user, "case.act", case)
+    return [_with_form(user, row, spec, may_act) for row in rows]
+
+
+def _with_form(user: User, task: CaseTask, spec: CompiledVersion, may_act: bool
+               ) -> dict[str, Any]:
+    dumped: dict[str, Any] = OpenTaskSchema(exclude=("can_act", "form")).dump(task)
+    dumped["can_act"] = bool(
+        may_act and task.status == "ready" and task.claimed_by_id in (None, user.id)
+        and holds_role_over(user, task.role, task.scope_paths))
+    dumped["form"] = FormFieldSchema(many=True).dump(
+        spec.form_fields(task.process_id, task.element_id))
+    return dumped
+
+
+@bp.get("/cases/<case_no>")
+@signed_in
+def case_detail(case_no: str) -> tuple[Any, int]:
+    """One case: summary, alerts, open tasks with forms, comments, evidence, history."""
+    user = me()
+    case = cases.get_case_by_no(user, case_no)
+    point = db.session.get(MonitoringPoint, case.point_id) if case.point_id else None
+    latest = db.session.scalars(select(Alert).where(Alert.case_id == case.id)
+                                .order_by(Alert.received_at.desc(), Alert.id.desc())
+                                .limit(ALERTS_SHOWN)).all()
+    body = CaseDetailSchema(exclude=("tasks",)).dump({
+        "case": case, "point": point, "alerts": list(reversed(latest)),
+        "comments": db.session.scalars(select(CaseComment).where(
+            CaseComment.case_id == case.id).order_by(CaseComment.id)).all(),
+        "attachments": db.session.scalars(select(Attachment).where(
+            Attachment.case_id == case.id).order_by(Attachment.id)).all(),
+        "events": db.session.scalars(select(CaseEvent).where(
+            CaseEvent.case_id == case.id).order_by(CaseEvent.seq)).all(),
+    })
+    body["tasks"] = _open_tasks(user, case)
+    return jsonify(body), 200
+
+
+@bp.get("/tasks/mine")
+@signed_in
+def my_tasks() -> tuple[Any, int]:
+    """The caller's inbox: tasks assigned to them or open to claim, overdue first."""
+    args = query_args(InboxArgs())
+    town = _town(args["town"]).id if "town" in args else None
+    flt = inbox.InboxFilter(scenario=args.get("scenario"), level=args.get("level"),
+                            town_node_id=town, status=args["status"],
+                            overdue_only=args["overdue"], case_no=args.get("case_no"))
+    found = inbox.inbox(me(), flt, now=now(), page=args["page"], per_page=args["per_page"])
+    body = InboxPageSchema().dump({"items": found.items, "counts": found.counts,
+                                   **_page(found.total, found.page, found.per_page)})
+    return jsonify(body), 200
+
+
+def _task_answer(user: User, task: CaseTask) -> tuple[Any, int]:
+    db.session.expire(task, ["claimed_by"])  # the service changed only the id
+    body = _with_form(user, task, _spec(task.case), can(user, "case.act", task.case))
+    db.session.commit()
+    return jsonify(body), 200
+
+
+@bp.post("/tasks/<int:task_id>/claim")
+@signed_in
+def claim_task(task_id: int) -> tuple[Any, int]:
+    user = me()
+    return _task_answer(user, cases.claim(user, task_id, now=now()))
+
+
+@bp.post("/tasks/<int:task_id>/release")
+@signed_in
+def release_task(task_id: int) -> tuple[Any, int]:
+    user = me()
+    return _task_answer(user, cases.release(user, task_id, now=now()))
+
+
+@bp.post("/tasks/<int:task_id>/complete")
+@signed_in
+def complete_task(task_id: int) -> tuple[Any, int]:
+    """Complete a task with its form (a JSON object: field id -> value)."""
+    form = json_body(limit=FORM_BODY_BYTES)
+    if not isinstance(form, dict):
+        raise ValidationFailed(_l("Please correct the marked fields."),
+                               details={"_schema": [str(_l("Send the form as a JSON object."))]})
+    user = me()
+    case = cases.complete(user, task_id, form, now=now())
+    body = CompletedSchema(exclude=("tasks",)).dump({"case": case})
+    body["tasks"] = _open_tasks(user, case)
+    db.session.commit()
+    return jsonify(body), 200
+
+
+@bp.post("/cases/<case_no>/comments")
+@signed_in
+def add_comment(case_no: str) -> tuple[Any, int]:
+    given = load(CommentSchema(), json_body(limit=FORM_BODY_BYTES))
+    user = me()
+    comment = cases.add_comment(user, cases.get_case_by_no(user, case_no), given["body"],
+                                now=now())
+    body = CommentOutSchema().dump(comment)
+    db.session.commit()
+    return jsonify(body), 201
+
+
+@bp.post("/cases/<case_no>/attachments")
+@signed_in
+def add_attachment(case_no: str) -> tuple[Any, int]:
+    """Evidence as multipart/form-data in the `file` part (JPEG, PNG, WebP, PDF; 10 MB)."""
+    request.max_content_length = MAX_UPLOAD_BYTES
+    if request.mimetype != "multipart/form-data":
+        raise DomainError(_l("Send the file as multipart/form-data in a part named file."),
+                          code="unsupported_content_type", status=400,
+                          details={"Content-Type": [request.mimetype or "-"]})
+    upload = request.files.get("file")
+    if upload is None:
+        raise ValidationFailed(_l("Please correct the marked fields."),
+                               details={"file": [str(_l("Missing data for required field."))]})
+    user = me()
+    case = cases.get_case_by_no(user, case_no)
+    attachment = cases.add_attachment(
+        user, case, filename=upload.filename or "", content_type=upload.mimetype or "",
+        content=upload.read(cases.MAX_ATTACHMENT_BYTES + 1), now=now())
+    body = AttachmentOutSchema().dump(attachment)
+    db.session.commit()
+    return jsonify(body), 201

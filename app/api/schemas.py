@@ -1,0 +1,517 @@
+"""Marshmallow schemas of the JSON API: what clients send and get back, with per-field errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any, cast
+
+from flask import current_app
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validates,
+    validates_schema,
+)
+
+from app.i18n import _l
+from app.services.handbook_data import platform_scenarios
+from app.services.intake import AlertIn
+
+LEVELS = ("red", "orange", "yellow", "blue")
+CASE_STATUSES = ("open", "closed", "false_alarm", "error")
+INBOX_STATUSES = ("ready", "mine", "claimable")
+MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_FUTURE = timedelta(minutes=5)
+MAX_AGE = timedelta(days=7)
+MAX_PER_PAGE = 100
+
+# marshmallow's own messages, made translatable: they reach clients in `details`.
+_BUILT_IN = {
+    "Missing data for required field.": _l("Missing data for required field."),
+    "Field may not be null.": _l("Field may not be null."),
+    "Unknown field.": _l("Unknown field."),
+    "Invalid input type.": _l("Invalid input type."),
+    "Invalid type.": _l("Invalid input type."),
+    "Invalid value.": _l("Invalid value."),
+    "Not a valid string.": _l("Not a valid string."),
+    "Not a valid number.": _l("Not a valid number."),
+    "Number too large.": _l("Number too large."),
+    "Not a valid integer.": _l("Not a valid integer."),
+    "Not a valid boolean.": _l("Not a valid boolean."),
+    "Not a valid mapping type.": _l("Not a valid object."),
+    "Not a valid list.": _l("Not a valid list."),
+    "Special numeric values (nan or infinity) are not permitted.":
+        _l("NaN and infinity are not numbers we can store."),
+}
+
+
+def localise(messages: Any) -> Any:
+    """marshmallow's error tree with its built-in English messages translated; int keys
+    (list indexes) become strings so the tree is valid JSON."""
+    if isinstance(messages, dict):
+        return {str(k): localise(v) for k, v in messages.items()}
+    if isinstance(messages, list):
+        return [localise(m) for m in messages]
+    if isinstance(messages, str) and messages in _BUILT_IN:
+        return str(_BUILT_IN[messages])
+    return str(messages)
+
+
+@cache
+def scenario_codes() -> tuple[str, ...]:
+    """The 15 scenario codes of the platform tree (handbooks/org/platform.json)."""
+    return tuple(platform_scenarios())
+
+
+def clock_now() -> datetime:
+    return cast(datetime, current_app.extensions["clock"]())
+
+
+def _choice(choices: Callable[[], Iterable[str]] | Iterable[str]) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        allowed = tuple(choices() if callable(choices) else choices)
+        if value not in allowed:
+            raise ValidationError(str(_l("Must be one of: %(choices)s.",
+                                         choices=", ".join(allowed))))
+    return check
+
+
+def _text(max_length: int, *, spaces: bool = True) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        if not value.strip():
+            raise ValidationError(str(_l("Must not be empty.")))
+        if len(value) > max_length:
+            raise ValidationError(str(_l("At most %(n)d characters.", n=max_length)))
+        if not spaces and any(c.isspace() for c in value):
+            raise ValidationError(str(_l("Must not contain spaces.")))
+    return check
+
+
+def _text_field(max_length: int, *, spaces: bool = True, **kw: Any) -> fields.String:
+    metadata = {"minLength": 1, "maxLength": max_length, **kw.pop("metadata", {})}
+    return fields.String(validate=_text(max_length, spaces=spaces), metadata=metadata, **kw)
+
+
+def _one_of(choices: tuple[str, ...], **kw: Any) -> fields.String:
+    metadata = {"enum": list(choices), **kw.pop("metadata", {})}
+    return fields.String(validate=_choice(choices), metadata=metadata, **kw)
+
+
+class StrictFloat(fields.Float):
+    """A JSON number: strings and booleans are refused, not coerced; NaN and infinity too."""
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, str):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class Timestamp(fields.AwareDateTime):
+    """ISO 8601 with a time zone; handed over in UTC."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        example = "2026-07-26T10:30:00+08:00"
+        if not isinstance(value, str):
+            raise ValidationError(str(_l("Give an ISO 8601 time such as %(example)s.",
+                                         example=example)))
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError(str(_l("Give an ISO 8601 time such as %(example)s.",
+                                         example=example))) from None
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            raise ValidationError(str(_l("The time has no time zone: add one, such as +08:00 "
+                                         "or Z.")))
+        return parsed.astimezone(UTC)
+
+
+# ---------------------------------------------------------------- alert intake (input)
+
+class AlertSchema(Schema):
+    """One reading or report from a source system."""
+
+    scenario = fields.String(required=True, validate=_choice(scenario_codes),
+                             metadata={"choices_of": "scenarios",
+                                       "description": "scenario code, e.g. gas"})
+    indicator = _text_field(60, spaces=False, required=True, metadata={
+        "description": "indicator of a warning item of the scenario's published handbook "
+                       "(or the item code), e.g. ch4_lel"})
+    point = _text_field(80, spaces=False, required=True, metadata={
+        "description": "monitoring point code, e.g. GAS-MH-0001; unknown points are accepted "
+                       "and flagged"})
+    value = StrictFloat(required=True, metadata={"description": "the reading (finite number)"})
+    observed_at = Timestamp(required=True, metadata={
+        "description": "when it was measured: ISO 8601 with a time zone, at most 5 minutes "
+                       "ahead and 7 days back"})
+    level = _one_of(LEVELS, metadata={
+        "description": "level set by the source; when absent the handbook thresholds decide"})
+    idempotency_key = _text_field(120, metadata={
+        "description": "a retry with the same key returns the first outcome; the "
+                       "Idempotency-Key header may carry it for a single alert"})
+    payload = fields.Dict(keys=fields.String(), metadata={
+        "description": "anything else the source wants kept (at most 16 KB as JSON)"})
+
+    @validates("observed_at")
+    def _recent(self, value: datetime, **_: Any) -> None:
+        now = clock_now()
+        if value > now + MAX_FUTURE:
+            raise ValidationError(str(_l("More than 5 minutes in the future; check the "
+                                         "source's clock and time zone.")))
+        if value < now - MAX_AGE:
+            raise ValidationError(str(_l("Older than 7 days; such readings are not accepted.")))
+
+    @validates("payload")
+    def _small(self, value: dict[str, Any], **_: Any) -> None:
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            raise ValidationError(str(_l("Must not contain NaN or infinity."))) from None
+        if len(text.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+            raise ValidationError(str(_l("At most 16 KB as JSON.")))
+
+    @post_load
+    def _to_alert(self, data: dict[str, Any], **_: Any) -> AlertIn:
+        return AlertIn(scenario=data["scenario"], indicator=data["indicator"],
+                       point_code=data["point"], value=data["value"],
+                       observed_at=data["observed_at"], level=data.get("level"),
+                       idempotency_key=data.get("idempotency_key"),
+                       payload=data.get("payload"))
+
+
+class AlertBatchSchema(Schema):
+    """Several alerts at once: all are valid and stored, or none is."""
+
+    alerts = fields.List(fields.Nested(AlertSchema), required=True, metadata={
+        "description": "1 to MAX_ALERT_BATCH alerts (500 unless configured)"})
+
+    @validates("alerts")
+    def _size(self, value: list[Any], **_: Any) -> None:
+        most = int(current_app.config["MAX_ALERT_BATCH"])
+        if not value:
+            raise ValidationError(str(_l("Send at least one alert.")))
+        if len(value) > most:
+            raise ValidationError(str(_l("At most %(n)d alerts per batch.", n=most)))
+
+    @validates_schema
+    def _distinct_keys(self, data: dict[str, Any], **_: Any) -> None:
+        seen: set[str] = set()
+        problems: dict[int, dict[str, list[str]]] = {}
+        for index, alert in enumerate(data.get("alerts", [])):
+            key = alert.idempotency_key
+            if key is not None and key in seen:
+                problems[index] = {"idempotency_key": [
+                    str(_l("Used by another alert of the same batch."))]}
+            if key is not None:
+                seen.add(key)
+        if problems:
+            raise ValidationError(cast(Any, problems), field_name="alerts")
+
+
+# ---------------------------------------------------------------- alert intake (output)
+
+class AlertOutcomeSchema(Schema):
+    alert_id = fields.Integer(metadata={"description": "the stored alert"})
+    disposition = fields.String(metadata={
+        "enum": ["opened", "grouped", "upgraded", "back_to_normal", "below_threshold",
+                 "silenced"]})
+    case_no = fields.String(allow_none=True)
+    level = fields.String(allow_none=True, metadata={"enum": list(LEVELS)})
+    unknown_point = fields.Boolean()
+    replayed = fields.Boolean(metadata={"description": "true when an earlier request with "
+                                                      "the same idempotency key stored it"})
+
+
+class AlertBatchResultSchema(Schema):
+    alerts = fields.List(fields.Nested(AlertOutcomeSchema))
+
+
+class ErrorSchema(Schema):
+    code = fields.String(required=True, metadata={"description": "stable machine code"})
+    message = fields.String(required=True, metadata={"description": "for people"})
+    details = fields.Dict(metadata={
+        "description": "field -> messages; for a batch, index -> field -> messages"})
+
+
+# ---------------------------------------------------------------- session
+
+class LoginSchema(Schema):
+    username = _text_field(60, required=True)
+    password = fields.String(required=True, load_only=True, validate=_text(200))
+
+
+class NodeRefSchema(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+
+
+class RoleRefSchema(Schema):
+    role = fields.Function(lambda a: a.role.value, metadata={"type": "string"})
+    node = fields.Nested(NodeRefSchema)
+
+
+class UserSchema(Schema):
+    id = fields.Integer()
+    username = fields.String()
+    display_name = fields.String()
+    must_change_password = fields.Boolean(metadata={
+        "description": "true: change the password on the web first; case calls answer 403"})
+    roles = fields.List(fields.Nested(RoleRefSchema), attribute="assignments")
+
+
+class CsrfSchema(Schema):
+    csrf_token = fields.String(metadata={"description": "send as the X-CSRFToken header on "
+                                                       "POST and DELETE"})
+
+
+class SessionSchema(CsrfSchema):
+    user = fields.Nested(UserSchema)
+
+
+# ---------------------------------------------------------------- cases (query arguments)
+
+class _PageArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    page = fields.Integer(load_default=1, metadata={"minimum": 1})
+    per_page = fields.Integer(load_default=25, metadata={"minimum": 1, "maximum": MAX_PER_PAGE})
+    scenario = fields.String(validate=_choice(scenario_codes), metadata={"choices_of":
+                                                                         "scenarios"})
+    level = _one_of(LEVELS)
+    town = fields.Integer(metadata={"description": "platform node id (town or village): cases "
+                                                   "located in it or under it"})
+    case_no = _text_field(40, metadata={"description": "part of a case number"})
+    overdue = fields.Boolean(load_default=False)
+
+    @validates("page")
+    def _page(self, value: int, **_: Any) -> None:
+        if value < 1:
+            raise ValidationError(str(_l("Must be at least 1.")))
+
+    @validates("per_page")
+    def _per_page(self, value: int, **_: Any) -> None:
+        if not 1 <= value <= MAX_PER_PAGE:
+            raise ValidationError(str(_l("Between 1 and %(n)d.", n=MAX_PER_PAGE)))
+
+
+class CaseListArgs(_PageArgs):
+    status = _one_of(CASE_STATUSES)
+
+
+class InboxArgs(_PageArgs):
+    status = _one_of(INBOX_STATUSES, load_default="ready", metadata={
+        "description": "ready: all I may act on; mine: claimed by me; claimable: unclaimed"})
+
+
+class CommentSchema(Schema):
+    body = fields.String(required=True, metadata={"maxLength": 4000})
+
+
+class AttachmentUploadSchema(Schema):
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "JPEG, PNG, WebP or PDF, at "
+                                                              "most 10 MB"})
+
+
+# ---------------------------------------------------------------- cases (output)
+
+def _overdue(due_at: datetime | None, open_: bool = True) -> bool:
+    return bool(open_ and due_at is not None and due_at < clock_now())
+
+
+class DepartmentRefSchema(Schema):
+    code = fields.String()
+    name = fields.String()
+
+
+class PersonSchema(Schema):
+    id = fields.Integer()
+    username = fields.String()
+    display_name = fields.String()
+
+
+class CaseSummarySchema(Schema):
+    case_no = fields.String()
+    scenario = fields.String()
+    item_code = fields.String()
+    item_name = fields.String()
+    status = fields.String(metadata={"enum": list(CASE_STATUSES)})
+    outcome = fields.String(allow_none=True)
+    level = fields.String(metadata={"enum": list(LEVELS)})
+    highest_level = fields.String(metadata={"enum": list(LEVELS)})
+    loop_level = fields.String()
+    point_code = fields.String()
+    node = fields.Nested(NodeRefSchema, metadata={"description": "town, village or (unknown "
+                                                                 "point) the scenario"})
+    owner_department = fields.Nested(DepartmentRefSchema, allow_none=True)
+    unit = fields.String()
+    first_value = fields.Float()
+    last_value = fields.Float()
+    alert_count = fields.Integer()
+    first_seen = fields.DateTime()
+    last_seen = fields.DateTime()
+    opened_at = fields.DateTime()
+    accepted_at = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+    due_at = fields.DateTime(allow_none=True)
+    overdue = fields.Function(lambda c: _overdue(c.due_at, c.status == "open"),
+                              metadata={"type": "boolean"})
+
+
+class PointSchema(Schema):
+    code = fields.String()
+    name = fields.String()
+    scenario = fields.String()
+    object_type = fields.String()
+    lat = fields.Float(allow_none=True)
+    lon = fields.Float(allow_none=True)
+
+
+class AlertRecordSchema(Schema):
+    id = fields.Integer()
+    received_at = fields.DateTime()
+    observed_at = fields.DateTime()
+    point_code = fields.String()
+    indicator = fields.String()
+    value = fields.Float()
+    unit = fields.String()
+    level = fields.String(allow_none=True)
+    disposition = fields.String()
+    source_type = fields.String()
+    unknown_point = fields.Boolean()
+
+
+class FormOptionSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+class FormFieldSchema(Schema):
+    id = fields.String()
+    label = fields.String()
+    type = fields.String(metadata={"enum": ["string", "long", "boolean", "date", "enum"]})
+    required = fields.Boolean()
+    readonly = fields.Boolean()
+    min = fields.Float(allow_none=True)
+    max = fields.Float(allow_none=True)
+    minlength = fields.Integer(allow_none=True)
+    maxlength = fields.Integer(allow_none=True)
+    default = fields.Function(lambda f: _jsonable(f.default), metadata={"nullable": True})
+    options = fields.List(fields.Nested(FormOptionSchema))
+    properties = fields.Function(lambda f: dict(f.properties), metadata={"type": "object"})
+
+
+class TaskSchema(Schema):
+    id = fields.Integer(metadata={"description": "use in /tasks/{id}/claim|release|complete"})
+    case_no = fields.Function(lambda t: t.case.case_no, metadata={"type": "string"})
+    element_id = fields.String()
+    name = fields.String()
+    role = fields.String()
+    level = fields.String()
+    status = fields.String(metadata={"enum": ["ready", "completed", "cancelled"]})
+    created_at = fields.DateTime()
+    due_at = fields.DateTime(allow_none=True)
+    overdue = fields.Function(lambda t: _overdue(t.due_at, t.status == "ready"),
+                              metadata={"type": "boolean"})
+    claimed_by = fields.Nested(PersonSchema, allow_none=True)
+    claimed_at = fields.DateTime(allow_none=True)
+
+
+class OpenTaskSchema(TaskSchema):
+    """A ready task with its form; `can_act` says whether the caller may claim/complete it."""
+
+    can_act = fields.Boolean()
+    form = fields.List(fields.Nested(FormFieldSchema))
+
+
+class CaseBriefSchema(Schema):
+    case_no = fields.String()
+    scenario = fields.String()
+    item_name = fields.String()
+    level = fields.String()
+    node = fields.Nested(NodeRefSchema)
+
+
+class InboxItemSchema(TaskSchema):
+    case = fields.Nested(CaseBriefSchema)
+
+
+class CommentOutSchema(Schema):
+    id = fields.Integer()
+    author = fields.Nested(PersonSchema)
+    body = fields.String()
+    created_at = fields.DateTime()
+
+
+class AttachmentOutSchema(Schema):
+    id = fields.Integer()
+    filename = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+    sha256 = fields.String()
+    uploaded_by = fields.Nested(PersonSchema)
+    created_at = fields.DateTime()
+
+
+class EventSchema(Schema):
+    seq = fields.Integer()
+    at = fields.DateTime()
+    kind = fields.String()
+    actor_name = fields.String(allow_none=True)
+    element_id = fields.String(allow_none=True)
+    element_name = fields.String(allow_none=True)
+    lane = fields.String(allow_none=True)
+    old_state = fields.String(allow_none=True)
+    new_state = fields.String(allow_none=True)
+    data = fields.Dict()
+
+
+class CaseDetailSchema(Schema):
+    case = fields.Nested(CaseSummarySchema)
+    point = fields.Nested(PointSchema, allow_none=True)
+    alerts = fields.List(fields.Nested(AlertRecordSchema), metadata={
+        "description": "the latest 200 alerts of the case, oldest first"})
+    tasks = fields.List(fields.Nested(OpenTaskSchema))
+    comments = fields.List(fields.Nested(CommentOutSchema))
+    attachments = fields.List(fields.Nested(AttachmentOutSchema))
+    events = fields.List(fields.Nested(EventSchema))
+
+
+class _PageSchema(Schema):
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+    pages = fields.Integer()
+
+
+class CasePageSchema(_PageSchema):
+    items = fields.List(fields.Nested(CaseSummarySchema))
+
+
+class InboxCountsSchema(Schema):
+    total = fields.Integer()
+    overdue = fields.Integer()
+    mine = fields.Integer()
+    by_level = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class InboxPageSchema(_PageSchema):
+    items = fields.List(fields.Nested(InboxItemSchema))
+    counts = fields.Nested(InboxCountsSchema)
+
+
+class CompletedSchema(Schema):
+    case = fields.Nested(CaseSummarySchema)
+    tasks = fields.List(fields.Nested(OpenTaskSchema), metadata={
+        "description": "the case's open tasks after the step"})
