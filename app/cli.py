@@ -80,6 +80,22 @@ def seed_handbooks() -> None:
                + (f" ({', '.join(published)})" if published else ""))
 
 
+@seed_cli.command("traffic")
+@click.pass_context
+def seed_traffic(ctx: click.Context) -> None:
+    """Simulate a first hour of alerts, once: nothing happens when cases exist already."""
+    from sqlalchemy import func, select
+
+    from app.cli_alerts import simulate
+    from app.models import Case
+
+    if db.session.scalar(select(func.count()).select_from(Case)):
+        click.echo("demo traffic: cases exist already, nothing simulated")
+        return
+    ctx.invoke(simulate, scenarios=(), towns=("town.02", "town.22", "town.13"), levels=(),
+               rate=0.0, count=40, repeat_share=0.3, normal_share=0.1, seed=2024, actor=None)
+
+
 @seed_cli.command("show-logins")
 def show_logins() -> None:
     """Print the demo log-ins created on this installation."""
