@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 STAMP := $(VENV)/.installed-stamp
+ASSETS := static/dist/.built-stamp
 
 .PHONY: setup run test lint db seed translations clean i18n browser-deps
 
@@ -16,7 +17,13 @@ $(STAMP): pyproject.toml
 translations: $(STAMP)
 	$(BIN)/pybabel compile --use-fuzzy -d app/translations >/dev/null
 
-setup: $(STAMP) translations
+# Front-end packages come from npm (static/package-lock.json) and are bundled into static/dist/.
+$(ASSETS): static/package.json static/package-lock.json static/build.mjs $(wildcard static/src/*)
+	npm ci --prefix static --no-audit --no-fund
+	npm run --prefix static build
+	touch $(ASSETS)
+
+setup: $(STAMP) translations $(ASSETS)
 
 db: setup
 	mkdir -p instance
@@ -26,6 +33,8 @@ seed: db
 	$(FLASK) seed org
 	$(FLASK) seed demo
 	$(FLASK) seed handbooks
+	$(FLASK) seed points
+	$(FLASK) seed traffic
 
 run: seed
 	$(FLASK) seed show-logins

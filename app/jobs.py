@@ -58,7 +58,25 @@ def start_scheduler(app: Flask) -> None:
     scheduler.add_job(fire_timers, "interval", args=[app], id="timers",
                       seconds=app.config["TIMER_POLL_SECONDS"])
     scheduler.add_job(deliver_outbound, "interval", args=[app], id="outbound", seconds=15)
+    scheduler.add_job(scan_quality, "interval", args=[app], id="quality", hours=1)
     scheduler.start()
     app.extensions["scheduler"] = scheduler
     # Beat once at start so the status page is right from the first request.
     scheduler.add_job(heartbeat, args=[app], id="heartbeat-now")
+
+
+def scan_quality(app: Flask) -> int:
+    """Check the cases closed since the previous run against the data-quality rules (Art 9)."""
+    from app.services import quality
+
+    with app.app_context():
+        try:
+            flagged = quality.scan_recent(app.extensions["clock"]()).flagged
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            app.logger.exception("data-quality scan failed")
+            flagged = 0
+        finally:
+            db.session.remove()
+    return flagged

@@ -100,19 +100,26 @@ def _register_request_checks(app: Flask) -> None:
 def register_web(app: Flask) -> None:
     from app.web.admin import bp as admin_bp
     from app.web.auth import bp as auth_bp
+    from app.web.cases import bp as cases_bp
+    from app.web.designer import bp as designer_bp
     from app.web.handbooks import bp as handbooks_bp
     from app.web.main import bp as main_bp
+    from app.web.operations import bp as operations_bp
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please log in to open this page.")
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "strong"
+    # "basic": a phone that changes network keeps its session (marked not fresh).
+    login_manager.session_protection = "basic"
     login_manager.user_loader(accounts.load_user)
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(handbooks_bp)
+    app.register_blueprint(operations_bp)
+    app.register_blueprint(cases_bp)
+    app.register_blueprint(designer_bp)
     _register_errors(app)
     _register_request_checks(app)
 

@@ -11,11 +11,14 @@ from typing import Any
 
 import pytest
 from flask_migrate import upgrade
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from app import create_app
 from app.extensions import db
-from app.services import demo, org
+from app.models import ApiKey, Case, CaseTask, MonitoringPoint, User
+from app.services import api_keys, cases, demo, org
+from app.services.intake import AlertIn, ingest
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -24,23 +27,52 @@ SIZES = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "hei
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The server, the demo accounts with their passwords, and `open_case(...)`, which
+    reports an alarm and has it confirmed so that it waits in the responders' inbox."""
     db_file = tmp_path_factory.mktemp("live") / "live.db"
     app = create_app(DATABASE_URL=f"sqlite:///{db_file}",
                      SECRET_KEY="browser-test-secret-0123456789")
     with app.app_context():
         upgrade()
         org.load_org()
-        accounts = {a.username: a.password for a in demo.load_demo_accounts(
-            now=app.extensions["clock"]())}
+        now = app.extensions["clock"]()
+        accounts = {a.username: a.password for a in demo.load_demo_accounts(now=now)}
+        demo.publish_demo_handbooks(now=now)
+        sysadmin = db.session.scalar(select(User).where(User.username == "sysadmin"))
+        api_keys.issue(sysadmin, name="演示物联感知", source_type="iot", scenarios=["gas"],
+                       now=now, known_scenarios={"gas"})
         db.session.commit()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield {"url": f"http://127.0.0.1:{server.server_port}", "accounts": accounts}
+    yield {"url": f"http://127.0.0.1:{server.server_port}", "accounts": accounts,
+           "open_case": lambda **kw: _confirmed_case(app, **kw)}
     server.shutdown()
     thread.join(timeout=5)
     with app.app_context():
         db.engine.dispose()
+
+
+def _confirmed_case(app: Any, *, value: float = 30.0, town: str = "town.02") -> str:
+    """A gas alarm at a new point in `town`, confirmed by the scenario's administrator."""
+    with app.app_context():
+        now = app.extensions["clock"]()
+        number = db.session.scalar(select(func.count()).select_from(MonitoringPoint)) + 1
+        code = f"GAS-DEMO-{number:04d}"
+        db.session.add(MonitoringPoint(code=code, name=f"演示窨井{number}", scenario="gas",
+                                       node=org.node_by_code(town), lat=31.23, lon=121.5))
+        outcome = ingest(db.session.scalar(select(ApiKey)), AlertIn(
+            scenario="gas", indicator="ch4_lel", point_code=code, value=value,
+            observed_at=now), now=now)
+        db.session.commit()
+        case = db.session.scalar(select(Case).where(Case.case_no == outcome.case_no))
+        task = db.session.scalar(select(CaseTask).where(
+            CaseTask.case_id == case.id, CaseTask.status == "ready"))
+        admin = db.session.scalar(select(User).where(User.username == "jjw_admin"))
+        cases.complete(admin, task.id, {"verdict": "confirmed", "assessment_note": "现场视频确认"},
+                       now=now)
+        db.session.commit()
+        return str(outcome.case_no)
 
 
 @pytest.fixture(scope="session")
