@@ -84,6 +84,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TIMER_POLL_SECONDS", 0.5, float, _positive,
             "how often the scheduler looks for due timers"),
     Setting("MAX_ALERT_BATCH", 500, int, _positive),
+    Setting("MAX_UPLOAD_MB", 32, int, _positive,
+            "largest request body accepted anywhere (pages and API), in megabytes"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -139,4 +141,5 @@ def flask_config(values: Mapping[str, Any]) -> dict[str, Any]:
     config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Shanghai"
     config["BABEL_TRANSLATION_DIRECTORIES"] = str(Path(__file__).parent / "translations")
     config["WTF_CSRF_TIME_LIMIT"] = None
+    config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_MB"] * 1024 * 1024
     return config

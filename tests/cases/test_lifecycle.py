@@ -163,9 +163,10 @@ def test_claim_release_and_who_may_act(app, published, point, send, people, driv
             cases.claim(db.session.get(User, people["business_admin"]), task.id, now=clock())
         cases.claim(db.session.get(User, people["responder"]), task.id, now=clock())
         db.session.commit()
-        with pytest.raises(Conflict, match="claimed"):
+        with pytest.raises(Conflict) as claimed:
             cases.complete(db.session.get(User, colleague), task.id, {"accepted": True},
                            now=clock())
+        assert claimed.value.code == "claimed_by_other"
         with pytest.raises(Conflict):
             cases.release(db.session.get(User, colleague), task.id, now=clock())
         cases.release(db.session.get(User, people["responder"]), task.id, now=clock())
@@ -185,9 +186,11 @@ def test_completing_a_task_twice_is_a_conflict(app, published, point, send, peop
     task = _ready(app, outcome["case_no"])
     drive(outcome["case_no"], people, stop_at="Activity_dispose")
     with app.app_context():
-        with pytest.raises(Conflict, match="already completed"):
+        with pytest.raises(Conflict) as gone:
             cases.complete(db.session.get(User, people["responder"]), task.id,
                            {"accepted": True}, now=clock())
+        assert gone.value.code == "task_gone"
+        assert "该任务已由" in str(gone.value.message)
 
 
 def test_running_cases_keep_their_handbook_version(app, published, point, send, people, drive,
