@@ -37,7 +37,7 @@ from app.services.handbook_data import (
 )
 from app.services.handbook_schema import parse_duration
 from app.services.handbooks import published_version
-from app.services.permissions import holds_role_over, require
+from app.services.permissions import can, holds_role_over, require
 from workflows import FormValidationError, TaskNotFoundError, TaskNotReadyError
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -55,6 +55,14 @@ def handbook_of(version: HandbookVersion) -> Handbook:
                                department_codes(), platform_scenarios())
         _HANDBOOKS[version.content_hash] = found
     return found
+
+
+def handbook_or_none(version: HandbookVersion) -> Handbook | None:
+    """The handbook data of a scenario version; None for handbooks without such data
+    (warning publication)."""
+    if version.handbook_key in platform_scenarios():
+        return handbook_of(version)
+    return None
 
 
 def _ladder_after(steps: list[dict[str, Any]], role: str) -> str | None:
@@ -166,11 +174,21 @@ def open_case(request: NewCase, *, now: datetime) -> Case:
     return case
 
 
+def _may_view(actor: User, case: Case) -> None:
+    if can(actor, "case.view", case):
+        return
+    # Someone a task of the case was (or is) addressed to may follow the case.
+    for task in db.session.scalars(select(CaseTask).where(CaseTask.case_id == case.id)):
+        if holds_role_over(actor, task.role, task.scope_paths):
+            return
+    require(actor, "case.view", case)
+
+
 def get_case(actor: User, case_id: int) -> Case:
     case = db.session.get(Case, case_id)
     if case is None:
         raise NotFound(_l("No such case."))
-    require(actor, "case.view", case)
+    _may_view(actor, case)
     return case
 
 
@@ -178,7 +196,7 @@ def get_case_by_no(actor: User, case_no: str) -> Case:
     case = db.session.scalar(select(Case).where(Case.case_no == case_no))
     if case is None:
         raise NotFound(_l("No such case."))
-    require(actor, "case.view", case)
+    _may_view(actor, case)
     return case
 
 
@@ -196,8 +214,10 @@ def _task(task_row_id: int, *, lock: bool = False) -> CaseTask:
 
 
 def _may_act(actor: User, task: CaseTask) -> None:
-    require(actor, "case.act", task.case)
+    # The task's own role and paths decide: a department lane reaches beyond the case's
+    # town and scenario (big loop, warning publication).
     if not holds_role_over(actor, task.role, task.scope_paths):
+        require(actor, "case.act", task.case)
         raise Forbidden(_l("This task is for another role or area."), code="not_your_task")
 
 
@@ -270,6 +290,10 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
         case.accepted_at = now
     completed = case_engine.record_step(loaded, result, now=now, actor=actor)
     notify.after_step(case, completed, now=now)
+    if any("broadcast_message" in c.properties for c in completed):
+        from app.services.publications import broadcast
+
+        broadcast(case, completed, loaded.instance.data, now=now)
     try:
         db.session.flush()
     except StaleDataError:
@@ -350,6 +374,12 @@ def raise_level(case: Case, level: str, value: float, *, now: datetime) -> None:
 
 def back_to_normal(case: Case, value: float, *, now: datetime) -> None:
     _send(case_engine.load(case), "back_to_normal", {"value": value}, now)
+
+
+def send_message(case: Case, message: str, payload: dict[str, Any], *,
+                 now: datetime) -> None:
+    """Deliver a message (weather warning, ...) into one running case's process."""
+    _send(case_engine.load(case), message, payload, now)
 
 
 def _send(loaded: case_engine.Loaded, message: str, payload: dict[str, Any],

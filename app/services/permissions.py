@@ -46,13 +46,16 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "overdue.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
                                R.DISTRICT_OFFICE, R.AUDITOR}),
     "apikeys.manage": frozenset({R.TECH_ADMIN, R.SYSTEM_ADMIN}),
+    # Weather warnings are drafted by 区气象局's business administrators (annex 7).
+    "publication.start": frozenset({R.BUSINESS_ADMIN}),
 }
 
 # Read-only roles never receive an action that changes something.
 READ_ONLY_ROLES = frozenset({R.AUDITOR})
 WRITE_ACTIONS = frozenset({"accounts.manage", "roles.assign", "accounts.unlock",
                            "roles.assign_admin", "handbook.draft", "handbook.review",
-                           "case.act", "case.correct", "silence.manage", "apikeys.manage"})
+                           "case.act", "case.correct", "silence.manage", "apikeys.manage",
+                           "publication.start"})
 
 # Three separated administrators (三员分立): one person holds at most one of these.
 SEPARATED_ADMIN_ROLES = frozenset({R.SYSTEM_ADMIN, R.SECURITY_ADMIN, R.AUDIT_ADMIN})

@@ -28,7 +28,7 @@ from app.models import (
     User,
 )
 from app.services import audit, case_engine
-from app.services.cases import handbook_of
+from app.services.cases import handbook_or_none
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.overdue import in_scope
 from app.services.permissions import require, scope_paths
@@ -245,7 +245,8 @@ def broken_rules(facts: CaseFacts, rules: Iterable[Rule] = RULES) -> dict[str, s
 # Reading the facts from the stored history.
 
 def _evidence_kinds(version: HandbookVersion, cause: str) -> tuple[str, ...]:
-    cancellation = handbook_of(version).data.get("cancellation") or {}
+    handbook = handbook_or_none(version)
+    cancellation = (handbook.data.get("cancellation") if handbook else None) or {}
     kinds = list(cancellation.get("evidence") or [])
     for item in cancellation.get("causes") or []:
         if item.get("code") == cause:
@@ -314,7 +315,9 @@ class ScanResult:
 def scan(now: datetime, *, since: datetime | None = None, batch: int = 200) -> ScanResult:
     """Check closed cases (those closed since `since`, or all) against every rule and record
     one issue per case and broken rule. Running it again flags nothing twice."""
-    query = select(Case.id).where(Case.status.in_(CLOSED_STATUSES))
+    # Warning publications are not warnings: their records follow no disposal rules.
+    query = select(Case.id).where(Case.status.in_(CLOSED_STATUSES),
+                                  Case.scenario != "warning_publication")
     if since is not None:
         query = query.where(Case.closed_at >= since)
     ids = list(db.session.scalars(query.order_by(Case.id)))

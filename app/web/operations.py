@@ -144,7 +144,32 @@ def index() -> str:
         counts["silences"] = len(overdue.silences(user, now()).active)
     if allowed["overdue.view"] or allowed["case.correct"]:
         counts["unknown"] = len(overdue.unknown_points(user))
+    allowed["publication.start"] = _may_publish(user)
     return render_template("operations/index.html", allowed=allowed, counts=counts)
+
+
+def _may_publish(user: Any) -> bool:
+    from app.services.handbooks import published_version
+    from app.services.publications import KEY
+
+    version = published_version(KEY)
+    return version is not None and can(user, "publication.start", version.node)
+
+
+@bp.post("/publications")
+@login_required
+def start_publication() -> Response:
+    """区气象局 drafts a weather warning: open a publication and go to its first step."""
+    from app.models import CaseTask
+    from app.services import publications
+
+    case = publications.start(me(), now=now())
+    db.session.commit()
+    task_id = db.session.scalar(select(CaseTask.id).where(
+        CaseTask.case_id == case.id, CaseTask.status == "ready"))
+    if task_id is None:
+        return redirect(url_for("cases.case_page", case_no=case.case_no))
+    return redirect(url_for("cases.task", task_id=task_id))
 
 
 @bp.get("/overdue")

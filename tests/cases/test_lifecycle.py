@@ -258,3 +258,47 @@ def test_a_batch_keeps_its_order_and_groups_repeats_set_wise(app, published, poi
         assert case.alert_count == 5 and case.last_value == 55.0
         assert case.highest_level == "orange"
         assert db.session.scalar(select(func.count()).select_from(Alert)) == 6
+
+
+def test_escalation_to_the_big_loop_reaches_other_departments(app, published, point, send,
+                                                              drive, make_user, clock):
+    """Big loop (DOMAIN §4): 应急管理局 convenes, each involved department disposes, the
+    leader in charge hears, the case returns to closure."""
+    from app.services.errors import Forbidden
+
+    point("GAS-MH-0001", "gas")
+    outcome = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")
+    people = {
+        "business_admin": make_user((Role.BUSINESS_ADMIN, "scenario.gas"))["id"],
+        "responder": make_user((Role.RESPONDER, "town.02"))["id"],
+        "department_head": make_user((Role.DEPARTMENT_HEAD, "industry.construction"))["id"],
+        "leader_in_charge": make_user((Role.LEADER_IN_CHARGE, "industry.construction"))["id"],
+    }
+    emergency = make_user((Role.BUSINESS_ADMIN, "industry.emergency"))["id"]
+    drive(outcome["case_no"], people, stop_at="Activity_convene",
+          answers={"Activity_dispose": {"escalate": "big", "escalate_reason": "多处泄漏"}})
+    convene = _ready(app, outcome["case_no"])
+    assert convene.element_id == "Activity_convene" and convene.role == "business_admin"
+    with app.app_context():
+        gas_admin = db.session.get(User, people["business_admin"])
+        with pytest.raises(Forbidden):
+            cases.claim(gas_admin, convene.id, now=clock())
+        # The emergency bureau's administrator reaches the case through the task.
+        boss = db.session.get(User, emergency)
+        assert cases.get_case(boss, convene.case_id).case_no == outcome["case_no"]
+        case = db.session.get(Case, convene.case_id)
+        fields = case_engine.load(case).compiled.form_fields(convene.process_id,
+                                                             convene.element_id)
+        from cases_fixtures import fill_form
+
+        cases.complete(boss, convene.id, fill_form(fields, {
+            "involved_departments": "construction,emergency"}), now=clock())
+        db.session.commit()
+    # Everyone else in the loop: a district-wide administrator stands in for the departments.
+    people["business_admin"] = make_user((Role.BUSINESS_ADMIN, "district"))["id"]
+    done = drive(outcome["case_no"], people)
+    assert "Activity_department_disposal_construction" in done
+    assert "Activity_department_disposal_emergency" in done
+    assert "Activity_report_leader" in done and "Activity_close_big_loop" in done
+    assert done[-1] == "Activity_verify"
+    assert _case(app, outcome["case_no"]).status == "closed"
