@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from app.extensions import db
 from app.models import (
@@ -72,18 +72,31 @@ def add_event(case: Case, *, kind: str, at: datetime, version_hash: str,
               lane: str | None = None, old_state: str | None = None,
               new_state: str | None = None, data: dict[str, Any] | None = None) -> CaseEvent:
     """Append one event to the case's hash-chained history."""
+    event = CaseEvent(**_event_row(
+        case, kind=kind, at=at, version_hash=version_hash, actor=actor, actor_name=actor_name,
+        element_id=element_id, element_name=element_name, lane=lane, old_state=old_state,
+        new_state=new_state, data=data))
+    db.session.add(event)
+    return event
+
+
+def _event_row(case: Case, *, kind: str, at: datetime, version_hash: str,
+               actor: User | None = None, actor_name: str | None = None,
+               element_id: str | None = None, element_name: str | None = None,
+               lane: str | None = None, old_state: str | None = None,
+               new_state: str | None = None, data: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """The next event of the case as column values, chained to the one before it."""
     case.event_seq += 1
     name = actor.username if actor is not None else actor_name
     payload = {"seq": case.event_seq, "kind": kind, "at": at.isoformat(), "actor": name,
                "element": element_id, "old": old_state, "new": new_state, "data": data or {}}
     prev, digest = _chain(case, payload)
-    event = CaseEvent(case_id=case.id, seq=case.event_seq, at=at, kind=kind,
-                      actor_id=actor.id if actor else None, actor_name=name,
-                      version_hash=version_hash, element_id=element_id,
-                      element_name=element_name, lane=lane, old_state=old_state,
-                      new_state=new_state, data=data or {}, prev_hash=prev, hash=digest)
-    db.session.add(event)
-    return event
+    return {"case_id": case.id, "seq": case.event_seq, "at": at, "kind": kind,
+            "actor_id": actor.id if actor else None, "actor_name": name,
+            "version_hash": version_hash, "element_id": element_id,
+            "element_name": element_name, "lane": lane, "old_state": old_state,
+            "new_state": new_state, "data": data or {}, "prev_hash": prev, "hash": digest}
 
 
 @dataclass(frozen=True)
@@ -114,20 +127,24 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
     case, instance, index = loaded.case, loaded.instance, loaded.index
     version_hash = loaded.version.content_hash
     completed: list[Completed] = []
+    rows = []
     for event in result.events:
-        add_event(case, kind="task", at=event.at, version_hash=version_hash, actor=actor,
-                  actor_name=event.actor, element_id=event.element_id,
-                  element_name=event.element_name, lane=event.lane,
-                  old_state=event.old_state, new_state=event.new_state,
-                  data={"process": event.process_id, "task": event.task_id,
-                        "type": event.element_type, "delta": event.data_delta})
+        rows.append(_event_row(
+            case, kind="task", at=event.at, version_hash=version_hash, actor=actor,
+            actor_name=event.actor, element_id=event.element_id,
+            element_name=event.element_name, lane=event.lane, old_state=event.old_state,
+            new_state=event.new_state,
+            data={"process": event.process_id, "task": event.task_id,
+                  "type": event.element_type, "delta": event.data_delta}))
         if event.new_state == "COMPLETED":
             facts = index.get(event.process_id, event.element_id)
             if facts is not None and facts.properties.get("notify"):
                 completed.append(Completed(event.process_id, event.element_id,
                                            event.element_name or facts.name, facts.properties))
-    add_event(case, kind="input", at=now, version_hash=version_hash, actor=actor,
-              data=result.input.to_dict())
+    rows.append(_event_row(case, kind="input", at=now, version_hash=version_hash,
+                           actor=actor, data=result.input.to_dict()))
+    # One statement for the step's history instead of an object per event.
+    db.session.execute(insert(CaseEvent), rows)
     if result.failure is not None:
         case.error = result.failure.message
         add_event(case, kind="error", at=now, version_hash=version_hash,
@@ -151,8 +168,10 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
     """Make case_task match the engine's ready human tasks."""
     case, instance = loaded.case, loaded.instance
     ready = {t.task_id: t for t in instance.ready_human_tasks()}
-    rows = db.session.scalars(select(CaseTask).where(
-        CaseTask.case_id == case.id, CaseTask.status == "ready")).all()
+    # Pending events do not change which tasks are stored: no flush before this read.
+    with db.session.no_autoflush:
+        rows = db.session.scalars(select(CaseTask).where(
+            CaseTask.case_id == case.id, CaseTask.status == "ready")).all()
     for row in rows:
         if row.task_id not in ready:
             # Completed by an action (set by the caller) or cancelled by an interrupting event.

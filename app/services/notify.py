@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,23 +42,35 @@ NOTICE_TITLES = {
 LEVEL_NAMES = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
 
 
-def recipients(case: Case, roles: Iterable[str], department: str | None = None) -> list[User]:
-    """Active users holding one of `roles` on a node that covers the case (town or scenario)."""
+@dataclass(frozen=True)
+class Recipient:
+    id: int
+    username: str
+
+
+def recipients(case: Case, roles: Iterable[str], department: str | None = None
+               ) -> list[Recipient]:
+    """Active users holding one of `roles` on a node that covers the case (town or scenario).
+
+    Only ids and names are read: a reminder needs no account objects (and their roles)."""
     wanted = [r for r in roles if r]
     if not wanted:
         return []
     covers = or_(literal(case.scope_path).like(PlatformNode.path + "%"),
                  literal(case.scenario_path).like(PlatformNode.path + "%"))
-    query = (select(User).join(RoleAssignment, RoleAssignment.user_id == User.id)
+    query = (select(User.id, User.username)
+             .join(RoleAssignment, RoleAssignment.user_id == User.id)
              .join(PlatformNode, RoleAssignment.node_id == PlatformNode.id)
              .where(User.active.is_(True), RoleAssignment.role.in_(wanted), covers))
     if department:
         query = query.join(Department, User.department_id == Department.id).where(
             Department.code == department)
-    return list(db.session.scalars(query.distinct()))
+    with db.session.no_autoflush:  # who holds a role does not depend on pending case writes
+        rows = db.session.execute(query.distinct()).all()
+    return [Recipient(row.id, row.username) for row in rows]
 
 
-def _send(case: Case, users: Iterable[User], kind: str, body: str, now: datetime) -> int:
+def _send(case: Case, users: Iterable[Recipient], kind: str, body: str, now: datetime) -> int:
     title = f"{NOTICE_TITLES.get(kind, kind)} · {case.case_no}"
     count = 0
     for user in users:
