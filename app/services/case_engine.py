@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -58,12 +58,14 @@ def load(case: Case) -> Loaded:
     return Loaded(case, version, spec, index, instance)
 
 
-def _chain(case: Case, payload: dict[str, Any]) -> tuple[str, str]:
-    prev = case.last_event_hash
-    digest = hashlib.sha256((prev + json.dumps(payload, sort_keys=True, ensure_ascii=False,
-                                               default=str)).encode("utf-8")).hexdigest()
-    case.last_event_hash = digest
-    return prev, digest
+def _digest(prev: str, seq: int, kind: str, at: datetime, actor: str | None,
+            element_id: str | None, old_state: str | None, new_state: str | None,
+            data: dict[str, Any]) -> str:
+    """The hash of one event chained to the previous one; writing and checking share it."""
+    payload = {"seq": seq, "kind": kind, "at": at.isoformat(), "actor": actor,
+               "element": element_id, "old": old_state, "new": new_state, "data": data}
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256((prev + text).encode("utf-8")).hexdigest()
 
 
 def add_event(case: Case, *, kind: str, at: datetime, version_hash: str,
@@ -89,9 +91,10 @@ def _event_row(case: Case, *, kind: str, at: datetime, version_hash: str,
     """The next event of the case as column values, chained to the one before it."""
     case.event_seq += 1
     name = actor.username if actor is not None else actor_name
-    payload = {"seq": case.event_seq, "kind": kind, "at": at.isoformat(), "actor": name,
-               "element": element_id, "old": old_state, "new": new_state, "data": data or {}}
-    prev, digest = _chain(case, payload)
+    prev = case.last_event_hash
+    digest = _digest(prev, case.event_seq, kind, at, name, element_id, old_state, new_state,
+                     data or {})
+    case.last_event_hash = digest
     return {"case_id": case.id, "seq": case.event_seq, "at": at, "kind": kind,
             "actor_id": actor.id if actor else None, "actor_name": name,
             "version_hash": version_hash, "element_id": element_id,
@@ -222,21 +225,12 @@ def _department_node(code: str) -> PlatformNode | None:
     return min(nodes, key=lambda n: (len(n.path), n.id), default=None)
 
 
-def overdue_by(due_at: datetime | None, now: datetime) -> timedelta | None:
-    if due_at is None or due_at >= now:
-        return None
-    return now - due_at
-
-
 def chain_intact(events: Iterable[CaseEvent]) -> int | None:
     """Recompute a case's event chain; the seq of the first broken event, or None."""
     prev = "0" * 64
     for event in events:
-        payload = {"seq": event.seq, "kind": event.kind, "at": event.at.isoformat(),
-                   "actor": event.actor_name, "element": event.element_id,
-                   "old": event.old_state, "new": event.new_state, "data": event.data}
-        digest = hashlib.sha256((prev + json.dumps(payload, sort_keys=True, ensure_ascii=False,
-                                                   default=str)).encode("utf-8")).hexdigest()
+        digest = _digest(prev, event.seq, event.kind, event.at, event.actor_name,
+                         event.element_id, event.old_state, event.new_state, event.data)
         if event.prev_hash != prev or event.hash != digest:
             return event.seq
         prev = digest
