@@ -302,3 +302,27 @@ def test_escalation_to_the_big_loop_reaches_other_departments(app, published, po
     assert "Activity_report_leader" in done and "Activity_close_big_loop" in done
     assert done[-1] == "Activity_verify"
     assert _case(app, outcome["case_no"]).status == "closed"
+
+
+def test_case_history_cannot_be_rewritten_unnoticed(app, dbconn, published, point, send):
+    """Append-only in the database; past that guard, the hash chain names the changed event."""
+    import sqlalchemy as sa
+
+    point("GAS-MH-0001", "gas")
+    case_no = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")["case_no"]
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        with dbconn.begin_nested():
+            dbconn.execute(sa.text("UPDATE case_event SET actor_name = 'someone'"))
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        with dbconn.begin_nested():
+            dbconn.execute(sa.text("DELETE FROM case_event"))
+    if dbconn.dialect.name == "postgresql":
+        dbconn.execute(sa.text("DROP TRIGGER case_event_no_update ON case_event"))
+    else:
+        dbconn.execute(sa.text("DROP TRIGGER case_event_no_update"))
+    dbconn.execute(sa.text("UPDATE case_event SET actor_name = 'someone' WHERE seq = 3"))
+    with app.app_context():
+        case = db.session.scalar(select(Case).where(Case.case_no == case_no))
+        events = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
+                                    .order_by(CaseEvent.seq)).all()
+        assert case_engine.chain_intact(events) == 3
