@@ -4,6 +4,7 @@ and the same message queued for an outbound channel (a webhook) when one is conf
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -150,9 +151,14 @@ class WebhookChannel:
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         request = urllib.request.Request(self.url, data=body, method="POST",
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-            if not 200 <= response.status < 300:
-                raise OSError(f"webhook answered {response.status}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            exc.close()  # an error answer still holds its connection open
+            status = exc.code
+        if not 200 <= status < 300:
+            raise OSError(f"webhook answered {status}")
 
 
 MAX_ATTEMPTS = 5
