@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import re
+import threading
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any, Literal
@@ -28,6 +29,23 @@ from .guards import ALL_ALLOWED_ATTRIBUTES, Guards, ScriptLimitError, ScriptLimi
 SCRIPT_FILENAME = "<handbook-script>"
 
 Mode = Literal["exec", "eval"]
+
+# CPython 3.11 keeps the depth counter of its AST <-> object conversion per interpreter, not
+# per thread: when a garbage collection during `ast.parse` or `compile(tree)` lets another
+# thread in (a finalizer, a gc callback) and that thread converts an AST too, both fail with
+# "SystemError: AST constructor recursion depth mismatch". Every conversion here holds this lock.
+AST_LOCK = threading.Lock()
+
+
+def parse_ast(source: str, mode: Mode, filename: str = "<unknown>") -> ast.AST:
+    with AST_LOCK:
+        return ast.parse(source, filename=filename, mode=mode)
+
+
+def literal_value(source: str) -> Any:
+    """`ast.literal_eval` under the AST lock."""
+    with AST_LOCK:
+        return ast.literal_eval(source)
 
 _ALLOWED_NODES: frozenset[type[ast.AST]] = frozenset({
     ast.Module, ast.Expression, ast.Expr, ast.Assign, ast.AugAssign, ast.For, ast.If,
@@ -118,7 +136,7 @@ def _parse(source: str, mode: Mode) -> tuple[ast.AST | None, list[ScriptIssue]]:
             f"write e.g. 'confirmed' or 'level == \"red\"' instead of {source.strip()!r}"
         ))]
     try:
-        return ast.parse(source, filename=SCRIPT_FILENAME, mode=mode), []
+        return parse_ast(source, mode, SCRIPT_FILENAME), []
     except SyntaxError as exc:
         return None, [ScriptIssue(exc.lineno, f"Python syntax error: {exc.msg}")]
     except (ValueError, RecursionError, MemoryError) as exc:
@@ -387,4 +405,5 @@ def compile_checked(source: str, mode: Mode, limits: ScriptLimits) -> CodeType:
     tree, _ = _parse(source, mode)
     assert tree is not None
     tree = ast.fix_missing_locations(_Rewriter().visit(tree))
-    return compile(tree, SCRIPT_FILENAME, mode, dont_inherit=True)
+    with AST_LOCK:
+        return compile(tree, SCRIPT_FILENAME, mode, dont_inherit=True)

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import AdHocSubprocessSpec, BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import StandardLoopTask
 
 from .documents import DEFAULT_MAX_FILE_BYTES, BpmnDocument, parse_document
@@ -137,17 +137,33 @@ def compile_version(files: BpmnFiles, options: CompileOptions | None = None) -> 
     if not specs:
         raise DefinitionError([Problem(names[0], None, None, "the version has no executable "
                                                              "process")])
-    _connect_loops(specs, dependencies)
+    _wire_now(specs, dependencies)
     return CompiledVersion(
         hash=version_hash(pairs), file_names=tuple(names), specs=specs,
         dependencies=dependencies, forms=dict(checked.forms),
     )
 
 
-def _connect_loops(specs: Mapping[str, BpmnProcessSpec],
-                   dependencies: Mapping[str, Mapping[str, BpmnProcessSpec]]) -> None:
-    """Wire standard loops now: the engine does it lazily on first run ("connect if not yet
-    connected"), which races when several threads first run the same shared spec."""
+def _wire_now(specs: Mapping[str, BpmnProcessSpec],
+              dependencies: Mapping[str, Mapping[str, BpmnProcessSpec]]) -> None:
+    """Make every connection the engine would otherwise add to a spec while running.
+
+    Specs are shared by every instance of a version, in every thread, and must never change
+    after compilation. The engine was written for a spec per workflow and wires some things
+    lazily, the first time an instance reaches them:
+
+    - a standard loop connects its inner task to its merge ("connect if not yet connected");
+      two threads first running the same loop race;
+    - an event sub-process started by a message or signal is connected *from the start task*
+      (`BpmnStartTask.trigger_wf`), and so is an ad-hoc sub-process path (`add_path`). On a
+      shared spec this made every instance started afterwards run the event sub-process at
+      once, and states saved that way failed after a restart against a freshly compiled spec
+      ("No input task connected").
+
+    For triggered specs only the back links are made here (start listed among their inputs,
+    the end among their outputs), which is all the engine checks before it would connect the
+    start task; the start task's outputs stay as drawn, so new instances start as drawn.
+    """
     seen: set[int] = set()
     all_specs = list(specs.values()) + [s for deps in dependencies.values() for s in deps.values()]
     for process in all_specs:
@@ -159,6 +175,35 @@ def _connect_loops(specs: Mapping[str, BpmnProcessSpec],
                 child = process.task_specs[task_spec.task_spec]
                 if not child.completed_event.is_connected(task_spec.merge_child):
                     child.completed_event.connect(task_spec.merge_child)
+        triggered = [process.task_specs[name] for name in process.start.trigger_specs]
+        if isinstance(process, AdHocSubprocessSpec):
+            triggered += list(process.conditional_paths)
+        for task_spec in triggered:
+            if process.start not in task_spec.inputs:
+                task_spec._connect_notify(process.start)
+            if isinstance(process, AdHocSubprocessSpec):
+                continue  # ad-hoc paths keep their own outputs
+            if process.end not in task_spec.outputs:
+                task_spec.connect(process.end)
+
+
+def wiring_fingerprint(version: CompiledVersion) -> str:
+    """A digest of how every spec of `version` is connected (inputs, outputs, triggers).
+
+    Equal before and after any number of instances ran: used by tests to prove that running
+    never changes a shared spec.
+    """
+    digest = hashlib.sha256()
+    processes = list(version.specs.items()) + [
+        (f"{pid}/{name}", dep) for pid, deps in version.dependencies.items()
+        for name, dep in deps.items()]
+    for key, process in sorted(processes, key=lambda item: item[0]):
+        digest.update(key.encode())
+        for name in sorted(process.task_specs):
+            task_spec = process.task_specs[name]
+            digest.update(repr((name, list(task_spec._inputs), list(task_spec._outputs),
+                                list(getattr(task_spec, "trigger_specs", ()) or ()))).encode())
+    return digest.hexdigest()
 
 
 class SpecCache:

@@ -9,7 +9,6 @@ carry a time zone: the engine would otherwise read them in the server's local zo
 
 from __future__ import annotations
 
-import ast
 import re
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -24,7 +23,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.task import Task
 
 from .guards import ScriptLimits
-from .safety import check_source
+from .safety import check_source, literal_value
 
 TimerKind = Literal["timeDate", "timeDuration", "timeCycle"]
 
@@ -96,7 +95,7 @@ def check_timer_text(kind: TimerKind, text: str | None, limits: ScriptLimits) ->
     if issues:
         return [f"timer expression: {i.message}" for i in issues]
     try:
-        constant = ast.literal_eval(value)
+        constant = literal_value(value)
     except (ValueError, SyntaxError):
         return []  # computed at run time; the script engine checks the result then
     if isinstance(constant, str):
