@@ -46,3 +46,9 @@ def compiled(version: HandbookVersion) -> CompiledVersion:
         found = runtime().compile(bpmn_files(version))
         _COMPILED[version.content_hash] = found
     return found
+
+
+def forget_compiled() -> None:
+    """Drop every compiled version and the runtime, as a restarted process would have them."""
+    _COMPILED.clear()
+    current_app.extensions.pop("workflows_runtime", None)
