@@ -20,6 +20,7 @@ in ERROR; the instance is still consistent and can be saved)::
     instance.send_message("现场反馈", {"ok": True})     # into this instance only
     instance.send_signal("解除预警")
     instance.fire_timers()                           # at the clock's time (or at=…)
+    instance.update_data({"accept_limit": "PT5M"})   # running tasks see it; timers re-armed
     instance.next_timer_due()                        # aware UTC datetime or None
     instance.waiting_events(), instance.take_thrown_events()
     instance.finished, instance.data, instance.errors()
@@ -66,6 +67,7 @@ from .guards import ScriptLimits
 from .history import HistoryEvent
 from .inputs import (
     CompleteTaskInput,
+    DataInput,
     MessageInput,
     MigrationInput,
     RecordedInput,
@@ -106,7 +108,8 @@ __all__ = [
     "EnumOption", "FormField", "validate_form_data",
     "ScriptLimits", "Limits",
     "HistoryEvent",
-    "CompleteTaskInput", "MessageInput", "MigrationInput", "RecordedInput", "RetryInput",
+    "CompleteTaskInput", "DataInput", "MessageInput", "MigrationInput", "RecordedInput",
+    "RetryInput",
     "SignalInput", "StartInput", "TimerInput", "input_from_dict",
     "ElementChange", "MigrationCheck", "MigrationReport", "VersionDiff", "check_migration",
     "diff_versions", "dry_run", "migrate",

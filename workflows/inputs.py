@@ -65,17 +65,24 @@ class RetryInput(_Input):
 
 
 @dataclass(frozen=True)
+class DataInput(_Input):
+    kind: ClassVar[str] = "update_data"
+    values: dict[str, Any] = field(default_factory=dict)
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
 class MigrationInput(_Input):
     kind: ClassVar[str] = "migrate"
     target_version: str
 
 
 RecordedInput = (StartInput | CompleteTaskInput | MessageInput | SignalInput | TimerInput
-                 | RetryInput | MigrationInput)
+                 | RetryInput | MigrationInput | DataInput)
 
 _KINDS: dict[str, type[_Input]] = {
     cls.kind: cls for cls in (StartInput, CompleteTaskInput, MessageInput, SignalInput,
-                              TimerInput, RetryInput, MigrationInput)
+                              TimerInput, RetryInput, MigrationInput, DataInput)
 }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from .errors import ReplayMismatchError, StateError
 from .inputs import (
     CompleteTaskInput,
+    DataInput,
     MessageInput,
     MigrationInput,
     RecordedInput,
@@ -57,6 +58,8 @@ def replay(
             instance.send_signal(item.name, item.payload, actor=item.actor, at=item.at)
         elif isinstance(item, TimerInput):
             instance.fire_timers(at=item.at)
+        elif isinstance(item, DataInput):
+            instance.update_data(item.values, actor=item.actor, at=item.at)
         elif isinstance(item, RetryInput):
             instance.retry_task(item.task_id, actor=item.actor, at=item.at)
         elif isinstance(item, MigrationInput):

@@ -41,6 +41,7 @@ from .history import Recorder
 from .hooks import TaskIdSource, engine_call
 from .inputs import (
     CompleteTaskInput,
+    DataInput,
     MessageInput,
     RecordedInput,
     RetryInput,
@@ -58,7 +59,7 @@ from .serialization import (
     workflow_to_json,
 )
 from .specs import BpmnFiles, CompiledVersion, CompileOptions, SpecCache
-from .timers import task_due_time
+from .timers import rearm, task_due_time, timer_definitions
 
 STATE_FORMAT = "workflows.instance/1"
 _ERROR_KEY = "workflows_error"
@@ -302,6 +303,41 @@ class Instance:
             self.workflow.do_engine_steps(will_complete_task=guard.before_run)
 
         return self.runtime.run_engine(self, moment, TimerInput(moment), action)
+
+    def update_data(self, values: Mapping[str, Any], actor: str | None = None,
+                    at: datetime | None = None) -> StepResult:
+        """Set process variables in every task still to run, and re-arm waiting timers.
+
+        For changes decided outside the process (a level upgrade changes every time limit):
+        each unfinished task, here and in running sub-processes, gets `values`, so the steps
+        still ahead read them; a waiting timer whose expression reads them is recomputed as if
+        the new values had held since it was armed (see `timers.rearm`), and timers now past
+        due fire in this step.
+        """
+        body = copy.deepcopy(dict(values))
+        check_json_data(body, self.runtime.script_limits.max_data_nodes, "the new values")
+        moment = self.runtime.time(at)
+        engine = self.workflow.script_engine
+
+        def action(guard: LimitGuard) -> None:
+            timers = []
+            for task in list(self.workflow.event_manager.tasks.values()):
+                for definition in timer_definitions(getattr(task.task_spec, "event_definition",
+                                                            None)):
+                    timers.append((task, definition.expression,
+                                   engine.evaluate(task, definition.expression)))
+            # The iterator descends into running sub-processes (call activities included).
+            for task in self.workflow.get_tasks_iterator(state=TaskState.NOT_FINISHED_MASK):
+                task.data.update(copy.deepcopy(body))
+            for task, expression, old_text in timers:
+                new_text = engine.evaluate(task, expression)
+                if new_text != old_text:
+                    rearm(task, str(old_text), str(new_text))
+            self.workflow.refresh_timers()
+            self.workflow.do_engine_steps(will_complete_task=guard.before_run)
+
+        record = DataInput(moment, copy.deepcopy(body), actor)
+        return self.runtime.run_engine(self, moment, record, action, actor)
 
     def retry_task(self, task_id: str, actor: str | None = None,
                    at: datetime | None = None) -> StepResult:

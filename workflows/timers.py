@@ -10,7 +10,7 @@ carry a time zone: the engine would otherwise read them in the server's local zo
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
@@ -176,3 +176,58 @@ def _plain_utc(moment: datetime) -> datetime:
     utc = moment.astimezone(UTC)
     return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second,
                     utc.microsecond, UTC)
+
+
+def rearm(task: Task, old_text: str, new_text: str) -> None:
+    """Recompute a waiting timer after the values its expression reads have changed.
+
+    The new due time counts from the moment the timer was armed, as if the new values had held
+    from the start: a duration timer armed at A with PT2H that becomes PT5M is due at A+5min
+    (already past, it fires at the next refresh). A cycle keeps the count of occurrences that
+    already fired. `old_text` and `new_text` are the expression's value before and after.
+    Called inside an engine call; the engine's clock is moved to the arming moment while the
+    new value is computed, so relative starts count from there too.
+    """
+    from .hooks import current_call, engine_call
+
+    definitions = timer_definitions(getattr(task.task_spec, "event_definition", None))
+    if len(definitions) != 1:
+        return  # several timers share one stored value: leave them as armed
+    definition = definitions[0]
+    value = task.internal_data.get("event_value")
+    call = current_call()
+    if value is None or call is None:
+        return  # not armed yet: it will read the new values when it is
+    if isinstance(definition, TimeDateEventDefinition):
+        task.internal_data["event_value"] = new_text
+        task.internal_data.pop("event_fired", None)
+        return
+    if isinstance(definition, DurationTimerEventDefinition):
+        old_due = TimerEventDefinition.get_datetime(value)
+        old_delta = TimerEventDefinition.get_timedelta_from_start(
+            TimerEventDefinition.parse_iso_duration(old_text), old_due)
+        armed = old_due - old_delta
+        new_delta = TimerEventDefinition.get_timedelta_from_start(
+            TimerEventDefinition.parse_iso_duration(new_text), armed)
+        task.internal_data["event_value"] = (armed + new_delta).isoformat()
+        task.internal_data.pop("event_fired", None)
+        return
+    if isinstance(definition, CycleTimerEventDefinition) and isinstance(value, dict):
+        old_cycles, old_start, old_period = TimerEventDefinition.parse_iso_recurring_interval(
+            old_text)
+        remaining = int(value.get("cycles", 0))
+        period = timedelta(seconds=float(value.get("duration", old_period.total_seconds())))
+        fired = max(old_cycles - remaining, 0) if old_cycles >= 0 else \
+            max(round((datetime.fromisoformat(value["next"]) - old_start) / period), 0)
+        # A start-less cycle was armed one period before its first occurrence.
+        first = datetime.fromisoformat(value["next"]) - fired * period
+        armed = first - period
+        with engine_call(armed, call.ids, call.listener):
+            cycles, start, new_period = TimerEventDefinition.parse_iso_recurring_interval(
+                new_text)
+        left = cycles - fired if cycles >= 0 else -1
+        task.internal_data["event_value"] = {
+            "cycles": max(left, 0) if cycles >= 0 else -1,
+            "next": (start + fired * new_period).isoformat(),
+            "duration": new_period.total_seconds()}
+        task.internal_data.pop("event_fired", None)
