@@ -329,6 +329,8 @@ class Instance:
             # The iterator descends into running sub-processes (call activities included).
             for task in self.workflow.get_tasks_iterator(state=TaskState.NOT_FINISHED_MASK):
                 task.data.update(copy.deepcopy(body))
+            if self.workflow.last_task is not None:  # what `data` answers from now on
+                self.workflow.last_task.data.update(copy.deepcopy(body))
             for task, expression, old_text in timers:
                 new_text = engine.evaluate(task, expression)
                 if new_text != old_text:

@@ -17,6 +17,7 @@ from sqlalchemy import insert, select
 
 from app.extensions import db
 from app.models import (
+    LEVEL_RANK,
     Case,
     CaseEvent,
     CaseTask,
@@ -158,6 +159,8 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
     data = instance.data
     if isinstance(data.get("level"), str) and data["level"] != case.level:
         case.level = data["level"]
+    if LEVEL_RANK.get(case.level, 0) > LEVEL_RANK.get(case.highest_level, 0):
+        case.highest_level = case.level
     if instance.finished:
         case.status = "false_alarm" if data.get("verdict") in ("false_alarm", "device_fault") \
             else "closed"
@@ -165,6 +168,19 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
         case.closed_at = now
         case.next_timer_at = None
     return completed
+
+
+def relevel_tasks(loaded: Loaded, level: str, values: dict[str, Any]) -> None:
+    """Open tasks take the new level, and a due time counted from their creation with the new
+    level's limits."""
+    rows = db.session.scalars(select(CaseTask).where(
+        CaseTask.case_id == loaded.case.id, CaseTask.status == "ready")).all()
+    for row in rows:
+        facts = loaded.index.get(row.process_id, row.element_id)
+        properties = dict(facts.properties) if facts is not None else {}
+        row.level = level
+        row.due_at = _due(values, properties, row.element_id, row.created_at)
+    db.session.flush()
 
 
 def _sync_tasks(loaded: Loaded, now: datetime) -> None:

@@ -288,8 +288,11 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
     task.completed_by_id, task.completed_at = actor.id, now
     if task.element_id == "Activity_accept" and case.accepted_at is None:
         case.accepted_at = now
+    level_before = case.level
     completed = case_engine.record_step(loaded, result, now=now, actor=actor)
     notify.after_step(case, completed, now=now)
+    if case.level != level_before and case.status == "open":
+        relevel(loaded, case.level, now=now)
     if any("broadcast_message" in c.properties for c in completed):
         from app.services.publications import broadcast
 
@@ -360,16 +363,40 @@ def _looks_like(content_type: str, content: bytes) -> bool:
 
 
 def raise_level(case: Case, level: str, value: float, *, now: datetime) -> None:
-    """A higher reading reached the case: tell its process (level-upgrade message)."""
+    """A higher reading reached the case: tell its process (level-upgrade message), then bring
+    every deadline to the new level's limits."""
     if LEVEL_RANK.get(level, 0) <= LEVEL_RANK.get(case.highest_level, 0):
         return
-    case.highest_level = level
     loaded = case_engine.load(case)
-    version = loaded.version
-    handbook = handbook_of(version)
+    handbook = handbook_of(loaded.version)
     payload = {"level": level, "value": value,
                **level_variables(handbook, level, case.opened_at)}
-    _send(loaded, "level_upgrade", payload, now)
+    _send(loaded, "level_upgrade", payload, now, relevel_to=level)
+
+
+def relevel(loaded: case_engine.Loaded, level: str, *, now: datetime) -> None:
+    """Make `level` the case's level everywhere: process variables and waiting timers (the
+    engine recomputes them from when each was armed), the case's closing deadline, the open
+    tasks' level and due time (the inbox and overdue lists read those). Limits count from the
+    push, so the result equals a case opened at `level` at the same moment."""
+    case = loaded.case
+    handbook = handbook_or_none(loaded.version)
+    if handbook is None or level not in handbook.time_limits:
+        case.level = level
+        case.highest_level = _higher(case.highest_level, level)
+        return
+    values = {"level": level, **level_variables(handbook, level, case.opened_at)}
+    result = loaded.instance.update_data(values, actor="system", at=now)
+    case.level = level
+    case.highest_level = _higher(case.highest_level, level)
+    case.due_at = case.opened_at + parse_duration(limits_for(handbook, level).due)
+    completed = case_engine.record_step(loaded, result, now=now)
+    case_engine.relevel_tasks(loaded, level, values)
+    notify.after_step(case, completed, now=now)
+
+
+def _higher(a: str | None, b: str) -> str:
+    return b if a is None or LEVEL_RANK.get(b, 0) > LEVEL_RANK.get(a, 0) else a
 
 
 def back_to_normal(case: Case, value: float, *, now: datetime) -> None:
@@ -383,15 +410,20 @@ def send_message(case: Case, message: str, payload: dict[str, Any], *,
 
 
 def _send(loaded: case_engine.Loaded, message: str, payload: dict[str, Any],
-          now: datetime) -> None:
+          now: datetime, *, relevel_to: str | None = None) -> None:
     from workflows import EventNotExpectedError
 
+    case = loaded.case
+    level_before = case.level
     try:
         result = loaded.instance.send_message(message, payload, actor="system", at=now)
     except EventNotExpectedError:
-        case_engine.add_event(loaded.case, kind="message_ignored", at=now,
+        case_engine.add_event(case, kind="message_ignored", at=now,
                               version_hash=loaded.version.content_hash,
                               data={"message": message, "payload": payload})
-        return
-    completed = case_engine.record_step(loaded, result, now=now)
-    notify.after_step(loaded.case, completed, now=now)
+    else:
+        completed = case_engine.record_step(loaded, result, now=now)
+        notify.after_step(case, completed, now=now)
+    target = relevel_to or (case.level if case.level != level_before else None)
+    if target is not None and case.status == "open" and not loaded.instance.finished:
+        relevel(loaded, target, now=now)
