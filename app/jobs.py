@@ -39,6 +39,23 @@ def fire_timers(app: Flask, batch: int = 200) -> int:
     return fired
 
 
+def retry_stuck(app: Flask) -> int:
+    """Retry stuck cases whose failure may pass by itself (see services.stuck)."""
+    from app.services import stuck
+
+    with app.app_context():
+        try:
+            fixed = stuck.retry_transient(app.extensions["clock"]())
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            app.logger.exception("retrying stuck cases failed")
+            fixed = 0
+        finally:
+            db.session.remove()
+    return fixed
+
+
 def deliver_outbound(app: Flask) -> None:
     """Send queued notifications to the webhook, when one is configured."""
     from app.services import notify
@@ -58,6 +75,7 @@ def start_scheduler(app: Flask) -> None:
     scheduler.add_job(fire_timers, "interval", args=[app], id="timers",
                       seconds=app.config["TIMER_POLL_SECONDS"])
     scheduler.add_job(deliver_outbound, "interval", args=[app], id="outbound", seconds=15)
+    scheduler.add_job(retry_stuck, "interval", args=[app], id="stuck", seconds=30)
     scheduler.add_job(scan_quality, "interval", args=[app], id="quality", hours=1)
     scheduler.start()
     app.extensions["scheduler"] = scheduler

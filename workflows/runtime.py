@@ -482,6 +482,12 @@ class Runtime:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StateError(f"the saved state is damaged: {exc.__class__.__name__}: {exc}") \
                 from None
+        if not isinstance(workflow, BpmnWorkflow):
+            raise StateError("the saved state is damaged: it holds no process instance")
+        try:
+            instance_id, counter = uuid.UUID(str(state["instance"])), int(state["task_ids"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"the saved state is damaged: {exc.__class__.__name__}: {exc}") \
+                from None
         workflow.script_engine = self.engine
-        return Instance(self, version, process_id, uuid.UUID(state["instance"]), workflow,
-                        int(state["task_ids"]))
+        return Instance(self, version, process_id, instance_id, workflow, counter)

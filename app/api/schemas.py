@@ -225,6 +225,10 @@ class AlertOutcomeSchema(Schema):
     unknown_point = fields.Boolean()
     replayed = fields.Boolean(metadata={"description": "true when an earlier request with "
                                                       "the same idempotency key stored it"})
+    step_failed = fields.Boolean(metadata={
+        "description": "true when the alert was stored but the case's process step failed on "
+                       "it: the case is marked stuck and technical administrators retry it"})
+    error = fields.String(allow_none=True, metadata={"description": "why the step failed"})
 
 
 class AlertBatchResultSchema(Schema):

@@ -74,6 +74,10 @@ class Case(Base):
     state_version: Mapped[int] = mapped_column(Integer, default=1)
     next_timer_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # Set while the engine cannot go on (a step failed): the case waits for a retry.
+    stuck_since: Mapped[datetime | None] = mapped_column(index=True)
+    stuck_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    failure: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     event_seq: Mapped[int] = mapped_column(default=0)
     last_event_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
 

@@ -150,7 +150,11 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
     # One statement for the step's history instead of an object per event.
     db.session.execute(insert(CaseEvent), rows)
     if result.failure is not None:
+        # The step stopped: the case is stuck until the failed task runs again (retry).
         case.error = result.failure.message
+        case.failure = {**result.failure.to_dict(), "at": now.isoformat()}
+        if case.stuck_since is None:
+            case.stuck_since = now
         add_event(case, kind="error", at=now, version_hash=version_hash,
                   element_id=result.failure.element_id, data=result.failure.to_dict())
     _sync_tasks(loaded, now)
@@ -168,6 +172,16 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
         case.closed_at = now
         case.next_timer_at = None
     return completed
+
+
+def clear_stuck(case: Case, *, now: datetime) -> None:
+    """The failed step ran again and went through: the case moves on."""
+    if case.stuck_since is None:
+        return
+    add_event(case, kind="unstuck", at=now, version_hash="",
+              data={"stuck_since": case.stuck_since.isoformat(),
+                    "attempts": case.stuck_attempts})
+    case.stuck_since, case.error, case.failure, case.stuck_attempts = None, None, None, 0
 
 
 def relevel_tasks(loaded: Loaded, level: str, values: dict[str, Any]) -> None:
@@ -196,6 +210,14 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
             # Completed by an action (set by the caller) or cancelled by an interrupting event.
             row.status = "completed" if row.completed_at else "cancelled"
     known = {r.task_id for r in rows}
+    missing = [t for t in ready if t not in known]
+    if missing:
+        # A task that failed (ERROR) and ran again is the same task: reopen its row.
+        with db.session.no_autoflush:
+            for row in db.session.scalars(select(CaseTask).where(
+                    CaseTask.case_id == case.id, CaseTask.task_id.in_(missing))):
+                row.status, row.completed_at, row.completed_by_id = "ready", None, None
+                known.add(row.task_id)
     data = instance.data
     for task_id, task in ready.items():
         if task_id in known:

@@ -362,12 +362,28 @@ def _looks_like(content_type: str, content: bytes) -> bool:
     return False
 
 
+def _loaded(case: Case, *, now: datetime) -> case_engine.Loaded | None:
+    """The case's running process, or None (and the case marked stuck) when its state cannot
+    be loaded: the alert that came in is kept either way."""
+    from app.services import stuck
+    from workflows import WorkflowsError
+
+    try:
+        return case_engine.load(case)
+    except WorkflowsError as exc:
+        stuck.mark_state_failure(case, exc, now=now)
+        return None
+
+
 def raise_level(case: Case, level: str, value: float, *, now: datetime) -> None:
     """A higher reading reached the case: tell its process (level-upgrade message), then bring
     every deadline to the new level's limits."""
     if LEVEL_RANK.get(level, 0) <= LEVEL_RANK.get(case.highest_level, 0):
         return
-    loaded = case_engine.load(case)
+    loaded = _loaded(case, now=now)
+    if loaded is None:
+        case.highest_level = level
+        return
     handbook = handbook_of(loaded.version)
     payload = {"level": level, "value": value,
                **level_variables(handbook, level, case.opened_at)}
@@ -400,13 +416,17 @@ def _higher(a: str | None, b: str) -> str:
 
 
 def back_to_normal(case: Case, value: float, *, now: datetime) -> None:
-    _send(case_engine.load(case), "back_to_normal", {"value": value}, now)
+    loaded = _loaded(case, now=now)
+    if loaded is not None:
+        _send(loaded, "back_to_normal", {"value": value}, now)
 
 
 def send_message(case: Case, message: str, payload: dict[str, Any], *,
                  now: datetime) -> None:
     """Deliver a message (weather warning, ...) into one running case's process."""
-    _send(case_engine.load(case), message, payload, now)
+    loaded = _loaded(case, now=now)
+    if loaded is not None:
+        _send(loaded, message, payload, now)
 
 
 def _send(loaded: case_engine.Loaded, message: str, payload: dict[str, Any],

@@ -49,19 +49,31 @@ class AlertOutcome:
     level: str | None
     unknown_point: bool
     replayed: bool = False
+    step_failed: bool = False
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"alert_id": self.alert_id, "disposition": self.disposition,
                 "case_no": self.case_no, "level": self.level,
-                "unknown_point": self.unknown_point, "replayed": self.replayed}
+                "unknown_point": self.unknown_point, "replayed": self.replayed,
+                "step_failed": self.step_failed, "error": self.error}
 
 
-def _outcome(alert: Alert, replayed: bool = False, case: Case | None = None) -> AlertOutcome:
+def _outcome(alert: Alert, replayed: bool = False, case: Case | None = None,
+             now: datetime | None = None) -> AlertOutcome:
     case_no = case.case_no if case is not None else None
     if case_no is None and alert.case_id is not None:
         case_no = db.session.scalar(select(Case.case_no).where(Case.id == alert.case_id))
+    # The alert is stored either way; say so when the case's step failed on it.
+    failed = (case is not None and now is not None and case.failure is not None
+              and case.failure.get("at") == now.isoformat())
+    error = None
+    if failed and case is not None:
+        from app.services.stuck import summary
+
+        error = summary(case.failure)
     return AlertOutcome(alert.id, alert.disposition, case_no, alert.level, alert.unknown_point,
-                        replayed)
+                        replayed, failed, error)
 
 
 def handbook_for(scenario: str) -> Handbook:
@@ -158,7 +170,7 @@ def _ingest(key: ApiKey, incoming: AlertIn, now: datetime) -> AlertOutcome:
         alert.case_id = case.id
     db.session.add(alert)
     db.session.flush()
-    return _outcome(alert, case=case)
+    return _outcome(alert, case=case, now=now)
 
 
 def _group(case: Case, alert: Alert, item: WarningItem, now: datetime) -> None:

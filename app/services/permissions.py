@@ -46,6 +46,8 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "overdue.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
                                R.DISTRICT_OFFICE, R.AUDITOR}),
     "apikeys.manage": frozenset({R.TECH_ADMIN, R.SYSTEM_ADMIN}),
+    # Cases whose engine step failed: technical administrators see them and retry (audited).
+    "case.retry": frozenset({R.TECH_ADMIN, R.SYSTEM_ADMIN}),
     # Weather warnings are drafted by 区气象局's business administrators (annex 7).
     "publication.start": frozenset({R.BUSINESS_ADMIN}),
 }
@@ -55,7 +57,7 @@ READ_ONLY_ROLES = frozenset({R.AUDITOR})
 WRITE_ACTIONS = frozenset({"accounts.manage", "roles.assign", "accounts.unlock",
                            "roles.assign_admin", "handbook.draft", "handbook.review",
                            "case.act", "case.correct", "silence.manage", "apikeys.manage",
-                           "publication.start"})
+                           "publication.start", "case.retry"})
 
 # Three separated administrators (三员分立): one person holds at most one of these.
 SEPARATED_ADMIN_ROLES = frozenset({R.SYSTEM_ADMIN, R.SECURITY_ADMIN, R.AUDIT_ADMIN})

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Case
 from app.services import case_engine, notify
+from workflows import WorkflowsError
 
 
 def due_case_ids(now: datetime, *, limit: int = 100) -> list[int]:
@@ -30,7 +31,15 @@ def fire_case(case_id: int, now: datetime) -> bool:
         .with_for_update(skip_locked=True, of=Case))
     if case is None:
         return False
-    loaded = case_engine.load(case)
+    try:
+        loaded = case_engine.load(case)
+    except WorkflowsError as exc:
+        from app.services import stuck
+
+        stuck.mark_state_failure(case, exc, now=now)
+        case.next_timer_at = None  # nothing fires until a retry brings the state back
+        db.session.flush()
+        return True
     result = loaded.instance.fire_timers(at=now)
     completed = case_engine.record_step(loaded, result, now=now)
     notify.after_step(case, completed, now=now)

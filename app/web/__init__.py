@@ -123,9 +123,11 @@ def register_web(app: Flask) -> None:
     _register_errors(app)
     _register_request_checks(app)
 
+    from app.services.stuck import summary as stuck_summary
+
     @app.context_processor
     def inject() -> dict[str, Any]:
-        return {"get_locale": get_locale,
+        return {"get_locale": get_locale, "stuck_summary": stuck_summary,
                 "can": lambda action, target=None: can(current_user, action, target),
                 "ROLE_LABELS": ROLE_LABELS, "ROLE_DUTIES": ROLE_DUTIES,
                 "NODE_KIND_LABELS": NODE_KIND_LABELS, "AUDIT_ACTION_LABELS": AUDIT_ACTION_LABELS}

@@ -66,4 +66,5 @@ AUDIT_ACTION_LABELS: dict[str, Any] = {
     "account.reset_password": _l("Password reset"),
     "role.assign": _l("Role assigned"),
     "role.revoke": _l("Role revoked"),
+    "case.retry": _l("Stuck case retried"),
 }

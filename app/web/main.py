@@ -46,5 +46,7 @@ def node(node_id: int) -> str:
 @login_required
 def status() -> str:
     require(me(), "system.status")
+    from app.services import stuck
+
     beats = db.session.scalars(select(Heartbeat).order_by(Heartbeat.name)).all()
-    return render_template("status.html", beats=beats, now=now())
+    return render_template("status.html", beats=beats, now=now(), stuck=stuck.count_stuck())

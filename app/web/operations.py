@@ -133,7 +133,8 @@ def _refuse(exc: DomainError) -> None:
 def index() -> str:
     user = me()
     allowed = {name: can(user, name) for name in ("overdue.view", "silence.manage",
-                                                  "apikeys.manage", "case.correct")}
+                                                  "apikeys.manage", "case.correct",
+                                                  "case.retry")}
     if not any(allowed.values()):
         require(user, "overdue.view")
     counts: dict[str, int] = {}
@@ -144,6 +145,10 @@ def index() -> str:
         counts["silences"] = len(overdue.silences(user, now()).active)
     if allowed["overdue.view"] or allowed["case.correct"]:
         counts["unknown"] = len(overdue.unknown_points(user))
+    if allowed["case.retry"]:
+        from app.services import stuck
+
+        counts["stuck"] = stuck.count_stuck()
     allowed["publication.start"] = _may_publish(user)
     return render_template("operations/index.html", allowed=allowed, counts=counts)
 
@@ -369,3 +374,31 @@ def register_point() -> Response | str | tuple[str, int]:
                            scenario_name=target.name, department=department, towns=_towns(),
                            errors=errors, error=error,
                            values=_form() if error else {}), status
+
+
+@bp.get("/stuck")
+@login_required
+def stuck_page() -> str:
+    from app.services import stuck
+
+    return render_template("operations/stuck.html", rows=stuck.stuck_cases(me()),
+                           scenarios=overdue.scenario_names())
+
+
+@bp.post("/stuck/<int:case_id>/retry")
+@login_required
+def retry_stuck(case_id: int) -> Response:
+    from app.services import stuck
+
+    try:
+        fixed = stuck.retry(me(), case_id, now=now())
+    except DomainError as exc:
+        _refuse(exc)
+        flash(exc.message, "error")
+        return redirect(url_for("operations.stuck_page"))
+    db.session.commit()
+    if fixed:
+        flash(_("The case runs again."), "success")
+    else:
+        flash(_("The step failed again; the reason is shown below."), "error")
+    return redirect(url_for("operations.stuck_page"))
