@@ -17,6 +17,7 @@ from app.services.errors import SeedError
 seed_cli = AppGroup("seed", help="Load organisation and demo data.")
 handbooks_cli = AppGroup("handbooks", help="Deploy and list command handbook versions.")
 audit_cli = AppGroup("audit", help="Check the audit trail.")
+cases_cli = AppGroup("cases", help="Check cases: history chain and replay.")
 
 
 def _now():  # type: ignore[no-untyped-def]
@@ -120,6 +121,32 @@ def audit_verify() -> None:
                                    f"after {check.checked} good records")
 
 
+@cases_cli.command("verify")
+@click.argument("case_no", required=False)
+@click.option("--all", "everything", is_flag=True, help="Verify every case.")
+def cases_verify(case_no: str | None, everything: bool) -> None:
+    """Recompute each case's history chain and replay it against its stored state."""
+    from app.models import Case
+    from app.services.verification import case_ids, verify_case
+
+    if not case_no and not everything:
+        raise click.UsageError("name a case number or pass --all")
+    ids = case_ids(None if everything else case_no)
+    if not ids:
+        raise click.ClickException(f"no case {case_no}")
+    failed = 0
+    for case_id in ids:
+        case = db.session.get(Case, case_id)
+        assert case is not None
+        verdict = verify_case(case)
+        failed += not verdict.ok
+        click.echo(verdict.line())
+        db.session.expunge_all()  # keep memory flat over many cases
+    click.echo(f"{len(ids)} cases verified, {failed} with problems")
+    if failed:
+        raise SystemExit(1)
+
+
 @handbooks_cli.command("deploy")
 @click.option("--author", default=None, help="user name of the business administrator drafting")
 @click.option("--note", default="", help="why the handbooks changed")
@@ -176,6 +203,7 @@ def serve(host: str, port: int) -> None:
 def register_cli(app: Flask) -> None:
     app.cli.add_command(seed_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(cases_cli)
     app.cli.add_command(handbooks_cli)
     app.cli.add_command(serve)
     register_alerts_cli(app)
