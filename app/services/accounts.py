@@ -7,7 +7,6 @@ account on the server (`end_sessions`), wherever the cookie has been copied to.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,33 +87,35 @@ def snapshot(user: User) -> dict[str, Any]:
 
 def authenticate(username: str, password: str, *, now: datetime, policy: SecurityPolicy,
                  remote_addr: str | None = None) -> User:
-    """Check a log-in. Unknown user and wrong password get the same answer."""
+    """Check a log-in.
+
+    An unknown user, a wrong password and a locked account get the same answer and cost the
+    same password hash, so nobody learns from it which accounts exist or are locked. Only the
+    right password of a deactivated account is told so.
+    """
     user = db.session.scalar(select(User).where(User.username == username.strip()))
-    wrong = LoginRefused(_l("Wrong user name or password."), code="bad_credentials")
+    refused = LoginRefused(_l("Wrong user name or password, or the account is temporarily "
+                              "locked. Try again later or ask a security administrator to "
+                              "unlock it."), code="bad_credentials")
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         audit.record(actor=None, actor_name=username[:60], action="login", object_type="user",
                      result="unknown_user", at=now, remote_addr=remote_addr)
-        raise wrong
+        raise refused
+    password_ok = check_password_hash(user.password_hash, password)
     if user.locked_until is not None and user.locked_until > now:
         audit.record(actor=user, action="login", object_type="user", object_id=user.id,
                      result="locked", at=now, remote_addr=remote_addr)
-        raise LoginRefused(
-            _l("Too many failed log-ins: the account is locked for %(m)d minutes. "
-               "Try again later or ask a security administrator to unlock it.",
-               m=max(1, math.ceil((user.locked_until - now).total_seconds() / 60))),
-            code="locked")
-    if not check_password_hash(user.password_hash, password):
+        raise refused
+    if not password_ok:
         user.failed_logins += 1
-        result = "wrong_password"
-        if user.failed_logins >= policy.max_failures:
-            user.locked_until = now + timedelta(minutes=policy.lock_minutes)
-            user.failed_logins = 0
-            result = "locked_now"
-            end_sessions(user)
+        locking = user.failed_logins >= policy.max_failures
         audit.record(actor=user, action="login", object_type="user", object_id=user.id,
-                     result=result, at=now, remote_addr=remote_addr)
-        raise wrong
+                     result="locked_now" if locking else "wrong_password", at=now,
+                     remote_addr=remote_addr)
+        if locking:
+            _lock(user, now=now, policy=policy, remote_addr=remote_addr)
+        raise refused
     if not user.active:
         audit.record(actor=user, action="login", object_type="user", object_id=user.id,
                      result="deactivated", at=now, remote_addr=remote_addr)
@@ -128,6 +129,20 @@ def authenticate(username: str, password: str, *, now: datetime, policy: Securit
     audit.record(actor=user, action="login", object_type="user", object_id=user.id,
                  at=now, remote_addr=remote_addr)
     return user
+
+
+def _lock(user: User, *, now: datetime, policy: SecurityPolicy,
+          remote_addr: str | None) -> None:
+    """Too many failed log-ins in a row: the account is locked for a while, its sessions end,
+    and the lock is an entry of its own in the audit trail (by the system, not a person)."""
+    failures = user.failed_logins
+    user.locked_until = now + timedelta(minutes=policy.lock_minutes)
+    user.failed_logins = 0
+    end_sessions(user)
+    audit.record(actor=None, actor_name="system", action="account.lock", object_type="user",
+                 object_id=user.id, after={"locked_until": user.locked_until.isoformat(),
+                                           "failed_logins": failures},
+                 at=now, remote_addr=remote_addr)
 
 
 def end_sessions(user: User) -> None:

@@ -18,7 +18,8 @@ def _login(page: Any, url: str, username: str, password: str) -> None:
 
 def test_login_refusal_is_shown(page: Any, live_server: dict[str, Any], screenshot: Any) -> None:
     _login(page, live_server["url"], "rs_lujiazui", "wrong-password")
-    assert page.locator("#login-error").inner_text() == "用户名或密码错误。"
+    assert page.locator("#login-error").inner_text() == (
+        "用户名或密码错误，或账号已被临时锁定。请稍后再试，或请安全管理员解锁。")
     screenshot(page, "login-error")
 
 
