@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import posixpath
+from typing import Any, cast
 
-from flask import Flask, flash, jsonify, redirect, render_template, request, url_for
+from flask import Flask, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -109,6 +110,23 @@ def _register_request_checks(app: Flask) -> None:
         return None
 
 
+# static/ also holds the JS sources, the npm manifest and node_modules (source maps included):
+# only the folders the pages load from are published.
+_PUBLISHED_STATIC = ("css/", "dist/")
+
+
+def _publish_page_assets_only(app: Flask) -> None:
+    send_static = app.view_functions["static"]
+
+    def static(filename: str) -> Response:
+        path = posixpath.normpath(filename)
+        if not path.startswith(_PUBLISHED_STATIC) or path.endswith(".map"):
+            abort(404)
+        return cast(Response, send_static(filename=path))
+
+    app.view_functions["static"] = static
+
+
 def register_web(app: Flask) -> None:
     from app.web.admin import bp as admin_bp
     from app.web.auth import bp as auth_bp
@@ -134,6 +152,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(designer_bp)
     _register_errors(app)
     _register_request_checks(app)
+    _publish_page_assets_only(app)
 
     @app.context_processor
     def inject() -> dict[str, Any]:
