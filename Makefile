@@ -63,4 +63,4 @@ clean:
 # After adding or changing user-visible text: refresh the catalog, then translate the new entries.
 i18n: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o app/translations/messages.pot --no-location .
-	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations -l zh --no-fuzzy-matching
+	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations -l zh --no-fuzzy-matching -w 100

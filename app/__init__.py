@@ -10,6 +10,7 @@ from flask import Flask
 
 from app.config import PROJECT_ROOT, flask_config, load_settings
 from app.extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
+from app.security import install_security_headers
 
 Clock = Callable[[], datetime]
 
@@ -39,6 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
+    install_security_headers(app)
 
     from app.web.i18n import select_locale, select_timezone
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from app.cli_alerts import register as register_alerts_cli
 from app.extensions import db
@@ -185,19 +186,33 @@ def handbooks_list() -> None:
                    f"in review {row.pending}")
 
 
+class _NeutralRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler without "Werkzeug/x Python/y" in the Server header."""
+
+    server_version = "pudong-ops"
+    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
+
+
+def dev_server(host: str, port: int, app: Flask) -> BaseWSGIServer:
+    """The threaded development server `flask serve` runs (`make run`)."""
+    return make_server(host, port, app, threaded=True, request_handler=_NeutralRequestHandler)
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Run the web application together with the background scheduler."""
-    from werkzeug.serving import run_simple
-
     from app.jobs import start_scheduler
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     start_scheduler(app)
-    click.echo(f"serving on http://{host}:{port}/")
-    run_simple(host, port, app, use_reloader=False, threaded=True)
+    server = dev_server(host, port, app)
+    click.echo(f"serving on http://{host}:{server.server_port}/")
+    server.serve_forever()
 
 
 def register_cli(app: Flask) -> None:

@@ -69,6 +69,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEFAULT_LOCALE", "zh_CN", _locale),
     Setting("SESSION_IDLE_MINUTES", 30, int, _positive,
             "a session unused for this long logs out"),
+    Setting("SESSION_ABSOLUTE_HOURS", 12, int, _positive,
+            "a session ends this long after its log-in, however busy it is"),
     Setting("PASSWORD_MIN_LENGTH", 10, int,
             lambda v: None if v >= 8 else "must be at least 8"),
     Setting("PASSWORD_MAX_AGE_DAYS", 90, int, _positive),

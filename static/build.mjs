@@ -18,7 +18,8 @@ await build({
   format: 'esm',
   target: ['es2020'],
   minify: true,
-  sourcemap: 'linked',
+  // No source maps: production serves only the minified bundles.
+  sourcemap: false,
   legalComments: 'linked',
   // bpmn-font and the panel's CSS reference font files; they land in dist/assets/.
   loader: { '.woff': 'file', '.woff2': 'file', '.ttf': 'file', '.eot': 'file', '.svg': 'file' },

@@ -53,3 +53,26 @@ class Clock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
+
+
+# ---------------------------------------------------------------- browser pages
+
+def watch_console(page: Any) -> None:
+    """Collect what the page reports as an error: content security policy violations,
+    uncaught exceptions, failed requests. A test that provokes an HTTP error on purpose
+    names it in `page.console_allowed` (e.g. "status of 404")."""
+    page.console_problems = []
+    page.console_allowed = []
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            page.console_problems.append(f"console error: {message.text} ({message.location})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: page.console_problems.append(f"uncaught: {exc}"))
+
+
+def assert_quiet_console(page: Any) -> None:
+    unexpected = [m for m in page.console_problems
+                  if not any(allowed in m for allowed in page.console_allowed)]
+    assert not unexpected, "\n".join(unexpected)

@@ -1,9 +1,12 @@
 """Log-in, log-out, lock-out, idle timeout, password policy and CSRF, each with its message."""
 
+import re
+
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditRecord, Role, User
+from helpers import PASSWORD
 
 
 def test_login_and_logout(browser, make_user) -> None:
@@ -17,13 +20,54 @@ def test_login_and_logout(browser, make_user) -> None:
     assert browser.get("/").status_code == 302
 
 
-def test_wrong_password_and_unknown_user_get_the_same_message(browser, make_user) -> None:
+REFUSED = "用户名或密码错误，或账号已被临时锁定。请稍后再试，或请安全管理员解锁。"
+
+
+def _lock(browser, username: str) -> None:
+    for _ in range(5):
+        assert browser.login(username, "Wrong-password-1").status_code == 401
+
+
+def _api_login(client, username: str, password: str) -> tuple[int, dict]:
+    token = client.get("/api/v1/csrf").get_json()["csrf_token"]
+    response = client.post("/api/v1/session", json={"username": username, "password": password},
+                           headers={"X-CSRFToken": token})
+    return response.status_code, response.get_json()
+
+
+def test_unknown_user_wrong_password_and_locked_account_look_the_same(app, browser,
+                                                                       make_user) -> None:
     make_user((Role.RESPONDER, "town.02"), username="wei")
-    wrong = browser.login("wei", "Not-the-password-1")
-    unknown = browser.login("nobody", "Not-the-password-1")
-    for response in (wrong, unknown):
-        assert response.status_code == 401
-        assert "用户名或密码错误。" in response.get_data(as_text=True)
+    make_user((Role.RESPONDER, "town.02"), username="locked")
+    _lock(browser, "locked")
+    attempts = {"wrong": ("wei", "Not-the-password-1"),
+                "unknown": ("nobody", "Not-the-password-1"),
+                "locked, wrong password": ("locked", "Not-the-password-1"),
+                "locked, right password": ("locked", PASSWORD)}
+    pages = {}
+    for case, (username, password) in attempts.items():
+        response = browser.login(username, password)
+        assert response.status_code == 401, case
+        page = response.get_data(as_text=True).replace(f'value="{username}"', "")
+        pages[case] = re.sub(r'name="csrf_token" value="[^"]+"', "", page)
+        assert REFUSED in pages[case], case
+    assert len(set(pages.values())) == 1  # nothing on the page tells the cases apart
+    answers = {case: _api_login(app.test_client(), *attempt)
+               for case, attempt in attempts.items()}
+    assert len({(status, body["code"], body["message"]) for status, body in answers.values()}) == 1
+    assert answers["unknown"] == (401, {"code": "bad_credentials", "message": REFUSED,
+                                        "details": {}})
+
+
+def test_the_lock_is_in_the_audit_trail(app, browser, make_user, clock) -> None:
+    account = make_user((Role.RESPONDER, "town.02"), username="wei")
+    _lock(browser, "wei")
+    with app.app_context():
+        [lock] = db.session.scalars(select(AuditRecord).where(
+            AuditRecord.action == "account.lock")).all()
+    assert lock.object_type == "user" and lock.object_id == str(account["id"])
+    assert lock.actor_id is None and lock.remote_addr == "127.0.0.1"
+    assert lock.after == {"locked_until": "2026-07-26T02:15:00+00:00", "failed_logins": 5}
 
 
 def test_empty_login_form_says_what_is_missing(browser) -> None:
@@ -46,7 +90,7 @@ def test_five_failures_lock_the_account_for_a_while(app, browser, make_user, clo
         assert browser.login("wei", "Wrong-password-1").status_code == 401
     locked = browser.login("wei")  # the right password no longer helps
     assert locked.status_code == 401
-    assert "账号已锁定 15 分钟" in locked.get_data(as_text=True)
+    assert REFUSED in locked.get_data(as_text=True)
     clock.advance(minutes=16)
     assert browser.login("wei").status_code == 302
     with app.app_context():

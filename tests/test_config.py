@@ -11,6 +11,8 @@ from app.config import ConfigError, load_settings
 @pytest.mark.parametrize("name, value, words", [
     ("SESSION_IDLE_MINUTES", "soon", "SESSION_IDLE_MINUTES"),
     ("SESSION_IDLE_MINUTES", "0", "greater than 0"),
+    ("SESSION_ABSOLUTE_HOURS", "0", "greater than 0"),
+    ("SESSION_ABSOLUTE_HOURS", "all day", "SESSION_ABSOLUTE_HOURS"),
     ("DATABASE_URL", "mysql://x", "only sqlite"),
     ("DEFAULT_LOCALE", "fr", "supported locales"),
     ("SESSION_COOKIE_SECURE", "maybe", "true/false"),

@@ -9,12 +9,13 @@ from datetime import datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, current_app, g, jsonify, request, session
-from flask_login import current_user, login_user, logout_user
+from flask import Blueprint, current_app, g, jsonify, request
+from flask_login import current_user
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from marshmallow import Schema, ValidationError
 from wtforms.validators import ValidationError as TokenInvalid
 
+from app import sessions
 from app.api.schemas import CsrfSchema, LoginSchema, SessionSchema, clock_now, localise
 from app.extensions import db
 from app.i18n import _l
@@ -139,10 +140,7 @@ def log_in() -> tuple[Any, int]:
         db.session.commit()  # failed attempts and lock-outs are kept
         raise
     db.session.commit()
-    session.clear()
-    session.permanent = True
-    login_user(user)
-    session["seen"] = current.isoformat()
+    sessions.start(user, now=current)
     g.pop("csrf_token", None)  # the old token died with the old session
     body = SessionSchema().dump({"user": user, "csrf_token": generate_csrf()})
     return jsonify(body), 200
@@ -151,9 +149,8 @@ def log_in() -> tuple[Any, int]:
 @bp.delete("/session")
 def log_out() -> tuple[str, int]:
     user = _require_session(allow_password_change=True)
-    accounts.record_logout(user, now=now(), remote_addr=request.remote_addr)
+    accounts.log_out(user, now=now(), remote_addr=request.remote_addr)
     db.session.commit()
-    logout_user()
-    session.clear()
+    sessions.end()
     return "", 204
 

@@ -45,6 +45,8 @@ class User(Base):
     locale: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Part of every session's identity: raising it ends all sessions of the account.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     department: Mapped[Department | None] = relationship(lazy="joined")
     home_node: Mapped[PlatformNode] = relationship(lazy="joined")
@@ -67,7 +69,8 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        # What Flask-Login keeps in the session; see accounts.load_user.
+        return f"{self.id}:{self.session_generation}"
 
     def roles(self) -> set[Role]:
         return {a.role for a in self.assignments}

@@ -1,11 +1,12 @@
 """Accounts: log-in, password policy, opening/changing/deactivating accounts, role assignments.
 
 Every change made by an administrator is written to the audit trail with before and after.
+Log-out, a new password, a role change, a lock-out and deactivation end every session of the
+account on the server (`end_sessions`), wherever the cookie has been copied to.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -86,32 +87,35 @@ def snapshot(user: User) -> dict[str, Any]:
 
 def authenticate(username: str, password: str, *, now: datetime, policy: SecurityPolicy,
                  remote_addr: str | None = None) -> User:
-    """Check a log-in. Unknown user and wrong password get the same answer."""
+    """Check a log-in.
+
+    An unknown user, a wrong password and a locked account get the same answer and cost the
+    same password hash, so nobody learns from it which accounts exist or are locked. Only the
+    right password of a deactivated account is told so.
+    """
     user = db.session.scalar(select(User).where(User.username == username.strip()))
-    wrong = LoginRefused(_l("Wrong user name or password."), code="bad_credentials")
+    refused = LoginRefused(_l("Wrong user name or password, or the account is temporarily "
+                              "locked. Try again later or ask a security administrator to "
+                              "unlock it."), code="bad_credentials")
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         audit.record(actor=None, actor_name=username[:60], action="login", object_type="user",
                      result="unknown_user", at=now, remote_addr=remote_addr)
-        raise wrong
+        raise refused
+    password_ok = check_password_hash(user.password_hash, password)
     if user.locked_until is not None and user.locked_until > now:
         audit.record(actor=user, action="login", object_type="user", object_id=user.id,
                      result="locked", at=now, remote_addr=remote_addr)
-        raise LoginRefused(
-            _l("Too many failed log-ins: the account is locked for %(m)d minutes. "
-               "Try again later or ask a security administrator to unlock it.",
-               m=max(1, math.ceil((user.locked_until - now).total_seconds() / 60))),
-            code="locked")
-    if not check_password_hash(user.password_hash, password):
+        raise refused
+    if not password_ok:
         user.failed_logins += 1
-        result = "wrong_password"
-        if user.failed_logins >= policy.max_failures:
-            user.locked_until = now + timedelta(minutes=policy.lock_minutes)
-            user.failed_logins = 0
-            result = "locked_now"
+        locking = user.failed_logins >= policy.max_failures
         audit.record(actor=user, action="login", object_type="user", object_id=user.id,
-                     result=result, at=now, remote_addr=remote_addr)
-        raise wrong
+                     result="locked_now" if locking else "wrong_password", at=now,
+                     remote_addr=remote_addr)
+        if locking:
+            _lock(user, now=now, policy=policy, remote_addr=remote_addr)
+        raise refused
     if not user.active:
         audit.record(actor=user, action="login", object_type="user", object_id=user.id,
                      result="deactivated", at=now, remote_addr=remote_addr)
@@ -127,10 +131,38 @@ def authenticate(username: str, password: str, *, now: datetime, policy: Securit
     return user
 
 
+def _lock(user: User, *, now: datetime, policy: SecurityPolicy,
+          remote_addr: str | None) -> None:
+    """Too many failed log-ins in a row: the account is locked for a while, its sessions end,
+    and the lock is an entry of its own in the audit trail (by the system, not a person)."""
+    failures = user.failed_logins
+    user.locked_until = now + timedelta(minutes=policy.lock_minutes)
+    user.failed_logins = 0
+    end_sessions(user)
+    audit.record(actor=None, actor_name="system", action="account.lock", object_type="user",
+                 object_id=user.id, after={"locked_until": user.locked_until.isoformat(),
+                                           "failed_logins": failures},
+                 at=now, remote_addr=remote_addr)
+
+
+def end_sessions(user: User) -> None:
+    """End every session of the account: the sessions carry the generation they began in."""
+    # An expression, not a read-modify-write: two administrators acting at once both count.
+    user.session_generation = User.session_generation + 1  # type: ignore[assignment]
+    db.session.flush()
+
+
 def record_logout(user: User, *, now: datetime, reason: str = "ok",
                   remote_addr: str | None = None) -> None:
+    """One session ended by itself (idle, too old); the account's other sessions go on."""
     audit.record(actor=user, action="logout", object_type="user", object_id=user.id,
                  result=reason, at=now, remote_addr=remote_addr)
+
+
+def log_out(user: User, *, now: datetime, remote_addr: str | None = None) -> None:
+    """The person logs out: every session of the account ends, copies of the cookie too."""
+    record_logout(user, now=now, remote_addr=remote_addr)
+    end_sessions(user)
 
 
 def change_own_password(user: User, old: str, new: str, *, now: datetime,
@@ -147,7 +179,7 @@ def change_own_password(user: User, old: str, new: str, *, now: datetime,
     user.must_change_password = False
     audit.record(actor=user, action="password.change", object_type="user", object_id=user.id,
                  at=now)
-    db.session.flush()
+    end_sessions(user)
 
 
 def get_account(user_id: int) -> User:
@@ -157,12 +189,18 @@ def get_account(user_id: int) -> User:
     return user
 
 
-def load_user(user_id: str) -> User | None:
+def load_user(session_id: str) -> User | None:
+    """The account of a session id ("<user id>:<generation>", see User.get_id), or None when
+    the account is gone or deactivated or the session's generation has ended."""
+    user_id, _, generation = session_id.partition(":")
     try:
         user = db.session.get(User, int(user_id))
+        started_in = int(generation)
     except ValueError:
         return None
-    return user if user is not None and user.active else None
+    if user is None or not user.active or user.session_generation != started_in:
+        return None
+    return user
 
 
 @dataclass(frozen=True)
@@ -267,6 +305,8 @@ def set_active(actor: User, user: User, active: bool, *, reason: str, now: datet
         return user
     before = snapshot(user)
     user.active = active
+    if not active:
+        end_sessions(user)
     db.session.flush()
     audit.record(actor=actor, action="account.activate" if active else "account.deactivate",
                  object_type="user", object_id=user.id, before=before,
@@ -298,7 +338,7 @@ def reset_password(actor: User, user: User, new_password: str, *, now: datetime,
     audit.record(actor=actor, action="account.reset_password", object_type="user",
                  object_id=user.id, after={"must_change_password": True}, at=now,
                  remote_addr=remote_addr)
-    db.session.flush()
+    end_sessions(user)
     return user
 
 
@@ -322,6 +362,7 @@ def assign_role(actor: User, user: User, role: Role, node_id: int, *, now: datet
     db.session.flush()
     audit.record(actor=actor, action="role.assign", object_type="user", object_id=user.id,
                  before=before, after=snapshot(user), at=now, remote_addr=remote_addr)
+    end_sessions(user)
     return assignment
 
 
@@ -342,6 +383,7 @@ def revoke_role(actor: User, assignment_id: int, *, now: datetime,
     db.session.flush()
     audit.record(actor=actor, action="role.revoke", object_type="user", object_id=user.id,
                  before=before, after=snapshot(user), at=now, remote_addr=remote_addr)
+    end_sessions(user)
     return user
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import posixpath
+from typing import Any, cast
 
-from flask import Flask, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import Flask, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_login import current_user, logout_user
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers.response import Response
 
+from app import sessions
 from app.extensions import db, login_manager
 from app.i18n import _l
 from app.services import accounts
@@ -70,31 +71,60 @@ def _register_errors(app: Flask) -> None:
 
 
 def _register_request_checks(app: Flask) -> None:
+    def _back_to_login(message: str) -> Response | None:
+        if request.path.startswith("/api/"):
+            return None  # the API answers 401 itself
+        flash(message, "warning")
+        if request.endpoint in ("static", "auth.login"):
+            return None
+        return redirect(url_for("auth.login", next=request.full_path))
+
     @app.before_request
-    def idle_timeout_and_password_age() -> Response | None:
+    def session_still_valid_and_password_age() -> Response | None:
         if not current_user.is_authenticated:
+            if sessions.names_an_account():
+                sessions.end()
+                return _back_to_login(_("Your session has ended. Please log in again."))
             return None
         current = now()
-        seen = session.get("seen")
-        idle = app.config["PERMANENT_SESSION_LIFETIME"]
-        if seen is not None and current - datetime.fromisoformat(seen) > idle:
-            accounts.record_logout(current_user, now=current, reason="idle_timeout",
+        old = sessions.too_old(current)
+        if old or sessions.idle(current):
+            accounts.record_logout(current_user, now=current,
+                                   reason="session_expired" if old else "idle_timeout",
                                    remote_addr=request.remote_addr)
             db.session.commit()
-            logout_user()
-            session.clear()
-            flash(_("You were logged out after %(m)d minutes without activity.",
-                    m=int(idle.total_seconds() // 60)), "warning")
-            if request.path.startswith("/api/"):
-                return None
-            return redirect(url_for("auth.login", next=request.full_path))
-        session["seen"] = current.isoformat()
+            sessions.end()
+            if old:
+                return _back_to_login(_(
+                    "You have been logged in for %(h)d hours. Please log in again.",
+                    h=int(sessions.absolute_limit().total_seconds() // 3600)))
+            return _back_to_login(_(
+                "You were logged out after %(m)d minutes without activity.",
+                m=int(sessions.idle_limit().total_seconds() // 60)))
+        sessions.touch(current)
         if (current_user.must_change_password and request.endpoint
                 and request.endpoint not in _PASSWORD_CHANGE_ALLOWED):
             if request.path.startswith("/api/"):
                 return None
             return redirect(url_for("auth.change_password"))
         return None
+
+
+# static/ also holds the JS sources, the npm manifest and node_modules (source maps included):
+# only the folders the pages load from are published.
+_PUBLISHED_STATIC = ("css/", "dist/")
+
+
+def _publish_page_assets_only(app: Flask) -> None:
+    send_static = app.view_functions["static"]
+
+    def static(filename: str) -> Response:
+        path = posixpath.normpath(filename)
+        if not path.startswith(_PUBLISHED_STATIC) or path.endswith(".map"):
+            abort(404)
+        return cast(Response, send_static(filename=path))
+
+    app.view_functions["static"] = static
 
 
 def register_web(app: Flask) -> None:
@@ -122,6 +152,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(designer_bp)
     _register_errors(app)
     _register_request_checks(app)
+    _publish_page_assets_only(app)
 
     from app.services.stuck import summary as stuck_summary
 

@@ -6,9 +6,10 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from werkzeug.wrappers.response import Response
 
+from app import sessions
 from app.config import SUPPORTED_LOCALES
 from app.extensions import db
 from app.services import accounts
@@ -45,10 +46,7 @@ def login() -> Response | str | tuple[str, int]:
                 db.session.commit()  # failed attempts and lock-outs are kept
                 return render_template("login.html", error=exc.message, username=username), 401
             db.session.commit()
-            session.clear()
-            session.permanent = True
-            login_user(user)
-            session["seen"] = now().isoformat()
+            sessions.start(user, now=now())
             return redirect(_safe_next(request.args.get("next")))
         return render_template("login.html", error=error, username=username), 400
     return render_template("login.html", error=error, username=username)
@@ -57,10 +55,9 @@ def login() -> Response | str | tuple[str, int]:
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    accounts.record_logout(me(), now=now(), remote_addr=remote_addr())
+    accounts.log_out(me(), now=now(), remote_addr=remote_addr())
     db.session.commit()
-    logout_user()
-    session.clear()
+    sessions.end()
     flash(_("You have logged out."), "info")
     return redirect(url_for("auth.login"))
 
@@ -74,13 +71,15 @@ def change_password() -> Response | str | tuple[str, int]:
         if new != request.form.get("confirm_password", ""):
             errors["confirm_password"] = [_("The two new passwords differ.")]
         else:
+            user = me()
             try:
-                accounts.change_own_password(me(), request.form.get("old_password", ""), new,
+                accounts.change_own_password(user, request.form.get("old_password", ""), new,
                                              now=now(), policy=policy())
             except ValidationFailed as exc:
                 errors = exc.details
             else:
                 db.session.commit()
+                sessions.renew(user, now=now())  # the others ended with the old password
                 flash(_("Your password has been changed."), "success")
                 return redirect(url_for("main.home"))
         return render_template("password.html", errors=errors), 422

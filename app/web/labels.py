@@ -62,6 +62,7 @@ AUDIT_ACTION_LABELS: dict[str, Any] = {
     "account.change": _l("Account changed"),
     "account.deactivate": _l("Account deactivated"),
     "account.activate": _l("Account reactivated"),
+    "account.lock": _l("Account locked after failed log-ins"),
     "account.unlock": _l("Account unlocked"),
     "account.reset_password": _l("Password reset"),
     "role.assign": _l("Role assigned"),

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0005_stuck_cases'
-down_revision = '0004_case_event_append_only'
+down_revision = '0005_session_generation'
 branch_labels = None
 depends_on = None
 

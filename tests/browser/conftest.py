@@ -19,6 +19,7 @@ from app.extensions import db
 from app.models import ApiKey, Case, CaseTask, MonitoringPoint, User
 from app.services import api_keys, cases, demo, org
 from app.services.intake import AlertIn, ingest
+from helpers import assert_quiet_console, watch_console
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -95,8 +96,12 @@ def page(request: pytest.FixtureRequest, chromium: Any) -> Iterator[Any]:
     context = chromium.new_context(viewport=SIZES[request.param], locale="zh-CN")
     p = context.new_page()
     p.size_name = request.param
+    watch_console(p)
     yield p
-    context.close()
+    try:
+        assert_quiet_console(p)
+    finally:
+        context.close()
 
 
 @pytest.fixture

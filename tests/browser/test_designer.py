@@ -16,6 +16,7 @@ from app import create_app
 from app.extensions import db
 from app.models import HandbookVersion
 from app.services import demo
+from helpers import assert_quiet_console, watch_console
 from workflows import CompiledVersion, compile_version
 from workflows.timers import timer_definitions
 
@@ -61,9 +62,13 @@ def designer_page(chromium: Any, live_server: dict[str, Any]) -> Iterator[Any]:
     context = chromium.new_context(viewport=DESKTOP, locale="zh-CN")
     page = context.new_page()
     page.size_name = "desktop"
+    watch_console(page)
     login(page, live_server["url"], "hb_admin", live_server["accounts"]["hb_admin"])
     yield page
-    context.close()
+    try:
+        assert_quiet_console(page)
+    finally:
+        context.close()
 
 
 def open_designer(page: Any, url: str, version_id: int, name: str) -> None:
@@ -259,6 +264,7 @@ def test_validate_refuses_a_request_without_xml(designer_page: Any, live_server:
                                                 versions: dict[str, tuple[int, dict]]) -> None:
     version_id, _ = versions["gas"]
     open_designer(designer_page, live_server["url"], version_id, "bpmn/scenario_gas.bpmn")
+    designer_page.console_allowed.append("status of 422")
     answer = designer_page.evaluate("""async () => {
       const root = document.querySelector('[data-designer]');
       const response = await fetch(root.dataset.validateUrl, {

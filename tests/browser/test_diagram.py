@@ -111,6 +111,7 @@ def test_preview_of_a_missing_file_is_not_found(page: Any, live_server: dict[str
     url = live_server["url"]
     login(page, url, "hb_admin", live_server["accounts"]["hb_admin"])
     version_id, _ = versions["gas"]
+    page.console_allowed.append("status of 404")
     response = page.goto(f"{url}/designer/preview/{version_id}?file=bpmn/nothing.bpmn")
     assert response.status == 404
 

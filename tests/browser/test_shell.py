@@ -17,8 +17,10 @@ def _login(page: Any, url: str, username: str, password: str) -> None:
 
 
 def test_login_refusal_is_shown(page: Any, live_server: dict[str, Any], screenshot: Any) -> None:
+    page.console_allowed.append("status of 401")
     _login(page, live_server["url"], "rs_lujiazui", "wrong-password")
-    assert page.locator("#login-error").inner_text() == "用户名或密码错误。"
+    assert page.locator("#login-error").inner_text() == (
+        "用户名或密码错误，或账号已被临时锁定。请稍后再试，或请安全管理员解锁。")
     screenshot(page, "login-error")
 
 
@@ -49,3 +51,18 @@ def test_security_admin_sees_accounts(page: Any, live_server: dict[str, Any],
     screenshot(page, "accounts")
     page.get_by_role("button", name="English").click()
     assert page.get_by_role("heading", name="Accounts").count() == 1
+
+
+def test_the_browser_refuses_inline_script(page: Any, live_server: dict[str, Any]) -> None:
+    """The policy is in force in a real browser, and the console check sees a violation."""
+    page.goto(f"{live_server['url']}/login")
+    with page.expect_console_message(lambda m: "Content Security Policy" in m.text):
+        ran = page.evaluate("""() => {
+          const script = document.createElement('script');
+          script.textContent = 'window.injected = true';
+          document.head.appendChild(script);
+          return window.injected === true;
+        }""")
+    assert ran is False
+    assert any("Content Security Policy" in m for m in page.console_problems)
+    page.console_problems.clear()

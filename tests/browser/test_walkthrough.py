@@ -126,6 +126,7 @@ def test_a_warning_from_inbox_to_closed_case(page: Any, live_server: dict[str, A
     login(page, live_server, "rs_elevator")
     page.goto(f"{url}/inbox")
     assert page.locator(f'tr[data-case="{case_no}"]').count() == 0
+    page.console_allowed.append("status of 403")
     response = page.goto(f"{url}/cases/{case_no}")
     assert response.status == 403
     assert case_no not in page.locator("main").inner_text()
