@@ -10,6 +10,7 @@ from flask import Flask
 
 from app.config import PROJECT_ROOT, flask_config, load_settings
 from app.extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
+from app.inputs import Int64Converter
 
 Clock = Callable[[], datetime]
 
@@ -31,6 +32,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
                 static_folder=str(PROJECT_ROOT / "static"), static_url_path="/static",
                 template_folder="web/templates")
     app.config.from_mapping(flask_config(settings))
+    # Before any blueprint: every `<int:...>` route takes only ids the database can hold.
+    app.url_map.converters["int"] = Int64Converter
     app.extensions["clock"] = clock or _utc_now
 
     db.init_app(app)

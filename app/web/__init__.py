@@ -26,7 +26,8 @@ _PASSWORD_CHANGE_ALLOWED = {"auth.change_password", "auth.logout", "auth.set_lan
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or (
+    # A client that sent JSON (the designer's check) reads the error as JSON too.
+    return request.path.startswith("/api/") or request.is_json or (
         request.accept_mimetypes.best == "application/json")
 
 

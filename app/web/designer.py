@@ -14,9 +14,10 @@ from flask_login import login_required
 from werkzeug.wrappers.response import Response
 
 from app.i18n import _l
+from app.inputs import DB_INT_MAX
 from app.models import HandbookVersion
 from app.services import handbooks
-from app.services.errors import ValidationFailed
+from app.services.errors import NotFound, ValidationFailed
 from app.services.permissions import require
 from app.web.util import me
 from workflows import DefinitionError, Problem, compile_version
@@ -121,9 +122,11 @@ def validate() -> Response:
     if not isinstance(name, str) or not name.endswith(".bpmn"):
         raise ValidationFailed(_l("Name the BPMN file (ending in .bpmn)."),
                                details={"name": [str(_l("Required."))]})
-    if not isinstance(version_id, int):
+    if not isinstance(version_id, int) or isinstance(version_id, bool):
         raise ValidationFailed(_l("No such handbook version."),
                                details={"version_id": [str(_l("Required."))]})
+    if not 0 < version_id <= DB_INT_MAX:
+        raise NotFound(_l("No such handbook version."))
     problems = version_problems(_bpmn_of(version_id, name), name, xml)
     return jsonify({"valid": not problems, "problems": [p.to_dict() for p in problems]})
 
