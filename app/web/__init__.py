@@ -15,6 +15,7 @@ from werkzeug.wrappers.response import Response
 
 from app.extensions import db, login_manager
 from app.i18n import _l
+from app.inputs import refuse_unstorable_text
 from app.services import accounts
 from app.services.errors import DomainError
 from app.services.permissions import can
@@ -35,7 +36,8 @@ def _error(status: int, code: str, message: Any, details: dict[str, Any] | None 
            ) -> tuple[Any, int]:
     if _wants_json():
         return jsonify({"code": code, "message": str(message), "details": details or {}}), status
-    return render_template("error.html", status=status, code=code, message=message), status
+    return render_template("error.html", status=status, code=code, message=message,
+                           details=details or {}), status
 
 
 def _register_errors(app: Flask) -> None:
@@ -71,6 +73,8 @@ def _register_errors(app: Flask) -> None:
 
 
 def _register_request_checks(app: Flask) -> None:
+    app.before_request(refuse_unstorable_text)
+
     @app.before_request
     def idle_timeout_and_password_age() -> Response | None:
         if not current_user.is_authenticated:

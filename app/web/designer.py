@@ -7,14 +7,13 @@ and deploys it with `flask handbooks deploy`, which creates the next draft versi
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from flask import Blueprint, abort, jsonify, render_template, request
 from flask_login import login_required
 from werkzeug.wrappers.response import Response
 
 from app.i18n import _l
-from app.inputs import DB_INT_MAX
+from app.inputs import DB_INT_MAX, json_object
 from app.models import HandbookVersion
 from app.services import handbooks
 from app.services.errors import NotFound, ValidationFailed
@@ -112,9 +111,7 @@ def validate() -> Response:
     require(me(), "handbook.view")
     if (request.content_length or 0) > 2 * DEFAULT_MAX_FILE_BYTES:
         abort(413)
-    payload: Any = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        raise ValidationFailed(_l("Send the diagram as JSON: name, xml and version_id."))
+    payload = json_object()
     name, xml, version_id = payload.get("name"), payload.get("xml"), payload.get("version_id")
     if not isinstance(xml, str) or not xml.strip():
         raise ValidationFailed(_l("The diagram XML is missing."),
