@@ -10,7 +10,7 @@ from flask import Flask
 
 from app.config import PROJECT_ROOT, flask_config, load_settings
 from app.extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
-from app.inputs import AppRequest, Int64Converter
+from app.inputs import AppRequest, IdConverter
 
 Clock = Callable[[], datetime]
 
@@ -34,7 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
     app.request_class = AppRequest
     app.config.from_mapping(flask_config(settings))
     # Before any blueprint: every `<int:...>` route takes only ids the database can hold.
-    app.url_map.converters["int"] = Int64Converter
+    app.url_map.converters["int"] = IdConverter
     app.extensions["clock"] = clock or _utc_now
 
     db.init_app(app)

@@ -1,5 +1,5 @@
 """What a request may carry, checked the same way for pages and the API: ids the database can
-hold (signed 64 bits), text it can store (no NUL, no lone surrogate) and strict JSON."""
+hold, text it can store (no NUL, no lone surrogate) and strict JSON."""
 
 from __future__ import annotations
 
@@ -15,21 +15,23 @@ from werkzeug.routing import IntegerConverter
 from app.i18n import _l
 from app.services.errors import DomainError
 
-DB_INT_MAX = 2**63 - 1
-DB_INT_MIN = -(2**63)
+# Id columns are INTEGER: 64 bits on SQLite but 32 on PostgreSQL, which refuses a larger
+# bound value outright. An id outside the narrower range cannot exist on either database.
+ID_MAX = 2**31 - 1
+ID_MIN = -(2**31)
 # Far beyond any list we show, and small enough that page x per_page stays an offset.
 MAX_PAGE = 1_000_000
 
 
-class Int64Converter(IntegerConverter):
-    """`<int:...>` in every route: at most 19 digits and at most 2^63 - 1, so a larger id
-    matches no route (404) instead of reaching the database."""
+class IdConverter(IntegerConverter):
+    """`<int:...>` in every route: at most 10 digits and at most ID_MAX, so a larger id (2^63,
+    or four hundred digits) matches no route (404) instead of reaching the database."""
 
-    regex = r"\d{1,19}"
+    regex = r"\d{1,10}"
 
     def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None,
                  max: int | None = None, signed: bool = False) -> None:
-        bounded = DB_INT_MAX if max is None or max > DB_INT_MAX else max
+        bounded = ID_MAX if max is None or max > ID_MAX else max
         super().__init__(map, fixed_digits, min, bounded, signed)
 
 
@@ -38,10 +40,10 @@ def db_id(text: str | None) -> int | None:
     if text is None:
         return None
     text = text.strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
         return None
     value = int(text)
-    return value if 0 < value <= DB_INT_MAX else None
+    return value if 0 < value <= ID_MAX else None
 
 
 def page_number(text: str | None, default: int = 1) -> int:
@@ -57,12 +59,12 @@ def page_number(text: str | None, default: int = 1) -> int:
 
 
 class DbInteger(fields.Integer):
-    """An integer that fits a database column (signed 64 bits); larger is "Number too large."."""
+    """An integer an id column can hold (see ID_MAX); beyond is "Number too large."."""
 
     default_error_messages = {"too_large": _l("Number too large.")}
 
     def __init__(self, **kwargs: Any) -> None:
-        metadata = {"format": "int64", **kwargs.pop("metadata", {})}
+        metadata = {"format": "int32", **kwargs.pop("metadata", {})}
         super().__init__(metadata=metadata, **kwargs)
 
     def _validated(self, value: Any) -> int:
@@ -70,7 +72,7 @@ class DbInteger(fields.Integer):
             # int() of thousands of digits is slow; nothing that long is an id.
             raise self.make_error("too_large", input=value)
         number = super()._validated(value)
-        if not DB_INT_MIN <= number <= DB_INT_MAX:
+        if not ID_MIN <= number <= ID_MAX:
             raise self.make_error("too_large", input=value)
         return number
 

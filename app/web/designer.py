@@ -13,7 +13,7 @@ from flask_login import login_required
 from werkzeug.wrappers.response import Response
 
 from app.i18n import _l
-from app.inputs import DB_INT_MAX, json_object
+from app.inputs import ID_MAX, json_object
 from app.models import HandbookVersion
 from app.services import handbooks
 from app.services.errors import NotFound, ValidationFailed
@@ -122,7 +122,7 @@ def validate() -> Response:
     if not isinstance(version_id, int) or isinstance(version_id, bool):
         raise ValidationFailed(_l("No such handbook version."),
                                details={"version_id": [str(_l("Required."))]})
-    if not 0 < version_id <= DB_INT_MAX:
+    if not 0 < version_id <= ID_MAX:
         raise NotFound(_l("No such handbook version."))
     problems = version_problems(_bpmn_of(version_id, name), name, xml)
     return jsonify({"valid": not problems, "problems": [p.to_dict() for p in problems]})
