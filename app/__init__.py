@@ -10,6 +10,7 @@ from flask import Flask
 
 from app.config import PROJECT_ROOT, flask_config, load_settings
 from app.extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
+from app.inputs import AppRequest, IdConverter
 from app.security import install_security_headers
 
 Clock = Callable[[], datetime]
@@ -31,7 +32,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
     app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"),
                 static_folder=str(PROJECT_ROOT / "static"), static_url_path="/static",
                 template_folder="web/templates")
+    app.request_class = AppRequest
     app.config.from_mapping(flask_config(settings))
+    # Before any blueprint: every `<int:...>` route takes only ids the database can hold.
+    app.url_map.converters["int"] = IdConverter
     app.extensions["clock"] = clock or _utc_now
 
     db.init_app(app)

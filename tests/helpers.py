@@ -10,6 +10,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 PASSWORD = "Test-pass-2026"
+API = "/api/v1"
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -76,3 +77,31 @@ def assert_quiet_console(page: Any) -> None:
     unexpected = [m for m in page.console_problems
                   if not any(allowed in m for allowed in page.console_allowed)]
     assert not unexpected, "\n".join(unexpected)
+
+
+class Api:
+    """A mobile client: a cookie session, and the CSRF token sent as a header on changes."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.token = ""
+
+    def login(self, username: str, password: str = PASSWORD) -> Any:
+        self.token = self.client.get(f"{API}/csrf").get_json()["csrf_token"]
+        response = self.post("/session", {"username": username, "password": password})
+        if response.status_code == 200:
+            self.token = response.get_json()["csrf_token"]
+        return response
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.client.get(API + path, **kw)
+
+    def post(self, path: str, body: Any = None, *, csrf: bool = True, **kw: Any) -> Any:
+        headers = {"X-CSRFToken": self.token} if csrf else {}
+        if body is not None:
+            kw["json"] = body
+        return self.client.post(API + path, headers=headers, **kw)
+
+    def delete(self, path: str, *, csrf: bool = True) -> Any:
+        headers = {"X-CSRFToken": self.token} if csrf else {}
+        return self.client.delete(API + path, headers=headers)

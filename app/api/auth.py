@@ -3,7 +3,6 @@ header on every change, and JSON bodies read within a size limit."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -19,6 +18,7 @@ from app import sessions
 from app.api.schemas import CsrfSchema, LoginSchema, SessionSchema, clock_now, localise
 from app.extensions import db
 from app.i18n import _l
+from app.inputs import json_object
 from app.models import ApiKey, User
 from app.services import accounts, api_keys
 from app.services.accounts import SecurityPolicy
@@ -39,19 +39,11 @@ def now() -> datetime:
 
 # ---------------------------------------------------------------- request bodies
 
-def json_body(*, limit: int) -> Any:
-    """The request's JSON document; 400 when it is not JSON, 413 when over `limit` bytes."""
+def json_body(*, limit: int) -> dict[str, Any]:
+    """The request's JSON object; 400 when it is not one (see `app.inputs`), 413 when over
+    `limit` bytes."""
     request.max_content_length = limit
-    if not request.is_json:
-        raise DomainError(_l("Send a JSON body with the header Content-Type: application/json."),
-                          code="unsupported_content_type", status=400,
-                          details={"Content-Type": [request.mimetype or "-"]})
-    raw = request.get_data(cache=True)
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise DomainError(_l("The body is not valid JSON."), code="bad_json", status=400,
-                          details={"body": [str(exc)[:200]]}) from None
+    return json_object()
 
 
 def load(schema: Schema, data: Any) -> Any:

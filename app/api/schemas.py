@@ -20,6 +20,7 @@ from marshmallow import (
 )
 
 from app.i18n import _l
+from app.inputs import MAX_PAGE, DbInteger
 from app.services.handbook_data import platform_scenarios
 from app.services.intake import AlertIn
 
@@ -284,20 +285,20 @@ class _PageArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    page = fields.Integer(load_default=1, metadata={"minimum": 1})
-    per_page = fields.Integer(load_default=25, metadata={"minimum": 1, "maximum": MAX_PER_PAGE})
+    page = DbInteger(load_default=1, metadata={"minimum": 1, "maximum": MAX_PAGE})
+    per_page = DbInteger(load_default=25, metadata={"minimum": 1, "maximum": MAX_PER_PAGE})
     scenario = fields.String(validate=_choice(scenario_codes), metadata={"choices_of":
                                                                          "scenarios"})
     level = _one_of(LEVELS)
-    town = fields.Integer(metadata={"description": "platform node id (town or village): cases "
+    town = DbInteger(metadata={"description": "platform node id (town or village): cases "
                                                    "located in it or under it"})
     case_no = _text_field(40, metadata={"description": "part of a case number"})
     overdue = fields.Boolean(load_default=False)
 
     @validates("page")
     def _page(self, value: int, **_: Any) -> None:
-        if value < 1:
-            raise ValidationError(str(_l("Must be at least 1.")))
+        if not 1 <= value <= MAX_PAGE:
+            raise ValidationError(str(_l("Between 1 and %(n)d.", n=MAX_PAGE)))
 
     @validates("per_page")
     def _per_page(self, value: int, **_: Any) -> None:

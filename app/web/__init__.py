@@ -16,6 +16,7 @@ from werkzeug.wrappers.response import Response
 from app import sessions
 from app.extensions import db, login_manager
 from app.i18n import _l
+from app.inputs import refuse_unstorable_text
 from app.services import accounts
 from app.services.errors import DomainError
 from app.services.permissions import can
@@ -27,7 +28,8 @@ _PASSWORD_CHANGE_ALLOWED = {"auth.change_password", "auth.logout", "auth.set_lan
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or (
+    # A client that sent JSON (the designer's check) reads the error as JSON too.
+    return request.path.startswith("/api/") or request.is_json or (
         request.accept_mimetypes.best == "application/json")
 
 
@@ -35,7 +37,8 @@ def _error(status: int, code: str, message: Any, details: dict[str, Any] | None 
            ) -> tuple[Any, int]:
     if _wants_json():
         return jsonify({"code": code, "message": str(message), "details": details or {}}), status
-    return render_template("error.html", status=status, code=code, message=message), status
+    return render_template("error.html", status=status, code=code, message=message,
+                           details=details or {}), status
 
 
 def _register_errors(app: Flask) -> None:
@@ -71,6 +74,8 @@ def _register_errors(app: Flask) -> None:
 
 
 def _register_request_checks(app: Flask) -> None:
+    app.before_request(refuse_unstorable_text)
+
     def _back_to_login(message: str) -> Response | None:
         if request.path.startswith("/api/"):
             return None  # the API answers 401 itself

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from werkzeug.wrappers.response import Response
 
 from app.extensions import db
+from app.inputs import DbInteger
 from app.models import Department, PlatformNode, Role
 from app.services import accounts, audit
 from app.services.errors import DomainError
@@ -23,7 +24,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 class AccountForm(Schema):
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=80))
-    home_node = fields.Integer(required=True, strict=False)
+    home_node = DbInteger(required=True, strict=False)
     department = fields.String(load_default=None, validate=validate.Length(max=40))
     phone = fields.String(load_default=None,
                           validate=validate.Regexp(r"^$|^[0-9+\- ]{5,30}$",
@@ -40,7 +41,7 @@ class NewAccountForm(AccountForm):
 
 class RoleForm(Schema):
     role = fields.Enum(Role, required=True)
-    node = fields.Integer(required=True, strict=False)
+    node = DbInteger(required=True, strict=False)
 
 
 def _load(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:

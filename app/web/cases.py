@@ -25,6 +25,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers.response import Response
 
 from app.extensions import db
+from app.inputs import db_id
 from app.models import (
     LEVEL_RANK,
     Alert,
@@ -131,7 +132,7 @@ def inbox_page() -> str:
     flt = inbox.InboxFilter(
         scenario=args.get("scenario") or None,
         level=args.get("level") if args.get("level") in LEVEL_RANK else None,
-        town_node_id=int(town) if town.isdigit() else None,
+        town_node_id=db_id(town),
         status=str(args.get("status")) if args.get("status") in STATUSES else "ready",
         overdue_only=args.get("overdue") == "1", case_no=args.get("q", "").strip() or None)
     found = inbox.inbox(me(), flt, now=now(), page=int_arg("page"), per_page=20)
@@ -480,7 +481,8 @@ def notifications() -> str:
 @login_required
 def mark_read() -> Response:
     raw = request.form.getlist("id")
-    ids = [int(v) for v in raw if v.isdigit()] if raw else None
+    # Ids no row can have are dropped rather than sent to the database.
+    ids = [i for i in map(db_id, raw) if i is not None] if raw else None
     count = notify.mark_read(me(), ids, now=now())
     db.session.commit()
     flash(_("Marked %(n)d as read.", n=count), "success")

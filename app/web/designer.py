@@ -7,16 +7,16 @@ and deploys it with `flask handbooks deploy`, which creates the next draft versi
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from flask import Blueprint, abort, jsonify, render_template, request
 from flask_login import login_required
 from werkzeug.wrappers.response import Response
 
 from app.i18n import _l
+from app.inputs import ID_MAX, json_object
 from app.models import HandbookVersion
 from app.services import handbooks
-from app.services.errors import ValidationFailed
+from app.services.errors import NotFound, ValidationFailed
 from app.services.permissions import require
 from app.web.util import me
 from workflows import DefinitionError, Problem, compile_version
@@ -111,9 +111,7 @@ def validate() -> Response:
     require(me(), "handbook.view")
     if (request.content_length or 0) > 2 * DEFAULT_MAX_FILE_BYTES:
         abort(413)
-    payload: Any = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        raise ValidationFailed(_l("Send the diagram as JSON: name, xml and version_id."))
+    payload = json_object()
     name, xml, version_id = payload.get("name"), payload.get("xml"), payload.get("version_id")
     if not isinstance(xml, str) or not xml.strip():
         raise ValidationFailed(_l("The diagram XML is missing."),
@@ -121,9 +119,11 @@ def validate() -> Response:
     if not isinstance(name, str) or not name.endswith(".bpmn"):
         raise ValidationFailed(_l("Name the BPMN file (ending in .bpmn)."),
                                details={"name": [str(_l("Required."))]})
-    if not isinstance(version_id, int):
+    if not isinstance(version_id, int) or isinstance(version_id, bool):
         raise ValidationFailed(_l("No such handbook version."),
                                details={"version_id": [str(_l("Required."))]})
+    if not 0 < version_id <= ID_MAX:
+        raise NotFound(_l("No such handbook version."))
     problems = version_problems(_bpmn_of(version_id, name), name, xml)
     return jsonify({"valid": not problems, "problems": [p.to_dict() for p in problems]})
 

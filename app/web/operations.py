@@ -15,6 +15,7 @@ from werkzeug.wrappers.response import Response
 
 from app.extensions import db
 from app.i18n import _l
+from app.inputs import DbInteger
 from app.models import Department, NodeKind, PlatformNode
 from app.services import api_keys, intake, overdue, quality
 from app.services.errors import DomainError, Forbidden
@@ -77,7 +78,7 @@ class CorrectionForm(Schema):
 class PointForm(Schema):
     name = fields.String(required=True, error_messages=REQUIRED,
                          validate=validate.Length(max=200, error=_l("At most 200 characters.")))
-    node = fields.Integer(required=True, strict=False,
+    node = DbInteger(required=True, strict=False,
                           error_messages={**REQUIRED, "invalid": _l("Choose a street or town.")})
     lat = fields.Float(required=True, error_messages={**REQUIRED,
                                                       "invalid": _l("Enter a number.")})

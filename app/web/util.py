@@ -8,6 +8,7 @@ from typing import Any, cast
 from flask import current_app, request
 from flask_login import current_user
 
+from app.inputs import page_number
 from app.models import User
 from app.services.accounts import SecurityPolicy
 
@@ -29,10 +30,8 @@ def remote_addr() -> str | None:
 
 
 def int_arg(name: str, default: int = 1) -> int:
-    try:
-        return max(1, int(request.args.get(name, default)))
-    except (TypeError, ValueError):
-        return default
+    """A page or step number from the query string (1 to MAX_PAGE)."""
+    return page_number(request.args.get(name), default)
 
 
 def form_dict() -> dict[str, Any]:

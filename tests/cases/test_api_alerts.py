@@ -197,13 +197,15 @@ def test_unknown_indicator_is_named(app, client, published, source_key, clock):
     assert _counts(app) == (0, 0)
 
 
-@pytest.mark.parametrize("raw", [b'{"scenario": "gas", "value": NaN}',
-                                 b'{"scenario": "gas", "value": 1e999}'])
-def test_non_finite_values_are_refused(app, client, source_key, clock, raw):
+@pytest.mark.parametrize(("raw", "status", "where"), [
+    (b'{"scenario": "gas", "value": NaN}', 400, "body"),  # not JSON at all
+    (b'{"scenario": "gas", "value": 1e999}', 422, "value"),  # JSON, but no finite number
+])
+def test_non_finite_values_are_refused(app, client, source_key, clock, raw, status, where):
     body = raw.replace(b"}", b', "indicator": "ch4_lel", "point": "P", "observed_at": "'
                        + clock().isoformat().encode() + b'"}')
     response = _post(client, source_key, data=body, content_type="application/json")
-    assert response.status_code == 422 and "value" in response.get_json()["details"]
+    assert response.status_code == status and where in response.get_json()["details"]
     assert _counts(app) == (0, 0)
 
 
@@ -221,9 +223,9 @@ def test_bad_json_or_content_type_is_a_400(app, client, source_key, data, conten
     assert _counts(app) == (0, 0)
 
 
-def test_a_body_that_is_not_an_object_is_a_422(app, client, source_key):
+def test_a_body_that_is_not_an_object_is_a_400(app, client, source_key):
     response = _post(client, source_key, [1, 2])
-    assert response.status_code == 422 and "_schema" in response.get_json()["details"]
+    assert response.status_code == 400 and response.get_json()["code"] == "bad_json"
 
 
 def test_too_large_a_body_is_a_413(app, client, source_key):

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -97,14 +98,16 @@ class Server:
         self.url = url
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.TemporaryFile()
 
     def start(self) -> None:
+        self.port = _free_port()  # a killed server's port may linger
         env = {**os.environ, "DATABASE_URL": self.url,
                "SECRET_KEY": "chaos-secret-0123456789abcdef", "FLASK_APP": "wsgi"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", "serve", "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v1/health",
@@ -112,7 +115,9 @@ class Server:
                     return
             except OSError:
                 time.sleep(0.2)
-        raise AssertionError("the server did not start")
+        self.log.seek(0)
+        raise AssertionError("the server did not start: "
+                             + self.log.read().decode("utf-8", "replace")[-2000:])
 
     def kill(self) -> None:
         if self.process is not None:
@@ -168,6 +173,7 @@ def test_kill_9_during_batch_intake_loses_and_doubles_nothing(chaos_db: Any) -> 
             assert 200 <= _post(server.port, secret, batches[index]) < 300
     finally:
         server.kill()
+        server.log.close()
 
     app: Flask = create_app(DATABASE_URL=url, SECRET_KEY="chaos-secret-0123456789abcdef")
     with app.app_context():
