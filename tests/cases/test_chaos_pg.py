@@ -78,6 +78,7 @@ def chaos_db() -> Iterator[tuple[str, str]]:
                                 scenarios=["flood_typhoon"], now=now,
                                 known_scenarios={"flood_typhoon"}).secret
         db.session.commit()
+        db.session.remove()
         db.engine.dispose()
     try:
         yield url, secret
@@ -192,5 +193,6 @@ def test_kill_9_during_batch_intake_loses_and_doubles_nothing(chaos_db: Any) -> 
             verdict = verify_case(case)
             if not verdict.ok:
                 problems.append(verdict.line())
-        assert problems == []
+        db.session.remove()
         db.engine.dispose()
+        assert problems == []
