@@ -264,7 +264,10 @@ def validate_documents(documents: Iterable[BpmnDocument], limits: ScriptLimits) 
                 continue
             known = result.processes.get(target)
             if known is None:
-                names = ", ".join(sorted(result.processes)) or "none"
+                listed = sorted(result.processes)
+                names = ", ".join(listed[:10]) or "none"
+                if len(listed) > 10:
+                    names += f" and {len(listed) - 10} more"
                 result.problems.append(Problem(
                     doc.name, call.get("id"), source_line(call),
                     f"the call activity calls process {target!r}, which is not in this version "
