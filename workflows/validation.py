@@ -76,6 +76,12 @@ class _DocumentChecker:
         ))
 
     def code(self, element: etree._Element, text: str | None, mode: Mode, what: str) -> None:
+        if len(element):
+            # The engine reads `.text`, which stops at the first child element.
+            self.problem(element, f"{what}: the text contains the XML element "
+                                  f"<{_local(element[0].tag)}>; write it as plain text (escape "
+                                  "'<' as '&lt;')")
+            return
         for issue in check_source(text, mode, self.limits):
             line = source_line(element)
             if line is not None and issue.line is not None:

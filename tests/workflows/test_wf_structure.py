@@ -1,8 +1,11 @@
-"""Versions too large or too tangled to compile are refused early, with a clear problem."""
+"""Versions too large or too tangled to compile are refused early; any XML encoding is read;
+comments inside scripts do not cut them short."""
 
 from __future__ import annotations
 
 import time
+
+import pytest
 
 from tests.workflows.bpmn_helpers import (
     T0,
@@ -13,6 +16,7 @@ from tests.workflows.bpmn_helpers import (
     script_process,
 )
 from workflows import CompileOptions, Runtime
+from workflows.documents import document_text, text_bytes
 
 
 def steps(count: int, prefix: str = "", tag: str = "task", last: str = "") -> str:
@@ -152,3 +156,66 @@ def test_version_size_is_bounded():
     problems = problems_of(files, Runtime(compile_options=options))
     assert [p.message for p in problems] == [
         f"the files have {sum(map(len, files.values()))} bytes together; the limit is 10000"]
+
+
+# -- text of scripts and encodings ----------------------------------------------------------
+
+
+def test_comment_inside_a_script_does_not_drop_the_rest(wf_runtime):
+    xml = script_process("x = 1\nMARK\ny = 2").replace(
+        b"MARK", b"<!-- the second half used to be lost -->")
+    instance, result = wf_runtime.start(wf_runtime.compile({"c.bpmn": xml}), "p", at=T0)
+    assert result.ok
+    assert (instance.data["x"], instance.data["y"]) == (1, 2)
+
+
+def test_comment_inside_a_condition_is_read_around(wf_runtime):
+    body = linear_process("""
+    <bpmn:exclusiveGateway id="work" default="f_no" />
+    <bpmn:sequenceFlow id="f_yes" sourceRef="work" targetRef="yes">
+      <bpmn:conditionExpression>value &gt; 3 <!-- not before --> and value &lt; 5\
+</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:userTask id="yes" />
+    <bpmn:sequenceFlow id="f_yes_end" sourceRef="yes" targetRef="end" />
+    <bpmn:sequenceFlow id="f_no" sourceRef="work" targetRef="end" />""")
+    version = wf_runtime.compile({"g.bpmn": definitions(body)})
+    instance, result = wf_runtime.start(version, "p", {"value": 9}, at=T0)
+    assert result.ok and instance.finished
+
+
+def test_element_inside_a_script_is_refused():
+    xml = script_process("x = 1\nMARK\ny = 2").replace(b"MARK", b"<b>bold</b>")
+    assert ("script: the text contains the XML element <b>; write it as plain text"
+            in messages_of({"e.bpmn": xml}))
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-8-sig", "gb18030"])
+def test_any_encoding_lxml_reads_compiles_and_becomes_utf8_text(wf_runtime, codec):
+    label = codec.upper().removesuffix("-SIG")
+    text = script_process("label = '燃气泄漏'").decode().replace(
+        'encoding="UTF-8"', f'encoding="{label}"')
+    content = text.encode(codec)
+    version = wf_runtime.compile({"e.bpmn": content})
+    instance, _ = wf_runtime.start(version, "p", at=T0)
+    assert instance.data["label"] == "燃气泄漏"
+    stored, problems = document_text("e.bpmn", content)
+    assert problems == [] and stored is not None
+    assert stored.startswith('<?xml version="1.0" encoding="UTF-8"?>')
+    again = wf_runtime.compile({"e.bpmn": stored.encode("utf-8")})
+    assert again.process_ids == ("p",)
+
+
+def test_unreadable_encoding_is_a_problem_naming_the_file():
+    _, problems = document_text("odd.bpmn", b'<?xml version="1.0" encoding="x-klingon"?><a/>')
+    assert [(p.file, "x-klingon" in p.message) for p in problems] == [("odd.bpmn", True)]
+    _, problems = document_text("bad.bpmn", b"<a>\xff\xfe</a>")
+    assert problems[0].file == "bad.bpmn" and "not well-formed" in problems[0].message
+
+
+def test_text_with_a_foreign_declaration_or_lone_surrogate_is_a_problem_not_an_error(
+        wf_runtime):
+    text = script_process("x = 1").decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    assert wf_runtime.compile({"t.bpmn": text_bytes(text)}).process_ids == ("p",)
+    broken = text.replace("x = 1", "x = '\ud800'")
+    assert "not well-formed XML" in messages_of({"t.bpmn": text_bytes(broken)})
