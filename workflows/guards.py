@@ -36,6 +36,11 @@ class RunBudget:
         self.allocated = 0
         self.cap = cap
 
+    def exceeded(self) -> ScriptLimitError:
+        return ScriptLimitError(
+            f"the script created more than {self.cap} elements and characters in total"
+        )
+
 
 CURRENT_RUN: ContextVar[RunBudget | None] = ContextVar("workflows_script_run", default=None)
 
@@ -47,9 +52,7 @@ def charge(size: int) -> None:
         return
     budget.allocated += size
     if budget.allocated > budget.cap:
-        raise ScriptLimitError(
-            f"the script created more than {budget.cap} elements and characters in total"
-        )
+        raise budget.exceeded()
 
 
 def charge_result(value: Any) -> Any:
@@ -64,11 +67,23 @@ def charge_result(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class ScriptLimits:
-    """Bounds for handbook scripts and expressions (checked at load and at run time)."""
+    """Bounds for handbook scripts and expressions (checked at load and at run time).
+
+    Text: `max_source_chars` characters, `max_nodes` syntax nodes, `max_depth` nesting levels;
+    constant expressions are folded at check time (to refuse `9**9**9` early) within
+    `max_constant_size` characters and elements in total, and only after those three passed.
+
+    Run time, per evaluation: `max_seconds` of wall-clock time and `max_lines` executed lines
+    (the trace budget, between lines), `max_sequence` / `max_string` / `max_int_bits` /
+    `max_range` per value, `max_allocation` elements and characters created in total.
+
+    Task data after every script: plain JSON with at most `max_data_nodes` values.
+    """
 
     max_source_chars: int = 20_000
     max_nodes: int = 3_000
     max_depth: int = 40
+    max_constant_size: int = 1_000_000
     max_seconds: float = 1.0
     max_lines: int = 200_000
     max_sequence: int = 100_000

@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any, Literal
 
-from .guards import ALL_ALLOWED_ATTRIBUTES, Guards, ScriptLimitError, ScriptLimits
+from .guards import (
+    ALL_ALLOWED_ATTRIBUTES,
+    CURRENT_RUN,
+    Guards,
+    RunBudget,
+    ScriptLimitError,
+    ScriptLimits,
+)
 
 SCRIPT_FILENAME = "<handbook-script>"
 
@@ -147,20 +154,18 @@ class _Checker(ast.NodeVisitor):
     def __init__(self, limits: ScriptLimits):
         self.limits = limits
         self.issues: list[ScriptIssue] = []
-        self.nodes = 0
         self.depth = 0
         self.guards = Guards(limits)
         self.constants: dict[int, Any] = {}
         self.reported: set[int] = set()
+        # Constant folding allocates real values: all of it together stays under this budget.
+        self.folding = _FoldingBudget(limits.max_constant_size)
+        self.folding_refused = False
 
     def refuse(self, node: ast.AST, message: str) -> None:
         self.issues.append(ScriptIssue(getattr(node, "lineno", None), message))
 
     def visit(self, node: ast.AST) -> None:
-        self.nodes += 1
-        if self.nodes == self.limits.max_nodes + 1:
-            self.refuse(node, f"the script is too complex (more than {self.limits.max_nodes} "
-                              "syntax nodes); split it into several tasks")
         kind = type(node)
         if kind not in _ALLOWED_NODES:
             message = _REFUSED_NODE_MESSAGES.get(kind, f"'{kind.__name__}' is not allowed")
@@ -212,8 +217,16 @@ class _Checker(ast.NodeVisitor):
             self.refuse(node, "the text literal is too long")
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
+        if self.folding_refused:
+            self.generic_visit(node)
+            return
+        token = CURRENT_RUN.set(self.folding)
         try:
             _constant_value(node, self.guards, self.constants)
+        except ConstantsTooLarge as exc:
+            if not self.folding_refused:
+                self.folding_refused = True
+                self.refuse(node, str(exc))
         except ScriptLimitError as exc:
             # Nested operators re-raise the same memoised error: report it once.
             if id(exc) not in self.reported:
@@ -223,6 +236,8 @@ class _Checker(ast.NodeVisitor):
             pass
         except (ArithmeticError, TypeError, ValueError):
             pass  # a plain run-time error (1/0); reported when the script runs
+        finally:
+            CURRENT_RUN.reset(token)
         self.generic_visit(node)
 
     def visit_FormattedValue(self, node: ast.FormattedValue) -> None:
@@ -244,6 +259,20 @@ class _NotConstant(Exception):
     pass
 
 
+class ConstantsTooLarge(ScriptLimitError):
+    """Constant folding at check time would allocate more than the folding budget."""
+
+
+class _FoldingBudget(RunBudget):
+    __slots__ = ()
+
+    def exceeded(self) -> ScriptLimitError:
+        return ConstantsTooLarge(
+            f"the constant text and numbers of the script add up to more than {self.cap} "
+            "characters and elements; compute large values at run time or split the script"
+        )
+
+
 def _constant_value(node: ast.AST, guards: Guards, memo: dict[int, Any]) -> Any:
     """Evaluate constant arithmetic through the guards, so `9**9**9` is refused at load.
 
@@ -257,6 +286,8 @@ def _constant_value(node: ast.AST, guards: Guards, memo: dict[int, Any]) -> Any:
         return result
     try:
         memo[key] = _evaluate_constant(node, guards, memo)
+    except ConstantsTooLarge:
+        raise
     except (_NotConstant, ScriptLimitError, ArithmeticError, TypeError, ValueError) as exc:
         memo[key] = exc
         raise
@@ -379,22 +410,32 @@ def check_source(source: str | None, mode: Mode, limits: ScriptLimits) -> list[S
     tree, issues = _parse(source, mode)
     if tree is None:
         return issues
-    if _depth(tree) > limits.max_depth:
+    # Size and shape first: nothing is evaluated (constant folding) before they pass.
+    nodes, depth = _measure(tree, limits.max_nodes)
+    if depth > limits.max_depth:
         return [ScriptIssue(None, "the script is nested too deeply; split it into steps")]
+    if nodes > limits.max_nodes:
+        return [ScriptIssue(None, f"the script is too complex (more than {limits.max_nodes} "
+                                  "syntax nodes); split it into several tasks")]
     checker = _Checker(limits)
     checker.visit(tree)
     return checker.issues
 
 
-def _depth(tree: ast.AST) -> int:
-    """Nesting depth, computed without recursion so a hostile tree cannot exhaust the stack."""
+def _measure(tree: ast.AST, max_nodes: int) -> tuple[int, int]:
+    """Node count (stopping just past `max_nodes`) and nesting depth, without recursion so a
+    hostile tree cannot exhaust the stack."""
     deepest = 0
+    count = 0
     stack = [(tree, 1)]
     while stack:
         node, level = stack.pop()
+        count += 1
+        if count > max_nodes:
+            break
         deepest = max(deepest, level)
         stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
-    return deepest
+    return count, deepest
 
 
 def compile_checked(source: str, mode: Mode, limits: ScriptLimits) -> CodeType:

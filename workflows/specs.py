@@ -23,6 +23,7 @@ from .errors import DefinitionError, Problem, StateError
 from .forms import FormField
 from .guards import ScriptLimits
 from .parsing import build_specs
+from .structure import check_structure
 from .validation import validate_documents
 
 BpmnFiles = Mapping[str, bytes] | Iterable[tuple[str, bytes]]
@@ -30,10 +31,29 @@ BpmnFiles = Mapping[str, bytes] | Iterable[tuple[str, bytes]]
 
 @dataclass(frozen=True)
 class CompileOptions:
-    """Limits applied when a version is loaded."""
+    """Limits applied when a version is loaded.
+
+    Size: `max_files` files of at most `max_file_bytes` each and `max_version_bytes` together.
+    Shape, checked on the XML trees before the engine builds anything (see `structure`):
+    `max_processes` per version, `max_elements` XML elements per process, sub-processes nested
+    at most `max_nesting` deep, at most `max_chain` steps in one sequence counting nested
+    sub-processes (the engine's parser recurses along it), call activities at most
+    `max_call_depth` deep and `max_call_graph` process-to-callee pairs in all (counting
+    indirect calls), no cycles, and `loopMaximum` at most `max_loop_maximum`. At most
+    `max_problems` problems are reported. Scripts are checked with `script_limits`.
+    """
 
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     max_files: int = 50
+    max_version_bytes: int = 8 * 1024 * 1024
+    max_processes: int = 40
+    max_elements: int = 5_000
+    max_nesting: int = 5
+    max_chain: int = 250
+    max_call_depth: int = 5
+    max_call_graph: int = 200
+    max_loop_maximum: int = 200
+    max_problems: int = 200
     script_limits: ScriptLimits = field(default_factory=ScriptLimits)
 
 
@@ -119,6 +139,10 @@ def compile_version(files: BpmnFiles, options: CompileOptions | None = None) -> 
     if duplicates:
         raise DefinitionError([Problem(n, None, None, "two files have this name") for n in
                                duplicates])
+    total = sum(len(content) for _, content in pairs if isinstance(content, bytes))
+    if total > options.max_version_bytes:
+        raise DefinitionError([Problem("", None, None, (
+            f"the files have {total} bytes together; the limit is {options.max_version_bytes}"))])
     problems: list[Problem] = []
     documents: list[BpmnDocument] = []
     for name, content in pairs:
@@ -127,10 +151,13 @@ def compile_version(files: BpmnFiles, options: CompileOptions | None = None) -> 
         if doc is not None:
             documents.append(doc)
     if problems:
-        raise DefinitionError(problems)
+        raise DefinitionError(problems[:options.max_problems])
+    blocking, shape = check_structure(documents, options)
+    if blocking:
+        raise DefinitionError(blocking)
     checked = validate_documents(documents, options.script_limits)
-    if checked.problems:
-        raise DefinitionError(checked.problems)
+    if shape or checked.problems:
+        raise DefinitionError((shape + checked.problems)[:options.max_problems])
     specs, dependencies, engine_problems = build_specs(documents)
     if engine_problems:
         raise DefinitionError(engine_problems)

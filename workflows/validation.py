@@ -76,6 +76,12 @@ class _DocumentChecker:
         ))
 
     def code(self, element: etree._Element, text: str | None, mode: Mode, what: str) -> None:
+        if len(element):
+            # The engine reads `.text`, which stops at the first child element.
+            self.problem(element, f"{what}: the text contains the XML element "
+                                  f"<{_local(element[0].tag)}>; write it as plain text (escape "
+                                  "'<' as '&lt;')")
+            return
         for issue in check_source(text, mode, self.limits):
             line = source_line(element)
             if line is not None and issue.line is not None:
@@ -264,7 +270,10 @@ def validate_documents(documents: Iterable[BpmnDocument], limits: ScriptLimits) 
                 continue
             known = result.processes.get(target)
             if known is None:
-                names = ", ".join(sorted(result.processes)) or "none"
+                listed = sorted(result.processes)
+                names = ", ".join(listed[:10]) or "none"
+                if len(listed) > 10:
+                    names += f" and {len(listed) - 10} more"
                 result.problems.append(Problem(
                     doc.name, call.get("id"), source_line(call),
                     f"the call activity calls process {target!r}, which is not in this version "

@@ -294,8 +294,12 @@ def read_handbooks(directory: Path = SCENARIO_DIR, departments: Set[str] | None 
     handbooks: dict[str, Handbook] = {}
     item_files: dict[str, str] = {}
     for path in sorted(directory.glob("*.json")):
-        handbook = parse_handbook(path.name, path.read_text(encoding="utf-8"), departments,
-                                  scenarios)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise SeedError(f"{path.name}: the file is not UTF-8 text; save it as UTF-8",
+                            details={"file": path.name}) from None
+        handbook = parse_handbook(path.name, text, departments, scenarios)
         for index, item in enumerate(handbook.warning_items):
             # Alert intake finds the handbook by item code, so codes are unique across files.
             if item.code in item_files:

@@ -53,8 +53,27 @@ class Bundle:
         return content_hash(self.files)
 
 
+class _Unreadable(Exception):
+    def __init__(self, problem: str):
+        self.problem = problem
+
+
 def _read(path: Path, root: Path) -> tuple[str, str]:
-    return str(path.relative_to(root)), path.read_text(encoding="utf-8")
+    """A file as the text a version stores; BPMN may come in any encoding the XML parser
+    reads (it is stored as UTF-8)."""
+    from workflows.documents import document_text
+
+    name = str(path.relative_to(root))
+    content = path.read_bytes()
+    if path.suffix == ".bpmn":
+        text, problems = document_text(name, content)
+        if text is None:
+            raise _Unreadable(str(problems[0]))
+        return name, text
+    try:
+        return name, content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Unreadable(f"{name}: the file is not UTF-8 text; save it as UTF-8") from None
 
 
 def collect_bundles(root: Path = ROOT) -> list[Bundle]:
@@ -65,28 +84,47 @@ def collect_bundles(root: Path = ROOT) -> list[Bundle]:
     from workflows.specs import compile_version
 
     bpmn_dir = root / "bpmn"
-    shared = dict(_read(p, root) for p in sorted((bpmn_dir / SHARED_BPMN).glob("*.bpmn")))
+    problems: list[str] = []
+    unreadable: list[str] = []
+    texts: dict[Path, tuple[str, str]] = {}
+
+    def read(path: Path) -> tuple[str, str] | None:
+        if path not in texts:
+            try:
+                texts[path] = _read(path, root)
+            except _Unreadable as exc:
+                unreadable.append(exc.problem)
+                return None
+        return texts[path]
+
+    shared = dict(filter(None, map(read, sorted((bpmn_dir / SHARED_BPMN).glob("*.bpmn")))))
     try:
         handbooks = read_handbooks(root / "handbooks" / "scenarios")
     except SeedError as exc:
         raise DeployRefused(exc.message, details={"problems": [str(exc.message)]}) from None
     bundles: list[Bundle] = []
-    problems: list[str] = []
     for key, handbook in sorted(handbooks.items()):
         process_file = bpmn_dir / f"{handbook.process_id}.bpmn"
         if not process_file.exists():
             problems.append(f"{key}.json: process_id: no BPMN file {process_file.name} in bpmn/")
             continue
+        own = [read(process_file), read(root / "handbooks" / "scenarios" / f"{key}.json")]
+        if None in own:
+            continue
         files = dict(shared)
-        files.update([_read(process_file, root),
-                      _read(root / "handbooks" / "scenarios" / f"{key}.json", root)])
+        files.update(item for item in own if item is not None)
         bundles.append(Bundle(key, f"scenario.{key}", handbook.process_id, files))
     for key, (node_code, process_id, file_name) in STANDALONE.items():
         path = bpmn_dir / file_name
         if not path.exists():
             problems.append(f"bpmn/{file_name}: missing")
             continue
-        bundles.append(Bundle(key, node_code, process_id, dict([_read(path, root)])))
+        standalone = read(path)
+        if standalone is not None:
+            bundles.append(Bundle(key, node_code, process_id, dict([standalone])))
+    if unreadable:
+        # Checking the rest without these files would only add follow-up problems.
+        raise DeployRefused("; ".join(unreadable[:10]), details={"problems": unreadable})
     for bundle in bundles:
         bpmn = {n: t.encode("utf-8") for n, t in bundle.files.items() if n.endswith(".bpmn")}
         try:

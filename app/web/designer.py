@@ -20,7 +20,7 @@ from app.services.errors import NotFound, ValidationFailed
 from app.services.permissions import require
 from app.web.util import me
 from workflows import DefinitionError, Problem, compile_version
-from workflows.documents import DEFAULT_MAX_FILE_BYTES
+from workflows.documents import DEFAULT_MAX_FILE_BYTES, declare_utf8, text_bytes
 
 bp = Blueprint("designer", __name__, url_prefix="/designer")
 
@@ -90,8 +90,9 @@ def _problem_from_check(text: str) -> Problem:
 
 def version_problems(version: HandbookVersion, name: str, xml: str) -> list[Problem]:
     """What deploying `xml` as file `name` of `version` would refuse (engine, handbook checks)."""
-    files = {**version.files, name: xml}
-    bpmn = {n: text.encode("utf-8") for n, text in files.items() if n.endswith(".bpmn")}
+    # The browser's text may still declare another encoding, or hold lone surrogates.
+    files = {**version.files, name: declare_utf8(xml)}
+    bpmn = {n: text_bytes(text) for n, text in files.items() if n.endswith(".bpmn")}
     try:
         compiled = compile_version(bpmn)
     except DefinitionError as exc:

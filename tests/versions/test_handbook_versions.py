@@ -190,3 +190,44 @@ def test_demo_handbooks_are_published_through_review_once(ctx, clock) -> None:
         assert version.reviewer_id != version.author_id
     assert demo.publish_demo_handbooks(now=clock()) == []
     assert _count() == 16
+
+
+def test_bpmn_in_any_xml_encoding_deploys_as_utf8(ctx, clock, work) -> None:
+    path = work / "bpmn" / "scenario_gas.bpmn"
+    text = path.read_text(encoding="utf-8")
+    path.write_bytes(text.replace('encoding="UTF-8"', 'encoding="UTF-16"', 1).encode("utf-16"))
+    created = handbooks.deploy(author=None, now=clock(), root=work).created
+    [gas] = [v for v in created if v.handbook_key == "gas"]
+    assert gas.files["bpmn/scenario_gas.bpmn"] == text
+
+
+def test_unreadable_files_are_named_not_a_traceback(ctx, clock, work) -> None:
+    (work / "bpmn" / "scenario_gas.bpmn").write_bytes(
+        b'<?xml version="1.0" encoding="x-unknown"?><bpmn:definitions/>')
+    (work / "handbooks" / "scenarios" / "water.json").write_bytes('{"名": 1}'.encode("utf-16"))
+    with pytest.raises(handbooks.DeployRefused) as err:
+        handbooks.deploy(author=None, now=clock(), root=work)
+    assert "water.json: the file is not UTF-8 text" in err.value.message
+    (work / "handbooks" / "scenarios" / "water.json").unlink()
+    shutil.copy(ROOT / "handbooks" / "scenarios" / "water.json",
+                work / "handbooks" / "scenarios" / "water.json")
+    with pytest.raises(handbooks.DeployRefused) as err:
+        handbooks.deploy(author=None, now=clock(), root=work)
+    [problem] = err.value.details["problems"]
+    assert problem.startswith("bpmn/scenario_gas.bpmn:1: the file is not well-formed XML: "
+                              "Unsupported encoding: x-unknown")
+    assert _count() == 0
+
+
+def test_designer_check_reports_odd_text_as_problems(ctx, clock, work) -> None:
+    from app.web.designer import version_problems
+
+    [gas] = [v for v in handbooks.deploy(author=None, now=clock(), root=work).created
+             if v.handbook_key == "gas"]
+    name = "bpmn/scenario_gas.bpmn"
+    text = gas.files[name]
+    assert version_problems(gas, name, text.replace('encoding="UTF-8"',
+                                                    'encoding="UTF-16"', 1)) == []
+    broken = version_problems(gas, name, text.replace("</bpmn:definitions>",
+                                                      "<!-- \ud800 --></bpmn:definitions>"))
+    assert [(p.file, "not well-formed XML" in p.message) for p in broken] == [(name, True)]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import pytest
 
 from tests.workflows.bpmn_helpers import T0, messages_of, script_process
-from workflows import Runtime, ScriptLimits
+from workflows import Runtime, ScriptLimits, safety
 from workflows.safety import check_source
 
 # Each is refused when the version is loaded; the message says what is not allowed.
@@ -211,3 +212,38 @@ def test_condition_error_leaves_gateway_in_error(wf_runtime):
     assert result.failure is not None and result.failure.element_id == "work"
     assert "NameError" in result.failure.message and "missing_variable" in result.failure.message
     assert instance.errors()[0].element_id == "work"
+
+
+def test_constant_folding_at_check_time_is_bounded():
+    # 1.5 KB of text once folded into 100 MB of constants before the script was refused.
+    source = "".join(f"a{i} = 'x' * 999999\n" for i in range(100))
+    tracemalloc.start()
+    try:
+        issues = check_source(source, "exec", ScriptLimits())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [i.message for i in issues] == [
+        "the constant text and numbers of the script add up to more than 1000000 characters "
+        "and elements; compute large values at run time or split the script"]
+    assert peak < 20 * 1024 * 1024
+
+
+def test_nothing_is_evaluated_before_size_and_depth_pass(monkeypatch):
+    folded: list[object] = []
+    original = safety._evaluate_constant
+
+    def counting(node, guards, memo):
+        folded.append(node)
+        return original(node, guards, memo)
+
+    monkeypatch.setattr(safety, "_evaluate_constant", counting)
+    too_big = "\n".join(f"a{i} = 'x' * 99999" for i in range(400))
+    issues = check_source(too_big, "exec", ScriptLimits(max_nodes=500))
+    assert [i.message for i in issues] == [
+        "the script is too complex (more than 500 syntax nodes); split it into several tasks"]
+    too_deep = "x = " + "(" * 30 + "'x' * 99999" + " + 'y')" * 30
+    issues = check_source(too_deep, "exec", ScriptLimits(max_depth=20))
+    assert [i.message for i in issues] == [
+        "the script is nested too deeply; split it into steps"]
+    assert folded == []
