@@ -325,6 +325,19 @@ _DELETE = object()
     pytest.param(_set("measures.2.items", ["GAS-NOPE"]),
                  "gas.json: measures.2.items: unknown warning item 'GAS-NOPE'",
                  id="measure-for-unknown-item"),
+    pytest.param(_set("weather_warnings.0.type", "meteor_shower"),
+                 "gas.json: weather_warnings.0.type: Must be one of: typhoon, rainstorm",
+                 id="unknown-weather-warning"),
+    pytest.param(_set("weather_warnings.1.type", "typhoon"),
+                 "gas.json: weather_warnings.1.type: duplicate type 'typhoon'",
+                 id="weather-warning-twice"),
+    pytest.param(_set("responsibility.fallback.chain.0", {"role": "responder",
+                                                          "scope": "village"}),
+                 "gas.json: responsibility.fallback.chain.0.scope: Must be one of: town, "
+                 "department, district.", id="fallback-to-unknown-scope"),
+    pytest.param(_set("responsibility.fallback.chain", []),
+                 "gas.json: responsibility.fallback.chain: Shorter than minimum length 1.",
+                 id="empty-fallback-chain"),
 ])
 def test_broken_handbook_is_refused(copy_dir: Path, change: Callable[[dict[str, Any]], None],
                                     message: str) -> None:
@@ -338,6 +351,35 @@ def test_refusal_names_file_and_fields_in_details(copy_dir: Path) -> None:
         read_handbooks(copy_dir)
     assert info.value.details == {
         "file": "gas.json", "fields": ["time_limits.red.accept: Missing data for required field."]}
+
+
+def test_weather_warnings_reach_the_scenarios_they_concern(
+        handbooks: dict[str, Handbook]) -> None:
+    def concerned(kind: str) -> set[str]:
+        return {code for code, h in handbooks.items() if kind in h.weather_warning_types}
+
+    assert {"flood_typhoon", "water"} <= concerned("rainstorm")
+    assert "rain_snow_ice" not in concerned("rainstorm")
+    assert {"rain_snow_ice", "traffic"} <= concerned("road_icing")
+    assert {"flood_typhoon", "power_supply", "construction_site"} <= concerned("typhoon")
+    assert {"construction_site", "bridge"} <= concerned("gale")
+    assert "traffic" in concerned("fog") and "power_supply" in concerned("high_temperature")
+    # What the sources do not say is marked inferred for the department head to review.
+    for handbook in handbooks.values():
+        for row in handbook.data["weather_warnings"]:
+            assert row["default"] or row["basis"], (handbook.scenario, row)
+
+
+def test_a_handbook_without_a_fallback_chain_uses_the_default(copy_dir: Path) -> None:
+    edit(copy_dir, "gas", _set("responsibility.fallback", _DELETE))
+    chain = read_handbooks(copy_dir)["gas"].fallback_chain
+    assert [(s["role"], s["scope"]) for s in chain] == [
+        ("business_admin", "town"), ("business_admin", "department"),
+        ("department_head", "department"), ("district_office", "district")]
+    edit(copy_dir, "gas", _set("responsibility.fallback", {
+        "chain": [{"role": "leader_in_charge", "scope": "department"}], "default": True}))
+    assert [s["role"] for s in read_handbooks(copy_dir)["gas"].fallback_chain] == [
+        "leader_in_charge"]
 
 
 def test_real_files_are_untouched_by_the_broken_copies(handbooks: dict[str, Handbook]) -> None:

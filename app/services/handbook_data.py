@@ -14,7 +14,12 @@ from typing import Any
 from marshmallow import ValidationError
 
 from app.services.errors import SeedError
-from app.services.handbook_schema import LEVELS, _Handbook, parse_duration
+from app.services.handbook_schema import (
+    DEFAULT_FALLBACK_CHAIN,
+    LEVELS,
+    _Handbook,
+    parse_duration,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_DIR = ROOT / "handbooks" / "scenarios"
@@ -86,6 +91,22 @@ class Handbook:
     def levels(self) -> tuple[str, ...]:
         used = {level for item in self.warning_items for level in item.levels}
         return tuple(level for level in LEVELS if level in used)
+
+    @property
+    def weather_warning_types(self) -> frozenset[str]:
+        """The weather warning types whose publication reaches this scenario's cases."""
+        return frozenset(w["type"] for w in self.data.get("weather_warnings") or ())
+
+    @property
+    def fallback_chain(self) -> tuple[Mapping[str, str], ...]:
+        return fallback_chain(self.data)
+
+
+def fallback_chain(data: Mapping[str, Any] | None) -> tuple[Mapping[str, str], ...]:
+    """Who hears a notice whose lane has nobody in scope: the handbook's chain, or the
+    default one (town business admin, department business admin, department head, 区安委办)."""
+    found = ((data or {}).get("responsibility") or {}).get("fallback")
+    return tuple(found["chain"]) if found else DEFAULT_FALLBACK_CHAIN
 
 
 def level_for(item: WarningItem, value: float) -> str | None:

@@ -21,6 +21,21 @@ SOURCES = ("statutory", "standard")
 LIMIT_NAMES = ("accept", "on_site", "feedback", "close")
 # `due` is a level's closing deadline: `close` when set, else `feedback`.
 DEADLINES = ("accept", "on_site", "due")
+# The meteorological warning signals 区气象局 publishes (上海市气象灾害预警信号 types); the
+# warning publication's `warning_type` choices and each handbook's `weather_warnings` use these.
+WEATHER_WARNING_TYPES = ("typhoon", "rainstorm", "snowstorm", "cold_wave", "gale",
+                         "thunderstorm_gale", "sandstorm", "high_temperature", "drought",
+                         "lightning", "hail", "frost", "fog", "haze", "road_icing")
+# Who hears a notice whose lane has nobody in scope, tried in order (see notify.py):
+# `town` covers the case's town, `department` the scenario's line, `district` the whole area.
+FALLBACK_ROLES = (*ROLES, "district_office")
+FALLBACK_SCOPES = ("town", "department", "district")
+DEFAULT_FALLBACK_CHAIN = (
+    {"role": "business_admin", "scope": "town"},
+    {"role": "business_admin", "scope": "department"},
+    {"role": "department_head", "scope": "department"},
+    {"role": "district_office", "scope": "district"},
+)
 
 _DURATION = re.compile(
     r"P(?:([0-9]+)D)?(?:T(?=[0-9])(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+)S)?)?")
@@ -216,6 +231,21 @@ _Target = Schema.from_dict({
     "department": fields.String(load_default=None),  # None: the owner department
     "levels": _levels(load_default=None),  # None: every level
 }, name="Target")
+_FallbackStep = Schema.from_dict({
+    "role": _one_of(FALLBACK_ROLES, required=True),
+    "scope": _one_of(FALLBACK_SCOPES, required=True),
+}, name="FallbackStep")
+
+
+class _Fallback(_Marked):
+    chain = fields.List(fields.Nested(_FallbackStep), required=True,
+                        validate=validate.Length(min=1))
+
+
+class _WeatherWarning(_Marked):
+    type = _one_of(WEATHER_WARNING_TYPES, required=True)
+
+
 _Responsibility = Schema.from_dict({
     "responders": fields.Nested(Schema.from_dict({
         "scope": _one_of(("town", "scenario"), required=True),
@@ -226,6 +256,8 @@ _Responsibility = Schema.from_dict({
                                     for step in ("accept", "dispose", "cancel", "feedback")},
         name="Notify"), required=True),
     "joint_departments": fields.List(fields.String(), load_default=list),
+    # Absent: DEFAULT_FALLBACK_CHAIN.
+    "fallback": fields.Nested(_Fallback, load_default=None),
     "default": fields.Boolean(load_default=False), "note": fields.String(load_default=""),
 }, name="Responsibility")
 _LadderStep = Schema.from_dict({
@@ -284,4 +316,6 @@ _Handbook = Schema.from_dict({
         name="Escalation"),
         required=True),
     "special_steps": _some(_SpecialStep),
+    # The weather warnings whose publication reaches this scenario's running cases.
+    "weather_warnings": _some(_WeatherWarning, "type"),
 }, name="Handbook")
