@@ -122,6 +122,8 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(designer_bp)
     _register_errors(app)
     _register_request_checks(app)
+    # Macros imported without context (the case timeline) name roles too.
+    app.jinja_env.globals["ROLE_LABELS"] = ROLE_LABELS
 
     @app.context_processor
     def inject() -> dict[str, Any]:
