@@ -77,6 +77,8 @@ def start_scheduler(app: Flask) -> None:
     scheduler.add_job(deliver_outbound, "interval", args=[app], id="outbound", seconds=15)
     scheduler.add_job(retry_stuck, "interval", args=[app], id="stuck", seconds=30)
     scheduler.add_job(scan_quality, "interval", args=[app], id="quality", hours=1)
+    # Daily; asked hourly so a restart does not push it back a day.
+    scheduler.add_job(scan_staffing, "interval", args=[app], id="staffing", hours=1)
     scheduler.start()
     app.extensions["scheduler"] = scheduler
     # Beat once at start so the status page is right from the first request.
@@ -98,3 +100,20 @@ def scan_quality(app: Flask) -> int:
         finally:
             db.session.remove()
     return flagged
+
+
+def scan_staffing(app: Flask) -> bool:
+    """Once a day: list the lanes and towns with nobody in scope (a data-quality rule)."""
+    from app.services import staffing
+
+    with app.app_context():
+        try:
+            ran = staffing.scan_if_due(app.extensions["clock"]()) is not None
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            app.logger.exception("staffing scan failed")
+            ran = False
+        finally:
+            db.session.remove()
+    return ran

@@ -38,7 +38,7 @@ from app.models import (
 from app.services import cases, inbox
 from app.services.engine import compiled
 from app.services.errors import DomainError, Forbidden, ValidationFailed
-from app.services.permissions import can, holds_role_over, scope_paths
+from app.services.permissions import can, scope_paths
 from workflows import CompiledVersion
 
 bp = Blueprint("cases", __name__)
@@ -114,9 +114,9 @@ def _open_tasks(user: User, case: Case) -> list[dict[str, Any]]:
 def _with_form(user: User, task: CaseTask, spec: CompiledVersion, may_act: bool
                ) -> dict[str, Any]:
     dumped: dict[str, Any] = OpenTaskSchema(exclude=("can_act", "form")).dump(task)
-    dumped["can_act"] = bool(
-        may_act and task.status == "ready" and task.claimed_by_id in (None, user.id)
-        and holds_role_over(user, task.role, task.scope_paths))
+    # A department lane's people act on it wherever the case lies (warning publication).
+    dumped["can_act"] = bool((may_act or task.department_id is not None)
+                             and cases.takes_part(user, task))
     dumped["form"] = FormFieldSchema(many=True).dump(
         spec.form_fields(task.process_id, task.element_id))
     return dumped

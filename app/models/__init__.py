@@ -14,6 +14,7 @@ from app.models.cases import (
     DataQualityIssue,
     Notification,
     OutboundMessage,
+    StaffingGap,
 )
 from app.models.handbooks import HandbookVersion, VersionStatus
 from app.models.intake import Alert, ApiKey, MonitoringPoint, Silence
@@ -23,7 +24,7 @@ from app.models.system import Heartbeat
 __all__ = [
     "LEVEL_RANK", "Alert", "ApiKey", "Attachment", "Case", "CaseComment", "CaseEvent",
     "CaseNumber", "CaseTask", "DataQualityIssue", "MonitoringPoint", "Notification",
-    "OutboundMessage", "Silence",
+    "OutboundMessage", "Silence", "StaffingGap",
     "AuditRecord", "Base", "Department", "HandbookVersion", "Heartbeat", "NodeKind",
     "PlatformNode", "Role", "RoleAssignment", "User", "VersionStatus",
 ]

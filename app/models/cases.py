@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from app.models.accounts import User
 from app.models.base import Base, utcnow
@@ -91,6 +91,20 @@ class Case(Base):
     node: Mapped[PlatformNode] = relationship(lazy="joined")
     owner_department: Mapped[Department | None] = relationship(lazy="joined")
 
+    # The highest level is never below the level, whoever moves it (an alert, a weather
+    # warning, the engine step that records either): the one place levels change.
+    @validates("level")
+    def _lift_highest(self, _key: str, level: str) -> str:
+        if LEVEL_RANK.get(level, 0) > LEVEL_RANK.get(self.highest_level or "", 0):
+            self.highest_level = level
+        return level
+
+    @validates("highest_level")
+    def _not_below_level(self, _key: str, highest: str) -> str:
+        if self.level and LEVEL_RANK.get(self.level, 0) > LEVEL_RANK.get(highest, 0):
+            return self.level
+        return highest
+
 
 class CaseTask(Base):
     """The inbox projection: one row per human task, kept in step with the engine state."""
@@ -109,7 +123,12 @@ class CaseTask(Base):
     process_id: Mapped[str] = mapped_column(String(100))
     element_id: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(40))
+    # One role, or for a department lane the roles that may take it ("business_admin,
+    # department_head"), in the order of app.services.lanes.canonical_roles.
+    role: Mapped[str] = mapped_column(String(100))
+    # Set for a department lane (warning publication, big loop): the task belongs to people
+    # holding one of its roles on a node of this department, wherever the case lies.
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
     scope_path: Mapped[str] = mapped_column(String(200))
     scenario_path: Mapped[str] = mapped_column(String(200))
     level: Mapped[str] = mapped_column(String(10))
@@ -229,6 +248,31 @@ class DataQualityIssue(Base):
     resolved_at: Mapped[datetime | None]
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     correction: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class StaffingGap(Base):
+    """A lane with nobody in scope at a node (a role lane of a scenario at a town, or a
+    department lane at its department): found by the daily data-quality scan, resolved when
+    someone holds the role there again."""
+
+    __tablename__ = "staffing_gap"
+    __table_args__ = (UniqueConstraint("process_key", "lane", "node_id",
+                                       name="uq_staffing_gap"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The scenario whose handbook draws the lane, or the shared process (big loop, warning
+    # publication) for a department lane.
+    process_key: Mapped[str] = mapped_column(String(100), index=True)
+    lane: Mapped[str] = mapped_column(String(100))  # a role, or a department lane's code
+    roles: Mapped[str] = mapped_column(String(100))  # the roles that would fill it
+    node_id: Mapped[int] = mapped_column(ForeignKey("platform_node.id"), index=True)
+    # The scenario's node for a role lane, so its department sees the gap too.
+    scenario_path: Mapped[str | None] = mapped_column(String(200))
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+    node: Mapped[PlatformNode] = relationship(lazy="joined")
 
 
 class CaseNumber(Base):

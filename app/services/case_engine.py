@@ -21,15 +21,13 @@ from app.models import (
     Case,
     CaseEvent,
     CaseTask,
-    Department,
     HandbookVersion,
-    NodeKind,
-    PlatformNode,
     User,
 )
 from app.services.bpmn_index import VersionIndex, index_for
 from app.services.engine import compiled, runtime
 from app.services.handbook_schema import parse_duration
+from app.services.lanes import assignee
 from workflows import CompiledVersion, Instance, StepResult
 
 # Which process variable sets a task's deadline when the task does not name one itself
@@ -223,44 +221,15 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
         if task_id in known:
             continue
         lane = loaded.index.role_of(task.process_id, task.element_id) or "business_admin"
-        role, paths = assignee(case, lane, task.properties)
+        who = assignee(case, lane, task.properties)
+        role, paths = who.role, who.paths
         db.session.add(CaseTask(
             case_id=case.id, task_id=task_id, process_id=task.process_id,
+            department_id=who.department_id,
             element_id=task.element_id, name=task.name or task.element_id, role=role,
             scope_path=paths[0], scenario_path=paths[1], level=case.level,
             created_at=now, due_at=_due(data, task.properties, task.element_id, now)))
     db.session.flush()
-
-
-BUSINESS_ROLES = frozenset({"business_admin", "responder", "department_head",
-                            "leader_in_charge"})
-
-
-def assignee(case: Case, lane: str, properties: dict[str, str]) -> tuple[str, tuple[str, str]]:
-    """Who may take a task: its role, and the two tree paths that role must cover.
-
-    A role lane (`Lane_responder`, ...) means that role over the case's town or scenario. A
-    department lane (`Lane_emergency`, `Lane_city_ops`, `Lane_departments` with a `department`
-    property) means that department's business administrators, wherever the case lies: the
-    big loop and warning publication reach across departments. 城运中心 acts through the
-    town of the case.
-    """
-    if lane in BUSINESS_ROLES:
-        return lane, (case.scope_path, case.scenario_path)
-    department = properties.get("department") or lane
-    if department == "city_ops":
-        return "business_admin", (case.scope_path, case.scope_path)
-    node = _department_node(department)
-    path = node.path if node is not None else case.scenario_path
-    return "business_admin", (path, path)
-
-
-def _department_node(code: str) -> PlatformNode | None:
-    """The highest node a department runs (its sub-platform, else its scenario)."""
-    nodes = db.session.scalars(select(PlatformNode).join(
-        Department, PlatformNode.department_id == Department.id).where(
-        Department.code == code, PlatformNode.kind != NodeKind.VILLAGE)).all()
-    return min(nodes, key=lambda n: (len(n.path), n.id), default=None)
 
 
 def chain_intact(events: Iterable[CaseEvent]) -> int | None:

@@ -24,7 +24,7 @@ from app.models import (
     PlatformNode,
     User,
 )
-from app.services import case_engine, notify
+from app.services import case_engine, form_rules, notify
 from app.services.case_numbers import next_case_number
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.handbook_data import (
@@ -37,7 +37,7 @@ from app.services.handbook_data import (
 )
 from app.services.handbook_schema import parse_duration
 from app.services.handbooks import published_version
-from app.services.permissions import can, holds_role_over, require
+from app.services.permissions import can, may_take, require
 from workflows import FormValidationError, TaskNotFoundError, TaskNotReadyError
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -179,7 +179,7 @@ def _may_view(actor: User, case: Case) -> None:
         return
     # Someone a task of the case was (or is) addressed to may follow the case.
     for task in db.session.scalars(select(CaseTask).where(CaseTask.case_id == case.id)):
-        if holds_role_over(actor, task.role, task.scope_paths):
+        if may_take(actor, task):
             return
     require(actor, "case.view", case)
 
@@ -214,11 +214,43 @@ def _task(task_row_id: int, *, lock: bool = False) -> CaseTask:
 
 
 def _may_act(actor: User, task: CaseTask) -> None:
-    # The task's own role and paths decide: a department lane reaches beyond the case's
-    # town and scenario (big loop, warning publication).
-    if not holds_role_over(actor, task.role, task.scope_paths):
+    # The task's own lane decides: a department lane reaches beyond the case's town and
+    # scenario (big loop, warning publication).
+    if not may_take(actor, task):
         require(actor, "case.act", task.case)
         raise Forbidden(_l("This task is for another role or area."), code="not_your_task")
+    _separate(actor, task)
+
+
+def _separate(actor: User, task: CaseTask) -> None:
+    """Four eyes: a step whose BPMN names `separate_from` steps (the verification of a
+    warning names its draft) is never done by whoever completed one of those."""
+    done_by_actor = _done_by(actor, task)
+    if done_by_actor is not None:
+        raise Forbidden(_l("You completed %(step)s of this case; another person must do "
+                           "%(this)s.", step=done_by_actor.name, this=task.name),
+                        code="separation_of_duties")
+
+
+def _done_by(actor: User, task: CaseTask) -> CaseTask | None:
+    version = db.session.get(HandbookVersion, task.case.handbook_version_id)
+    if version is None:
+        return None
+    index = case_engine.index_for(version.content_hash, lambda: version.files)
+    earlier = [e.strip() for e in index.properties(task.process_id, task.element_id)
+               .get("separate_from", "").split(",") if e.strip()]
+    if not earlier:
+        return None
+    return db.session.scalar(select(CaseTask).where(
+        CaseTask.case_id == task.case_id, CaseTask.element_id.in_(earlier),
+        CaseTask.completed_by_id == actor.id).limit(1))
+
+
+def takes_part(actor: User, task: CaseTask) -> bool:
+    """May `actor` work on this task now: it is open, not someone else's, in the actor's
+    lane, and not a step the actor must leave to another person."""
+    return (task.status == "ready" and task.claimed_by_id in (None, actor.id)
+            and may_take(actor, task) and _done_by(actor, task) is None)
 
 
 def _still_ready(task: CaseTask) -> None:
@@ -276,6 +308,10 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
                        code="claimed_by_other")
     case = task.case
     loaded = case_engine.load(case)
+    problems = form_rules.check(loaded.compiled.form_fields(task.process_id, task.element_id),
+                                form)
+    if problems:
+        raise ValidationFailed(_l("Please correct the marked fields."), details=problems)
     try:
         result = loaded.instance.complete_task(task.task_id, form, actor=actor.username, at=now)
     except FormValidationError as exc:
@@ -422,28 +458,35 @@ def back_to_normal(case: Case, value: float, *, now: datetime) -> None:
 
 
 def send_message(case: Case, message: str, payload: dict[str, Any], *,
-                 now: datetime) -> None:
-    """Deliver a message (weather warning, ...) into one running case's process."""
+                 now: datetime, expected_only: bool = False) -> bool:
+    """Deliver a message (weather warning, ...) into one running case's process; False when
+    the process does not expect it (recorded as ignored unless `expected_only`) or its state
+    cannot be loaded (the case is then marked stuck)."""
     loaded = _loaded(case, now=now)
-    if loaded is not None:
-        _send(loaded, message, payload, now)
+    if loaded is None:
+        return False
+    return _send(loaded, message, payload, now, record_ignored=not expected_only)
 
 
 def _send(loaded: case_engine.Loaded, message: str, payload: dict[str, Any],
-          now: datetime, *, relevel_to: str | None = None) -> None:
+          now: datetime, *, relevel_to: str | None = None, record_ignored: bool = True) -> bool:
     from workflows import EventNotExpectedError
 
     case = loaded.case
     level_before = case.level
+    handled = True
     try:
         result = loaded.instance.send_message(message, payload, actor="system", at=now)
     except EventNotExpectedError:
-        case_engine.add_event(case, kind="message_ignored", at=now,
-                              version_hash=loaded.version.content_hash,
-                              data={"message": message, "payload": payload})
+        handled = False
+        if record_ignored:
+            case_engine.add_event(case, kind="message_ignored", at=now,
+                                  version_hash=loaded.version.content_hash,
+                                  data={"message": message, "payload": payload})
     else:
         completed = case_engine.record_step(loaded, result, now=now)
         notify.after_step(case, completed, now=now)
     target = relevel_to or (case.level if case.level != level_before else None)
     if target is not None and case.status == "open" and not loaded.instance.finished:
         relevel(loaded, target, now=now)
+    return handled

@@ -58,6 +58,12 @@ DEMO_ACCOUNTS: tuple[tuple[str, str, str | None, str, list[tuple[Role, str]], st
      [(Role.DEPARTMENT_HEAD, "scenario.power_supply")], "13800000022"),
     ("qx_head", "孔气象", "meteorology", "industry.meteorology",
      [(Role.DEPARTMENT_HEAD, "industry.meteorology")], "13800000023"),
+    # Drafts weather warnings; 应急管理局 (yj_head, yj_admin, yj_leader) verifies them.
+    ("qx_admin", "严预报", "meteorology", "industry.meteorology",
+     [(Role.BUSINESS_ADMIN, "industry.meteorology")], "13800000024"),
+    # A town's own business administrator: reminders for a lane nobody holds in 张江 go here.
+    ("cy_zhangjiang", "华城运", "city_ops", "town.22",
+     [(Role.BUSINESS_ADMIN, "town.22")], "13800000025"),
     ("tech_head", "杨技术", "district_office", "district",
      [(Role.TECH_UNIT_HEAD, "district")], "13800000016"),
     ("tech_admin", "朱运维", "construction", "industry.construction",

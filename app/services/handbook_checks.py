@@ -8,6 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from app.services.bpmn_index import build_index
+from app.services.handbook_schema import WEATHER_WARNING_TYPES
 
 if TYPE_CHECKING:
     from app.services.handbooks import Bundle
@@ -29,6 +30,14 @@ def check_bundle(bundle: Bundle, version: Any) -> list[str]:
                 f"{file_of.get(process_id, process_id)} [{element_id}]: user task "
                 f"{facts.name or element_id} is not in a role lane; put it in a lane with id "
                 f"Lane_<role> ({', '.join(sorted(ROLE_LANES))})")
+        if facts.kind in HUMAN:
+            problems += _lane_properties(file_of.get(process_id, process_id), index, facts)
+    for fields in version.forms.values():
+        for f in fields:
+            unknown = [o.id for o in f.options if o.id not in WEATHER_WARNING_TYPES]
+            if f.id == "warning_type" and unknown:
+                problems.append(f"warning_type offers {', '.join(unknown)}, which are not "
+                                f"weather warning types ({', '.join(WEATHER_WARNING_TYPES)})")
     data_name = f"handbooks/scenarios/{bundle.key}.json"
     if data_name not in bundle.files:
         return problems
@@ -49,6 +58,24 @@ def check_bundle(bundle: Bundle, version: Any) -> list[str]:
         if causes and cause["code"] not in causes:
             problems.append(f"{bpmn_name}: cancellation cause {cause['code']} of "
                             f"{bundle.key}.json is not a choice of the cause_category field")
+    return problems
+
+
+def _lane_properties(file: str, index: Any, facts: Any) -> list[str]:
+    """A user task's `roles` name business roles; its `separate_from` steps exist."""
+    problems = []
+    where = f"{file} [{facts.element_id}]"
+    roles = [r.strip() for r in facts.properties.get("roles", "").split(",") if r.strip()]
+    for role in roles:
+        if role not in ROLE_LANES:
+            problems.append(f"{where}: roles names {role!r}; use {', '.join(sorted(ROLE_LANES))}")
+    if roles and facts.role in ROLE_LANES:
+        problems.append(f"{where}: roles is for department lanes; this task is in the "
+                        f"{facts.role} lane")
+    for earlier in facts.properties.get("separate_from", "").split(","):
+        if earlier.strip() and index.get(facts.process_id, earlier.strip()) is None:
+            problems.append(f"{where}: separate_from names {earlier.strip()!r}, which is not "
+                            f"a step of {facts.process_id}")
     return problems
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.extensions import db
 from app.models import LEVEL_RANK, Case, CaseTask, PlatformNode, User
+from app.services.lanes import BUSINESS_ROLES, role_sets_with
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,23 @@ class InboxPage:
 
 
 def _eligible(user: User) -> ColumnElement[bool]:
-    """Tasks assigned to the user, or open to claim through one of the user's roles."""
+    """Tasks assigned to the user, or open to claim through one of the user's roles: a role
+    lane over the case's town or scenario, or a department lane of the department whose node
+    the role is held on or whose node it covers (permissions.may_take says the same for one
+    task)."""
     by_role: list[ColumnElement[bool]] = []
     for assignment in user.assignments:
         path = assignment.node.path
         by_role.append(and_(CaseTask.role == assignment.role.value,
+                            CaseTask.department_id.is_(None),
                             or_(CaseTask.scope_path.startswith(path),
                                 CaseTask.scenario_path.startswith(path))))
+        if assignment.role.value in BUSINESS_ROLES:
+            own = CaseTask.scope_path.startswith(path)
+            if assignment.node.department_id is not None:
+                own = or_(own, CaseTask.department_id == assignment.node.department_id)
+            by_role.append(and_(CaseTask.department_id.is_not(None),
+                                CaseTask.role.in_(role_sets_with(assignment.role.value)), own))
     claimable = and_(CaseTask.claimed_by_id.is_(None), or_(*by_role)) if by_role else None
     mine = CaseTask.claimed_by_id == user.id
     return or_(mine, claimable) if claimable is not None else mine

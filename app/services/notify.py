@@ -18,6 +18,8 @@ from app.extensions import db
 from app.models import (
     Case,
     Department,
+    HandbookVersion,
+    NodeKind,
     Notification,
     OutboundMessage,
     PlatformNode,
@@ -41,6 +43,14 @@ NOTICE_TITLES = {
     "weather_warning": "气象预警发布",
 }
 LEVEL_NAMES = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
+PLACE_KINDS = (NodeKind.TOWN, NodeKind.VILLAGE, NodeKind.LINGANG)
+LINE_KINDS = (NodeKind.INDUSTRY, NodeKind.SCENARIO)
+ROLE_NAMES = {"responder": "处置人员", "business_admin": "业务管理员",
+              "department_head": "部门责任人", "leader_in_charge": "分管责任人",
+              "district_office": "区安委办"}
+# A notice for an empty lane climbs: it never goes to a role below the lane's own.
+ROLE_RANK = {"responder": 0, "business_admin": 1, "department_head": 2,
+             "leader_in_charge": 3, "district_office": 4}
 
 
 @dataclass(frozen=True)
@@ -71,13 +81,90 @@ def recipients(case: Case, roles: Iterable[str], department: str | None = None
     return [Recipient(row.id, row.username) for row in rows]
 
 
-def _send(case: Case, users: Iterable[Recipient], kind: str, body: str, now: datetime) -> int:
+def _holders(case: Case, role: str, scope: str) -> list[Recipient]:
+    """Active holders of `role` for one step of a fallback chain: on the case's town (or its
+    village) for `town`, on the scenario or its department's sub-platform for `department`,
+    on the district platform itself for `district`."""
+    query = (select(User.id, User.username)
+             .join(RoleAssignment, RoleAssignment.user_id == User.id)
+             .join(PlatformNode, RoleAssignment.node_id == PlatformNode.id)
+             .where(User.active.is_(True), RoleAssignment.role == role))
+    if scope == "town":
+        query = query.where(literal(case.scope_path).like(PlatformNode.path + "%"),
+                            PlatformNode.kind.in_(PLACE_KINDS))
+    elif scope == "department":
+        query = query.where(literal(case.scenario_path).like(PlatformNode.path + "%"),
+                            PlatformNode.kind.in_(LINE_KINDS))
+    else:
+        query = query.where(PlatformNode.kind == NodeKind.DISTRICT)
+    with db.session.no_autoflush:
+        rows = db.session.execute(query.distinct().order_by(User.id)).all()
+    return [Recipient(row.id, row.username) for row in rows]
+
+
+def _version_of(case: Case) -> HandbookVersion | None:
+    return db.session.get(HandbookVersion, case.handbook_version_id)
+
+
+def fallback_steps(case: Case, lane: str) -> list[dict[str, str]]:
+    """The steps a notice for an empty `lane` may climb: the case handbook's chain (or the
+    default one), less the steps whose role ranks below the lane's."""
+    from app.services.cases import handbook_or_none
+    from app.services.handbook_data import fallback_chain
+
+    version = _version_of(case)
+    handbook = handbook_or_none(version) if version is not None else None
+    chain = fallback_chain(handbook.data if handbook is not None else None)
+    floor = ROLE_RANK.get(lane, 0)
+    return [dict(step) for step in chain if ROLE_RANK.get(step["role"], 0) >= floor]
+
+
+def _to_lane(case: Case, lane: str, kind: str, body: str, now: datetime, *,
+             department: str | None = None, skip: set[int] | None = None) -> int:
+    """Notify a lane's people; when it has nobody in scope, the first step of the fallback
+    chain that has somebody, and record on the case who got it and why."""
+    from app.services.case_engine import add_event
+
+    skip = skip if skip is not None else set()
+    users = recipients(case, [lane], department)
+    if users or department:
+        return _send(case, [u for u in users if u.id not in skip], kind, body, now, skip)
+    version = _version_of(case)
+    version_hash = version.content_hash if version else ""
+    for step in fallback_steps(case, lane):
+        found = _holders(case, step["role"], step["scope"])
+        if not found:
+            continue
+        why = (f"【{ROLE_NAMES.get(lane, lane)}在本案范围内无人, "
+               f"转送{ROLE_NAMES.get(step['role'])}】")
+        sent = _send(case, [u for u in found if u.id not in skip], kind, why + body, now, skip)
+        add_event(case, kind="notice_rerouted", at=now, version_hash=version_hash,
+                  actor_name="system",
+                  data={"lane": lane, "notice": kind, "role": step["role"],
+                        "scope": step["scope"], "to": [u.username for u in found]})
+        return sent
+    add_event(case, kind="notice_undelivered", at=now, version_hash=version_hash,
+              actor_name="system", data={"lane": lane, "notice": kind})
+    return 0
+
+
+def tell(case: Case, lanes: Iterable[str], kind: str, what: str, *, now: datetime) -> int:
+    """A notice to the people of some lanes of a case (with the fallback for empty ones)."""
+    told: set[int] = set()
+    return sum(_to_lane(case, lane, kind, _body(case, what), now, skip=told) for lane in lanes)
+
+
+def _send(case: Case, users: Iterable[Recipient], kind: str, body: str, now: datetime,
+          told: set[int] | None = None) -> int:
     title = f"{NOTICE_TITLES.get(kind, kind)} · {case.case_no}"
+    users = list(users)
     count = 0
     for user in users:
         db.session.add(Notification(user_id=user.id, case_id=case.id, kind=kind, title=title,
                                     body=body, created_at=now))
         count += 1
+        if told is not None:
+            told.add(user.id)
     if count and current_app.config.get("NOTIFY_WEBHOOK_URL"):
         db.session.add(OutboundMessage(channel="webhook", created_at=now, payload={
             "kind": kind, "case_no": case.case_no, "scenario": case.scenario,
@@ -95,9 +182,11 @@ def after_step(case: Case, completed: Iterable[Completed], *, now: datetime) -> 
     """Notify for every completed element that carries `notify`/`notice` properties."""
     sent = 0
     for element in completed:
-        roles = [r.strip() for r in element.properties.get("notify", "").split(",")]
+        roles = [r.strip() for r in element.properties.get("notify", "").split(",") if r.strip()]
         kind = element.properties.get("notice", "reminder")
-        sent += _send(case, recipients(case, roles), kind, _body(case, element.name), now)
+        told: set[int] = set()
+        for role in roles:
+            sent += _to_lane(case, role, kind, _body(case, element.name), now, skip=told)
     return sent
 
 
@@ -106,14 +195,15 @@ def case_pushed(case: Case, handbook: Handbook, *, now: datetime) -> int:
     sent = 0
     targets = handbook.data["responsibility"]["notify"].get("push", [])
     owner = handbook.owner_department
+    told: set[int] = set()
     for target in targets:
         levels = target.get("levels")
         if levels and case.level not in levels:
             continue
         department = target.get("department")
-        users = recipients(case, [target["role"]],
-                           department if department and department != owner else None)
-        sent += _send(case, users, "push", _body(case, "请及时接单受理"), now)
+        sent += _to_lane(case, target["role"], "push", _body(case, "请及时接单受理"), now,
+                         department=department if department and department != owner else None,
+                         skip=told)
     return sent
 
 

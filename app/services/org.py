@@ -320,3 +320,9 @@ def ancestors_of(node: PlatformNode) -> list[PlatformNode]:
     found = {n.id: n for n in db.session.scalars(
         select(PlatformNode).where(PlatformNode.id.in_(ids)))}
     return [found[i] for i in ids if i in found]
+
+
+def places() -> list[PlatformNode]:
+    """The streets and towns and the Lingang sub-platform: where a warning can be bounded."""
+    return list(db.session.scalars(select(PlatformNode).where(
+        PlatformNode.kind.in_((NodeKind.TOWN, NodeKind.LINGANG))).order_by(PlatformNode.path)))

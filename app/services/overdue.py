@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, func, or_, select
 
 from app.extensions import db
+from app.i18n import _l
 from app.models import (
     Alert,
     Case,
@@ -171,10 +172,16 @@ def scenario_code(node: PlatformNode) -> str:
     return node.code.removeprefix("scenario.")
 
 
+# A weather warning publication runs like a case of its own handbook; it names itself.
+PUBLICATION_KEY = "warning_publication"
+
+
 def scenario_names() -> dict[str, str]:
-    """Scenario code -> its Chinese name, for labels."""
-    return {scenario_code(n): n.name for n in db.session.scalars(select(PlatformNode).where(
+    """Scenario code -> its Chinese name, for labels (weather warning publications too)."""
+    names = {scenario_code(n): n.name for n in db.session.scalars(select(PlatformNode).where(
         PlatformNode.kind == NodeKind.SCENARIO).order_by(PlatformNode.id))}
+    names[PUBLICATION_KEY] = str(_l("Weather warning publication"))
+    return names
 
 
 def visible_scenarios(actor: User, *actions: str) -> list[str]:

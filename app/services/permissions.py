@@ -7,6 +7,7 @@ Views and services ask `can`/`require`; nowhere else looks at roles to decide ac
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from app.models import PlatformNode, Role, User
@@ -48,8 +49,9 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "apikeys.manage": frozenset({R.TECH_ADMIN, R.SYSTEM_ADMIN}),
     # Cases whose engine step failed: technical administrators see them and retry (audited).
     "case.retry": frozenset({R.TECH_ADMIN, R.SYSTEM_ADMIN}),
-    # Weather warnings are drafted by 区气象局's business administrators (annex 7).
-    "publication.start": frozenset({R.BUSINESS_ADMIN}),
+    # Weather warnings are drafted by 区气象局 (annex 7): its department head and business
+    # administrators, on the bureau's own nodes (see OfDepartment).
+    "publication.start": frozenset({R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN}),
 }
 
 # Read-only roles never receive an action that changes something.
@@ -72,11 +74,24 @@ class Scoped(Protocol):
     def scope_paths(self) -> tuple[str, ...]: ...
 
 
-Target = PlatformNode | User | Scoped | None
+@dataclass(frozen=True)
+class OfDepartment:
+    """Acting for a department: a role held on one of the department's own nodes (a
+    scenario's business administrator acts for its bureau), or on a node covering the
+    department's highest node (the district platform covers every bureau)."""
+
+    department_id: int
+    path: str  # the department's highest node
+
+    def covered_by(self, node: PlatformNode) -> bool:
+        return node.department_id == self.department_id or self.path.startswith(node.path)
+
+
+Target = PlatformNode | User | Scoped | OfDepartment | None
 
 
 def _target_paths(target: Target) -> tuple[str, ...] | None:
-    if target is None:
+    if target is None or isinstance(target, OfDepartment):
         return None
     if isinstance(target, User):
         return (target.home_node.path,)
@@ -96,7 +111,10 @@ def can(user: User | None, action: str, target: Target = None) -> bool:
     for assignment in user.assignments:
         if assignment.role not in allowed:
             continue
-        if paths is None or any(p.startswith(assignment.node.path) for p in paths):
+        if isinstance(target, OfDepartment):
+            if target.covered_by(assignment.node):
+                return True
+        elif paths is None or any(p.startswith(assignment.node.path) for p in paths):
             return True
     return False
 
@@ -106,6 +124,32 @@ def holds_role_over(user: User, role: str, paths: Iterable[str]) -> bool:
     wanted = list(paths)
     return user.active and any(
         a.role.value == role and any(p.startswith(a.node.path) for p in wanted)
+        for a in user.assignments)
+
+
+class TaskLane(Protocol):
+    """An inbox task as far as who may take it is concerned."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def department_id(self) -> int | None: ...
+
+    @property
+    def scope_paths(self) -> tuple[str, ...]: ...
+
+
+def may_take(user: User, task: TaskLane) -> bool:
+    """Does `user` belong to the task's lane? A role lane: the role on a node covering the
+    case; a department lane: one of its roles on a node of that department or covering the
+    department's node (the task's paths)."""
+    if task.department_id is None:
+        return holds_role_over(user, task.role, task.scope_paths)
+    roles = set(task.role.split(","))
+    return user.active and any(
+        a.role.value in roles and (a.node.department_id == task.department_id
+                                   or any(p.startswith(a.node.path) for p in task.scope_paths))
         for a in user.assignments)
 
 

@@ -161,6 +161,9 @@ def register_web(app: Flask) -> None:
 
     from app.services.stuck import summary as stuck_summary
 
+    # Macros imported without context (the case timeline) name roles too.
+    app.jinja_env.globals["ROLE_LABELS"] = ROLE_LABELS
+
     @app.context_processor
     def inject() -> dict[str, Any]:
         return {"get_locale": get_locale, "stuck_summary": stuck_summary,

@@ -38,11 +38,11 @@ from app.models import (
     PlatformNode,
     User,
 )
-from app.services import case_engine, cases, inbox, notify
+from app.services import case_engine, cases, inbox, notify, org, publications
 from app.services.engine import compiled
 from app.services.errors import Conflict, ValidationFailed
 from app.services.overdue import scenario_names
-from app.services.permissions import can, holds_role_over, require
+from app.services.permissions import can, require
 from app.web import case_history as history
 from app.web.case_history import LOCAL_TZ, attachments, local_input, widget
 from app.web.util import int_arg, me, now
@@ -98,6 +98,12 @@ def due_countdown(due: datetime | None) -> dict[str, Any] | None:
     text = _("Overdue by %(time)s", time=_span(minutes)) if late else \
         _("%(time)s left", time=_span(minutes))
     return {"late": late, "minutes": minutes, "text": text}
+
+
+@bp.app_template_global()
+def place_choices() -> list[tuple[str, str]]:
+    """Streets, towns and Lingang as (code, name): the choices of a `towns` form field."""
+    return [(n.code, n.name) for n in org.places()]
 
 
 def _safe_next(default: str) -> str:
@@ -178,8 +184,7 @@ def _version(case: Case) -> HandbookVersion:
 
 
 def _can_act(user: User, row: CaseTask) -> bool:
-    return (row.status == "ready" and row.claimed_by_id in (None, user.id)
-            and holds_role_over(user, row.role, row.scope_paths))
+    return cases.takes_part(user, row)
 
 
 def _measures(case: Case, role: str | None = None) -> list[dict[str, Any]]:
@@ -257,6 +262,10 @@ def _read_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
                     sub.errors[f.id] = [str(exc.message)]
             sub.values[f.id] = chosen
             sub.form[f.id] = ",".join(chosen)
+        elif widget(f) == "towns":
+            chosen = [v for v in request.form.getlist(f.id) if v]
+            sub.values[f.id] = chosen
+            sub.form[f.id] = ",".join(chosen)
         elif raw is not None and widget(f) == "datetime" and raw.strip():
             try:
                 moment = datetime.fromisoformat(raw.strip())
@@ -323,6 +332,7 @@ def _render_task(row: CaseTask, case: Case, values: dict[str, Any],
         measures=_measures(case, row.role) if in_main else [],
         handbook=cases.handbook_or_none(_version(case)), attachments=attachments(case),
         scenarios=scenario_names(), completed_by=db.session.get(User, row.completed_by_id or 0),
+        publication=publications.summary(case),
     ), status
 
 
@@ -386,7 +396,7 @@ def case_page(case_no: str) -> str:
         comments=list(db.session.scalars(select(CaseComment).where(
             CaseComment.case_id == case.id).order_by(CaseComment.id))),
         scenarios=scenario_names(), may_act=can(user, "case.act", case),
-        may_replay=can(user, "audit.view"))
+        may_replay=can(user, "audit.view"), publication=publications.summary(case))
 
 
 @bp.get("/cases/<case_no>/replay")

@@ -17,7 +17,7 @@ from app.extensions import db
 from app.i18n import _l
 from app.inputs import DbInteger
 from app.models import Department, NodeKind, PlatformNode
-from app.services import api_keys, intake, overdue, quality
+from app.services import api_keys, intake, overdue, quality, staffing
 from app.services.errors import DomainError, Forbidden
 from app.services.permissions import can, require
 from app.web.util import int_arg, me, now
@@ -155,11 +155,9 @@ def index() -> str:
 
 
 def _may_publish(user: Any) -> bool:
-    from app.services.handbooks import published_version
-    from app.services.publications import KEY
+    from app.services.publications import may_start
 
-    version = published_version(KEY)
-    return version is not None and can(user, "publication.start", version.node)
+    return may_start(user)
 
 
 @bp.post("/publications")
@@ -206,7 +204,8 @@ def quality_page() -> str:
     return render_template("operations/quality.html", result=page, rule=rule, state=state,
                            rules=quality.RULES, rules_by_code=quality.RULES_BY_CODE,
                            categories=quality.CATEGORY_LABELS,
-                           scenarios=overdue.scenario_names())
+                           scenarios=overdue.scenario_names(), gaps=staffing.open_gaps(me()),
+                           departments=staffing.department_names())
 
 
 @bp.route("/quality/<int:issue_id>", methods=["GET", "POST"])

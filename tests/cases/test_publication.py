@@ -45,7 +45,9 @@ def test_a_district_wide_warning_is_verified_and_reaches_flood_cases(
         assert draft.element_id == "Activity_draft_warning"
         _complete(db.session.get(User, drafter), draft,
                   {"warning_type": "rainstorm", "level": "orange", "area": "district_wide",
-                   "content": "预计未来3小时浦东全区有暴雨，请做好防范。"}, clock)
+                   "content": "预计未来3小时浦东全区有暴雨，请做好防范。",
+                   "effective_at": "2026-07-26T10:00:00+08:00",
+                   "effective_until": "2026-07-26T16:00:00+08:00"}, clock)
         verify = _ready(publication.id)
         assert verify.element_id == "Activity_verify_warning"
         with pytest.raises(Forbidden):

@@ -154,7 +154,12 @@ def test_notification_properties_name_roles_and_notices(process_id: str) -> None
 def test_warning_publication_broadcasts_to_weather_scenarios() -> None:
     publish = properties("warning_publication")["Activity_publish"]
     assert publish["broadcast_message"] == "weather_warning"
-    assert publish["scenarios"] == "flood_typhoon,rain_snow_ice"
+    # Which scenarios a warning reaches is handbook data (`weather_warnings`), not the BPMN's.
+    assert "scenarios" not in publish
+    verify = properties("warning_publication")["Activity_verify_warning"]
+    assert verify["separate_from"] == "Activity_draft_warning"
+    assert set(verify["roles"].split(",")) == {"department_head", "business_admin",
+                                               "leader_in_charge"}
     for code in SCENARIOS:
         names = {m.get("name") for m in tree(f"scenario_{code}").iterfind("bpmn:message", NS)}
         weather = code in ("flood_typhoon", "rain_snow_ice")
@@ -438,7 +443,9 @@ def test_elevator_rescue_has_the_statutory_30_minutes(case_clock: FixedClock) ->
 
 def draft(case: Case, area: str) -> None:
     case.complete("Activity_draft_warning", warning_type="typhoon", level="orange", area=area,
-                  content="预计今夜有台风影响")
+                  towns=None if area == "district_wide" else "town.02",
+                  content="预计今夜有台风影响", effective_at="2026-07-26T18:00:00+08:00",
+                  effective_until="2026-07-27T06:00:00+08:00")
 
 
 def test_district_wide_warning_is_verified_before_publication(case_clock: FixedClock) -> None:
@@ -450,7 +457,9 @@ def test_district_wide_warning_is_verified_before_publication(case_clock: FixedC
     assert case.instance.finished and case.completed[-1] == "Event_published"
     assert case.user_tasks == ["Activity_draft_warning", "Activity_verify_warning"] * 2
     assert case.data["broadcast"] == {"warning_type": "typhoon", "level": "orange",
-                                      "area": "district_wide"}
+                                      "area": "district_wide", "towns": None,
+                                      "effective_at": "2026-07-26T18:00:00+08:00",
+                                      "effective_until": "2026-07-27T06:00:00+08:00"}
 
 
 def test_local_warning_is_published_without_verification(case_clock: FixedClock) -> None:

@@ -33,6 +33,7 @@ class FormField:
     maxlength: int | None = None
     widget: str | None = None
     default: str | None = None
+    properties: tuple[tuple[str, str], ...] = ()  # further `camunda:property`s after widget
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,8 @@ draft_round = draft_round + 1
 PUBLISH_WARNING = """
 published = True
 published_at = now().isoformat()
-broadcast = {'warning_type': warning_type, 'level': level, 'area': area}
+broadcast = {'warning_type': warning_type, 'level': level, 'area': area, 'towns': towns,
+             'effective_at': effective_at, 'effective_until': effective_until}
 """
 
 

@@ -169,9 +169,12 @@ def _form_field(form: etree._Element, spec: FormField) -> None:
     element = _sub(form, _c("formField"), id=spec.id, label=spec.label, type=spec.type)
     if spec.default is not None:
         element.set("defaultValue", spec.default)
-    if spec.widget:
+    if spec.widget or spec.properties:
         properties = _sub(element, _c("properties"))
-        _sub(properties, _c("property"), id="widget", value=spec.widget)
+        if spec.widget:
+            _sub(properties, _c("property"), id="widget", value=spec.widget)
+        for name, value in spec.properties:
+            _sub(properties, _c("property"), id=name, value=value)
     constraints: list[tuple[str, str | None]] = []
     if spec.required:
         constraints.append(("required", None))
