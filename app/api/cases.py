@@ -222,7 +222,7 @@ def add_attachment(case_no: str) -> tuple[Any, int]:
     user = me()
     case = cases.get_case_by_no(user, case_no)
     attachment = cases.add_attachment(
-        user, case, filename=upload.filename or "", content_type=upload.mimetype or "",
+        user, case, filename=upload.filename or "",
         content=upload.read(cases.MAX_ATTACHMENT_BYTES + 1), now=now())
     body = AttachmentOutSchema().dump(attachment)
     db.session.commit()

@@ -21,6 +21,7 @@ from marshmallow import (
 
 from app.i18n import _l
 from app.inputs import MAX_PAGE, DbInteger
+from app.models import ATTACHMENT_EXTENSIONS
 from app.services.handbook_data import platform_scenarios
 from app.services.intake import AlertIn
 
@@ -317,8 +318,10 @@ class CommentSchema(Schema):
 
 class AttachmentUploadSchema(Schema):
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
-                                               "description": "JPEG, PNG, WebP or PDF, at "
-                                                              "most 10 MB"})
+                                               "description": "JPEG, PNG, WebP or PDF (told "
+                                                              "by the content, not the name "
+                                                              "or declared type), at most "
+                                                              "10 MB"})
 
 
 # ---------------------------------------------------------------- cases (output)
@@ -457,8 +460,12 @@ class CommentOutSchema(Schema):
 
 class AttachmentOutSchema(Schema):
     id = fields.Integer()
-    filename = fields.String()
-    content_type = fields.String()
+    filename = fields.String(metadata={"description": "the name the client gave, cleaned: for "
+                                                      "display only"})
+    stored_name = fields.String(metadata={"description": "the server's name for the file, "
+                                                         "with the extension of its type"})
+    content_type = fields.String(metadata={"enum": sorted(ATTACHMENT_EXTENSIONS), "description":
+                                           "detected from the content"})
     size = fields.Integer()
     sha256 = fields.String()
     uploaded_by = fields.Nested(PersonSchema)
