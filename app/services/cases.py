@@ -249,8 +249,18 @@ def claim(actor: User, task_row_id: int, *, now: datetime) -> CaseTask:
     return task
 
 
+def task_to_act_on(actor: User, task_row_id: int) -> CaseTask:
+    """The task, if `actor` may act on it (404, 403 otherwise): checked before a request's
+    input is read."""
+    task = _task(task_row_id)
+    _may_act(actor, task)
+    return task
+
+
 def release(actor: User, task_row_id: int, *, now: datetime) -> CaseTask:
     task = _task(task_row_id, lock=True)
+    if task.claimed_by_id != actor.id:
+        _may_act(actor, task)  # someone else's task is not even a conflict to outsiders
     _still_ready(task)
     if task.claimed_by_id != actor.id:
         raise Conflict(_l("Only the person who claimed a task can release it."),

@@ -418,6 +418,7 @@ def add_comment(case_no: str) -> Response | tuple[str, int]:
 @login_required
 def add_attachment(case_no: str) -> Response:
     case = cases.get_case_by_no(me(), case_no)
+    require(me(), "case.act", case)  # a refusal, not a flash about the missing file
     upload = request.files.get("file")
     try:
         if upload is None or not upload.filename:
