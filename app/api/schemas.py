@@ -130,7 +130,11 @@ class Timestamp(fields.AwareDateTime):
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             raise ValidationError(str(_l("The time has no time zone: add one, such as +08:00 "
                                          "or Z.")))
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+            raise ValidationError(str(_l("Give an ISO 8601 time such as %(example)s.",
+                                         example=example))) from None
 
 
 # ---------------------------------------------------------------- alert intake (input)

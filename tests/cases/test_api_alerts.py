@@ -354,3 +354,11 @@ def test_simulate_explains_what_is_missing(app, dbconn, published):
     unknown = runner.invoke(args=["alerts", "simulate", "--scenario", "volcano"])
     assert unknown.exit_code != 0 and "volcano" in unknown.output
     assert _counts(app) == (0, 0)
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:01+00:01", "9999-12-31T23:59:59-00:01"])
+def test_a_time_at_the_end_of_the_calendar_is_a_field_error(app, client, source_key, clock,
+                                                           moment):
+    response = _post(client, source_key, _alert(clock, observed_at=moment))
+    assert response.status_code == 422 and "observed_at" in response.get_json()["details"]
+    assert _counts(app) == (0, 0)
