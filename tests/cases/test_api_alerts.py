@@ -247,6 +247,8 @@ def test_idempotency_header_and_body_must_agree(app, client, source_key, clock):
     ({"Authorization": "Basic dXNlcjpwYXNz"}, "api_key_malformed"),
     ({"Authorization": "Bearer pk_deadbeef_wrong"}, "api_key_invalid"),
     ({"X-API-Key": "not-a-key"}, "api_key_malformed"),
+    ({"X-API-Key": "pk_dead\x00beef_wrong"}, "api_key_malformed"),
+    ({"X-API-Key": "pk_" + "d" * 5000 + "_wrong"}, "api_key_malformed"),
 ])
 def test_missing_or_bad_keys_are_a_401(app, client, published, source_key, clock, header,
                                        code):
