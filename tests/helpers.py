@@ -105,3 +105,14 @@ class Api:
     def delete(self, path: str, *, csrf: bool = True) -> Any:
         headers = {"X-CSRFToken": self.token} if csrf else {}
         return self.client.delete(API + path, headers=headers)
+
+
+def demo_role_nodes() -> dict[Any, str]:
+    """Role -> the node its first demo account holds it on: one user per role of the demo."""
+    from app.services.demo import DEMO_ACCOUNTS
+
+    found: dict[Any, str] = {}
+    for *_, assignments, _phone in DEMO_ACCOUNTS:
+        for role, node in assignments:
+            found.setdefault(role, node)
+    return found

@@ -13,7 +13,7 @@ import keyword
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .errors import FormValidationError
@@ -74,6 +74,11 @@ def field_id_problem(field_id: str | None) -> str | None:
     return None
 
 
+# Moments every time zone can display: a day inside the ends of the calendar.
+_SHOWABLE = (datetime.min.replace(tzinfo=UTC) + timedelta(days=1),
+             datetime.max.replace(tzinfo=UTC) - timedelta(days=1))
+
+
 def convert_value(form_field: FormField, raw: Any) -> Any:
     """Convert one submitted value to the field's type; raise ValueError with a message."""
     kind = form_field.type
@@ -113,6 +118,9 @@ def convert_value(form_field: FormField, raw: Any) -> Any:
                 from None
         if moment.tzinfo is None:
             raise ValueError("needs a time zone offset, e.g. 2026-07-26T10:00+08:00")
+        if not _SHOWABLE[0] <= moment <= _SHOWABLE[1]:
+            # The first and last day of the calendar cannot be shown in every time zone.
+            raise ValueError("must be a date and time (YYYY-MM-DDTHH:MM with a time zone)")
         return moment.isoformat()
     if kind == "date":
         if not isinstance(raw, str):

@@ -38,7 +38,7 @@ from app.models import (
 from app.services import cases, inbox
 from app.services.engine import compiled
 from app.services.errors import DomainError, Forbidden, ValidationFailed
-from app.services.permissions import can, scope_paths
+from app.services.permissions import can, require, scope_paths
 from workflows import CompiledVersion
 
 bp = Blueprint("cases", __name__)
@@ -115,8 +115,9 @@ def _with_form(user: User, task: CaseTask, spec: CompiledVersion, may_act: bool
                ) -> dict[str, Any]:
     dumped: dict[str, Any] = OpenTaskSchema(exclude=("can_act", "form")).dump(task)
     # A department lane's people act on it wherever the case lies (warning publication).
-    dumped["can_act"] = bool((may_act or task.department_id is not None)
-                             and cases.takes_part(user, task))
+    dumped["can_act"] = bool(
+        (may_act or task.department_id is not None) and task.status == "ready"
+        and task.claimed_by_id in (None, user.id) and cases.takes_part(user, task))
     dumped["form"] = FormFieldSchema(many=True).dump(
         spec.form_fields(task.process_id, task.element_id))
     return dumped
@@ -185,8 +186,9 @@ def release_task(task_id: int) -> tuple[Any, int]:
 @signed_in
 def complete_task(task_id: int) -> tuple[Any, int]:
     """Complete a task with its form (a JSON object: field id -> value)."""
-    form = json_body(limit=FORM_BODY_BYTES)
     user = me()
+    cases.task_to_act_on(user, task_id)
+    form = json_body(limit=FORM_BODY_BYTES)
     case = cases.complete(user, task_id, form, now=now())
     body = CompletedSchema(exclude=("tasks",)).dump({"case": case})
     body["tasks"] = _open_tasks(user, case)
@@ -197,10 +199,11 @@ def complete_task(task_id: int) -> tuple[Any, int]:
 @bp.post("/cases/<case_no>/comments")
 @signed_in
 def add_comment(case_no: str) -> tuple[Any, int]:
-    given = load(CommentSchema(), json_body(limit=FORM_BODY_BYTES))
     user = me()
-    comment = cases.add_comment(user, cases.get_case_by_no(user, case_no), given["body"],
-                                now=now())
+    case = cases.get_case_by_no(user, case_no)
+    require(user, "case.act", case)  # before the body is read
+    given = load(CommentSchema(), json_body(limit=FORM_BODY_BYTES))
+    comment = cases.add_comment(user, case, given["body"], now=now())
     body = CommentOutSchema().dump(comment)
     db.session.commit()
     return jsonify(body), 201
@@ -210,6 +213,9 @@ def add_comment(case_no: str) -> tuple[Any, int]:
 @signed_in
 def add_attachment(case_no: str) -> tuple[Any, int]:
     """Evidence as multipart/form-data in the `file` part (JPEG, PNG, WebP, PDF; 10 MB)."""
+    user = me()
+    case = cases.get_case_by_no(user, case_no)
+    require(user, "case.act", case)  # before the body is read
     request.max_content_length = MAX_UPLOAD_BYTES
     if request.mimetype != "multipart/form-data":
         raise DomainError(_l("Send the file as multipart/form-data in a part named file."),
@@ -219,10 +225,8 @@ def add_attachment(case_no: str) -> tuple[Any, int]:
     if upload is None:
         raise ValidationFailed(_l("Please correct the marked fields."),
                                details={"file": [str(_l("Missing data for required field."))]})
-    user = me()
-    case = cases.get_case_by_no(user, case_no)
     attachment = cases.add_attachment(
-        user, case, filename=upload.filename or "", content_type=upload.mimetype or "",
+        user, case, filename=upload.filename or "",
         content=upload.read(cases.MAX_ATTACHMENT_BYTES + 1), now=now())
     body = AttachmentOutSchema().dump(attachment)
     db.session.commit()

@@ -16,7 +16,9 @@ bp = Blueprint("openapi", __name__)
 PREFIX = "/api/v1"
 
 _ERRORS = {
-    400: "Bad JSON, wrong content type, or missing/invalid X-CSRFToken header (code csrf)",
+    400: "Bad JSON (bad_json), wrong content type, text that cannot be stored such as a NUL "
+         "character in the path or query (bad_text), or a missing/invalid X-CSRFToken header "
+         "(csrf)",
     401: "Missing, malformed, invalid or revoked credentials",
     403: "Not allowed for this caller, scope, role or scenario",
     404: "No such case or task",
@@ -37,11 +39,13 @@ def _json(schema: Any, description: str) -> dict[str, Any]:
 
 def _op(summary: str, *, ok: tuple[int, Any, str], errors: tuple[int, ...] = (),
         security: list[dict[str, list[str]]], body: dict[str, Any] | None = None,
-        parameters: list[dict[str, Any]] | None = None, tag: str) -> dict[str, Any]:
+        parameters: list[dict[str, Any]] | None = None, tag: str,
+        also: tuple[tuple[int, str], ...] = ()) -> dict[str, Any]:
+    """One operation; `also` names further success statuses answering the same schema."""
     status, schema, description = ok
     responses: dict[str, Any] = {
-        str(status): _json(schema, description) if schema is not None
-        else {"description": description}}
+        str(code): _json(schema, text) if schema is not None else {"description": text}
+        for code, text in ((status, description), *also)}
     for code in errors:
         responses[str(code)] = _json(s.ErrorSchema, _ERRORS[code])
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses,
@@ -53,8 +57,17 @@ def _op(summary: str, *, ok: tuple[int, Any, str], errors: tuple[int, ...] = (),
     return operation
 
 
-def _body(schema: Any, media: str = "application/json") -> dict[str, Any]:
-    return {"required": True, "content": {media: {"schema": schema}}}
+def _body(schema: Any, media: str = "application/json",
+          examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": schema}
+    if examples:
+        content["examples"] = {name: {"value": value} for name, value in examples.items()}
+    return {"required": True, "content": {media: content}}
+
+
+ALERT_EXAMPLE = {"scenario": "gas", "indicator": "ch4_lel", "point": "GAS-MH-0001",
+                 "value": 30.0, "observed_at": "2026-07-26T10:00:00+08:00",
+                 "idempotency_key": "gas-GAS-MH-0001-20260726T100000"}
 
 
 CASE_NO = {"in": "path", "name": "case_no", "required": True, "schema": {"type": "string"},
@@ -78,10 +91,15 @@ def _operations() -> dict[str, dict[str, Any]]:
         "/alerts": {"post": _op(
             "Report one alert or a batch ({\"alerts\": [...]}); all-or-nothing, stored "
             "before the answer", tag="intake", security=KEY_AUTH,
-            body=_body({"oneOf": [s.AlertSchema, s.AlertBatchSchema]}),
+            body=_body({"oneOf": [s.AlertSchema, s.AlertBatchSchema]}, examples={
+                "one": ALERT_EXAMPLE,
+                "batch": {"alerts": [{**ALERT_EXAMPLE, "idempotency_key": "batch-1"},
+                                     {**ALERT_EXAMPLE, "value": 31.5,
+                                      "idempotency_key": "batch-2"}]}}),
             parameters=[IDEMPOTENCY],
-            ok=(201, {"oneOf": [s.AlertOutcomeSchema, s.AlertBatchResultSchema]},
-                "Stored (200 with replayed=true when every alert was a retry)"),
+            ok=(201, {"oneOf": [s.AlertOutcomeSchema, s.AlertBatchResultSchema]}, "Stored"),
+            also=((200, "Every alert was a retry of a stored one (replayed=true): the first "
+                        "outcome again"),),
             errors=(400, 401, 403, 409, 413, 422))},
         "/csrf": {"get": _op(
             "A CSRF token for this session (send it as X-CSRFToken on POST/DELETE)",
@@ -91,7 +109,9 @@ def _operations() -> dict[str, dict[str, Any]]:
                        ok=(200, s.SessionSchema, "Logged in"), errors=(401,)),
             "post": _op("Log in with user name and password (needs the X-CSRFToken of GET "
                         "/csrf; answers a new token)", tag="session", security=SESSION_WRITE,
-                        body=_body(s.LoginSchema), ok=(200, s.SessionSchema, "Logged in"),
+                        body=_body(s.LoginSchema, examples={"login": {
+                            "username": "rs_lujiazui", "password": "••••••••••"}}),
+                        ok=(200, s.SessionSchema, "Logged in"),
                         errors=(400, 401, 413, 422)),
             "delete": _op("Log out", tag="session", security=SESSION_WRITE,
                           ok=(204, None, "Logged out"), errors=(400, 401)),
@@ -99,15 +119,15 @@ def _operations() -> dict[str, dict[str, Any]]:
         "/cases": {"get": _op(
             "Cases in the caller's scope, newest first", tag="cases", security=SESSION_READ,
             parameters=[{"in": "query", "schema": s.CaseListArgs}],
-            ok=(200, s.CasePageSchema, "One page"), errors=(*AUTH_ERRORS, 422))},
+            ok=(200, s.CasePageSchema, "One page"), errors=(400, *AUTH_ERRORS, 422))},
         "/cases/{case_no}": {"get": _op(
             "One case with its alerts, open tasks and forms, comments, evidence and history",
             tag="cases", security=SESSION_READ, parameters=[CASE_NO],
-            ok=(200, s.CaseDetailSchema, "The case"), errors=(*AUTH_ERRORS, 404))},
+            ok=(200, s.CaseDetailSchema, "The case"), errors=(400, *AUTH_ERRORS, 404))},
         "/tasks/mine": {"get": _op(
             "My inbox: tasks assigned to me or open to claim, overdue first", tag="tasks",
             security=SESSION_READ, parameters=[{"in": "query", "schema": s.InboxArgs}],
-            ok=(200, s.InboxPageSchema, "One page"), errors=(*AUTH_ERRORS, 422))},
+            ok=(200, s.InboxPageSchema, "One page"), errors=(400, *AUTH_ERRORS, 422))},
         "/tasks/{task_id}/claim": {"post": _op(
             "Claim a ready task", tag="tasks", security=SESSION_WRITE, parameters=[TASK_ID],
             ok=(200, s.OpenTaskSchema, "Claimed"), errors=task_write)},
@@ -122,7 +142,8 @@ def _operations() -> dict[str, dict[str, Any]]:
             ok=(200, s.CompletedSchema, "Completed"), errors=(*task_write, 413, 422))},
         "/cases/{case_no}/comments": {"post": _op(
             "Comment on a case", tag="cases", security=SESSION_WRITE, parameters=[CASE_NO],
-            body=_body(s.CommentSchema), ok=(201, s.CommentOutSchema, "Added"),
+            body=_body(s.CommentSchema, examples={"comment": {"body": "已联系燃气公司到场。"}}),
+            ok=(201, s.CommentOutSchema, "Added"),
             errors=(400, 401, 403, 404, 413, 422))},
         "/cases/{case_no}/attachments": {"post": _op(
             "Attach evidence (multipart/form-data, part `file`)", tag="cases",

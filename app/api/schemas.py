@@ -21,6 +21,7 @@ from marshmallow import (
 
 from app.i18n import _l
 from app.inputs import MAX_PAGE, DbInteger
+from app.models import ATTACHMENT_EXTENSIONS
 from app.services.handbook_data import platform_scenarios
 from app.services.intake import AlertIn
 
@@ -129,7 +130,11 @@ class Timestamp(fields.AwareDateTime):
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             raise ValidationError(str(_l("The time has no time zone: add one, such as +08:00 "
                                          "or Z.")))
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+            raise ValidationError(str(_l("Give an ISO 8601 time such as %(example)s.",
+                                         example=example))) from None
 
 
 # ---------------------------------------------------------------- alert intake (input)
@@ -321,8 +326,10 @@ class CommentSchema(Schema):
 
 class AttachmentUploadSchema(Schema):
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
-                                               "description": "JPEG, PNG, WebP or PDF, at "
-                                                              "most 10 MB"})
+                                               "description": "JPEG, PNG, WebP or PDF (told "
+                                                              "by the content, not the name "
+                                                              "or declared type), at most "
+                                                              "10 MB"})
 
 
 # ---------------------------------------------------------------- cases (output)
@@ -461,8 +468,12 @@ class CommentOutSchema(Schema):
 
 class AttachmentOutSchema(Schema):
     id = fields.Integer()
-    filename = fields.String()
-    content_type = fields.String()
+    filename = fields.String(metadata={"description": "the name the client gave, cleaned: for "
+                                                      "display only"})
+    stored_name = fields.String(metadata={"description": "the server's name for the file, "
+                                                         "with the extension of its type"})
+    content_type = fields.String(metadata={"enum": sorted(ATTACHMENT_EXTENSIONS), "description":
+                                           "detected from the content"})
     size = fields.Integer()
     sha256 = fields.String()
     uploaded_by = fields.Nested(PersonSchema)

@@ -4,6 +4,7 @@ from app.models.accounts import Role, RoleAssignment, User
 from app.models.audit import AuditRecord
 from app.models.base import Base
 from app.models.cases import (
+    ATTACHMENT_EXTENSIONS,
     LEVEL_RANK,
     Attachment,
     Case,
@@ -22,9 +23,9 @@ from app.models.org import Department, NodeKind, PlatformNode
 from app.models.system import Heartbeat
 
 __all__ = [
-    "LEVEL_RANK", "Alert", "ApiKey", "Attachment", "Case", "CaseComment", "CaseEvent",
-    "CaseNumber", "CaseTask", "DataQualityIssue", "MonitoringPoint", "Notification",
-    "OutboundMessage", "Silence", "StaffingGap",
+    "ATTACHMENT_EXTENSIONS", "LEVEL_RANK", "Alert", "ApiKey", "Attachment", "Case",
+    "CaseComment", "CaseEvent", "CaseNumber", "CaseTask", "DataQualityIssue", "MonitoringPoint",
+    "Notification", "OutboundMessage", "Silence", "StaffingGap",
     "AuditRecord", "Base", "Department", "HandbookVersion", "Heartbeat", "NodeKind",
     "PlatformNode", "Role", "RoleAssignment", "User", "VersionStatus",
 ]

@@ -185,8 +185,18 @@ class CaseComment(Base):
     author: Mapped[User] = relationship(lazy="joined")
 
 
+# The evidence types accepted (Art 9 feedback with photos), each with the extension the
+# server gives its files; the type is detected from the bytes, never taken from the client.
+ATTACHMENT_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
+                         "application/pdf": ".pdf"}
+
+
 class Attachment(Base):
-    """Evidence: photos and documents, stored in the database with their digest."""
+    """Evidence: photos and documents, stored in the database with their digest.
+
+    `content_type` is what the server detected; `filename` is the name the client gave,
+    cleaned, for display only; the file itself goes out under `stored_name`.
+    """
 
     __tablename__ = "attachment"
 
@@ -201,6 +211,11 @@ class Attachment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     uploaded_by: Mapped[User] = relationship(lazy="joined")
+
+    @property
+    def stored_name(self) -> str:
+        """The server's name for the file: its id and the extension of its detected type."""
+        return f"evidence-{self.id}{ATTACHMENT_EXTENSIONS.get(self.content_type, '.bin')}"
 
 
 class Notification(Base):

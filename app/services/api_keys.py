@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from app.services.errors import DomainError, NotFound, ValidationFailed
 from app.services.permissions import require
 
 SOURCE_TYPES = ("iot", "big_data", "video_ai", "social")
+_PREFIX = re.compile(r"[0-9a-f]{8}")
 
 
 class ApiKeyRefused(DomainError):
@@ -81,7 +83,8 @@ def authenticate(header: str | None, *, now: datetime) -> ApiKey:
     if secret[:7].lower() == "bearer ":
         secret = secret[7:].strip()
     parts = secret.split("_", 2)
-    if len(parts) != 3 or parts[0] != "pk":
+    # The prefix is looked up: only what `issue` makes (8 hex digits) reaches the database.
+    if len(parts) != 3 or parts[0] != "pk" or not _PREFIX.fullmatch(parts[1]):
         raise ApiKeyRefused(_l("The API key is malformed."), code="api_key_malformed")
     key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
     if key is None or not hmac.compare_digest(key.key_hash, _digest(secret)):

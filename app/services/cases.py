@@ -4,6 +4,7 @@ complete a task, comment, attach evidence). Used by the web pages and the API al
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.extensions import db
 from app.i18n import _l
 from app.models import (
+    ATTACHMENT_EXTENSIONS,
     LEVEL_RANK,
     Attachment,
     Case,
@@ -41,7 +43,8 @@ from app.services.permissions import can, may_take, require
 from workflows import FormValidationError, TaskNotFoundError, TaskNotReadyError
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
-ATTACHMENT_TYPES = {"image/jpeg", "image/png", "image/webp", "application/pdf"}
+ATTACHMENT_TYPES = frozenset(ATTACHMENT_EXTENSIONS)
+MAX_FILENAME_CHARS = 200
 
 _HANDBOOKS: dict[str, Handbook] = {}
 
@@ -278,8 +281,18 @@ def claim(actor: User, task_row_id: int, *, now: datetime) -> CaseTask:
     return task
 
 
+def task_to_act_on(actor: User, task_row_id: int) -> CaseTask:
+    """The task, if `actor` may act on it (404, 403 otherwise): checked before a request's
+    input is read."""
+    task = _task(task_row_id)
+    _may_act(actor, task)
+    return task
+
+
 def release(actor: User, task_row_id: int, *, now: datetime) -> CaseTask:
     task = _task(task_row_id, lock=True)
+    if task.claimed_by_id != actor.id:
+        _may_act(actor, task)  # someone else's task is not even a conflict to outsiders
     _still_ready(task)
     if task.claimed_by_id != actor.id:
         raise Conflict(_l("Only the person who claimed a task can release it."),
@@ -358,22 +371,22 @@ def add_comment(actor: User, case: Case, body: str, *, now: datetime) -> CaseCom
     return comment
 
 
-def add_attachment(actor: User, case: Case, *, filename: str, content_type: str,
-                   content: bytes, now: datetime) -> Attachment:
+def add_attachment(actor: User, case: Case, *, filename: str, content: bytes,
+                   now: datetime) -> Attachment:
+    """Store evidence. Its type is detected from the bytes (what the client declares is not
+    asked); `filename` is kept, cleaned, as the name people see."""
     require(actor, "case.act", case)
-    if content_type not in ATTACHMENT_TYPES:
-        raise ValidationFailed(_l("Only JPEG, PNG, WebP images and PDF documents are accepted."),
-                               details={"file": [content_type or "?"]})
     if not content:
         raise ValidationFailed(_l("The file is empty."), details={"file": ["0"]})
-    if not _looks_like(content_type, content):
-        raise ValidationFailed(_l("The file's content does not match its type."),
-                               details={"file": [content_type]})
     if len(content) > MAX_ATTACHMENT_BYTES:
         raise ValidationFailed(_l("The file is larger than 10 MB."),
                                details={"file": [str(len(content))]})
+    content_type = detect_type(content)
+    if content_type is None:
+        message = _l("Only JPEG, PNG, WebP images and PDF documents are accepted.")
+        raise ValidationFailed(message, details={"file": [str(message)]})
     attachment = Attachment(case_id=case.id, uploaded_by_id=actor.id,
-                            filename=filename[:200] or "evidence", content_type=content_type,
+                            filename=display_filename(filename), content_type=content_type,
                             size=len(content), sha256=hashlib.sha256(content).hexdigest(),
                             content=content, created_at=now)
     db.session.add(attachment)
@@ -381,21 +394,34 @@ def add_attachment(actor: User, case: Case, *, filename: str, content_type: str,
     case_engine.add_event(case, kind="attachment", at=now, actor=actor,
                           version_hash=_hash(case),
                           data={"attachment": attachment.id, "filename": attachment.filename,
+                                "stored_name": attachment.stored_name,
+                                "content_type": content_type,
                                 "sha256": attachment.sha256, "size": attachment.size})
     return attachment
 
 
-def _looks_like(content_type: str, content: bytes) -> bool:
-    """The first bytes must agree with the declared type: a PNG is a PNG."""
-    if content_type == "image/jpeg":
-        return content.startswith(b"\xff\xd8\xff")
-    if content_type == "image/png":
-        return content.startswith(b"\x89PNG\r\n\x1a\n")
-    if content_type == "image/webp":
-        return content[:4] == b"RIFF" and content[8:12] == b"WEBP"
-    if content_type == "application/pdf":
-        return content.startswith(b"%PDF-")
-    return False
+def detect_type(content: bytes) -> str | None:
+    """The allowed type the bytes are (by their signature), or None for anything else."""
+    if content.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    if content.startswith(b"%PDF-"):
+        return "application/pdf"
+    return None
+
+
+def display_filename(raw: str) -> str:
+    """The client's file name as display text: no folders, no control or formatting
+    characters (a right-to-left override can make "gnp.exe" read as "exe.png"), single
+    spaces, at most MAX_FILENAME_CHARS characters."""
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(" " if c.isspace() else c for c in name
+                   if c.isspace() or not unicodedata.category(c).startswith("C"))
+    name = " ".join(name.split())
+    return name[:MAX_FILENAME_CHARS] or "evidence"
 
 
 def _loaded(case: Case, *, now: datetime) -> case_engine.Loaded | None:

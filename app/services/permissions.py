@@ -37,6 +37,9 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "handbook.view": _ALL_BUSINESS,
     "handbook.draft": frozenset({R.BUSINESS_ADMIN}),
     "handbook.review": frozenset({R.DEPARTMENT_HEAD}),
+    # The process designer and its engine check: the people who write and approve handbooks,
+    # for the handbooks of the nodes they hold the role on.
+    "handbook.design": frozenset({R.BUSINESS_ADMIN, R.DEPARTMENT_HEAD}),
     # Cases (Art 9): the people of the territory and of the scenario's own line see them.
     "case.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
                             R.RESPONDER, R.DISTRICT_OFFICE, R.AUDITOR}),
@@ -58,6 +61,7 @@ ACTIONS: dict[str, frozenset[Role]] = {
 READ_ONLY_ROLES = frozenset({R.AUDITOR})
 WRITE_ACTIONS = frozenset({"accounts.manage", "roles.assign", "accounts.unlock",
                            "roles.assign_admin", "handbook.draft", "handbook.review",
+                           "handbook.design",
                            "case.act", "case.correct", "silence.manage", "apikeys.manage",
                            "publication.start", "case.retry"})
 

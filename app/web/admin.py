@@ -113,6 +113,7 @@ def user(user_id: int) -> Response | str | tuple[str, int]:
     error = None
     status = 200
     if request.method == "POST":
+        require(me(), "accounts.manage", target)  # before the form is read
         try:
             data = _load(AccountForm(), form_dict())
             accounts.change_account(me(), target, display_name=data["display_name"],
@@ -177,6 +178,7 @@ def reset_password(user_id: int) -> Response:
 @login_required
 def assign_role(user_id: int) -> Response:
     target = accounts.get_account(user_id)
+    require(me(), "roles.assign", target)  # before the form is read
     data = _load(RoleForm(), form_dict())
     accounts.assign_role(me(), target, data["role"], data["node"], now=now(),
                          remote_addr=remote_addr())

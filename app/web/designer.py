@@ -1,7 +1,9 @@
 """Process designer: open a handbook version's BPMN in the modeler, validate edits, preview marks.
 
 Edits are not saved here: the business administrator exports the file, commits it to `bpmn/`
-and deploys it with `flask handbooks deploy`, which creates the next draft version.
+and deploys it with `flask handbooks deploy`, which creates the next draft version. The
+modeler and its check need `handbook.design` on the handbook's owning node; the preview is a
+read-only diagram, like a case page's, and needs only `handbook.view`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from app.inputs import ID_MAX, json_object
 from app.models import HandbookVersion
 from app.services import handbooks
 from app.services.errors import NotFound, ValidationFailed
-from app.services.permissions import require
+from app.services.permissions import can, require
 from app.web.util import me
 from workflows import DefinitionError, Problem, compile_version
 from workflows.documents import DEFAULT_MAX_FILE_BYTES, declare_utf8, text_bytes
@@ -66,17 +68,19 @@ def _own_and_shared(version: HandbookVersion) -> tuple[list[str], list[str]]:
 @bp.get("/")
 @login_required
 def index() -> str:
-    require(me(), "handbook.view")
+    user = me()
+    require(user, "handbook.design")
     rows = [(row, [(v, *_own_and_shared(v)) for v in handbooks.versions_of(row.key)])
-            for row in handbooks.overview()]
+            for row in handbooks.overview() if can(user, "handbook.design", row.node)]
     return render_template("designer/index.html", rows=rows)
 
 
 @bp.get("/versions/<int:version_id>/<path:name>")
 @login_required
 def modeler(version_id: int, name: str) -> str:
-    require(me(), "handbook.view")
+    require(me(), "handbook.design")
     version = _bpmn_of(version_id, name)
+    require(me(), "handbook.design", version.node)
     return render_template("designer/modeler.html", version=version, name=name,
                            process_file=process_file(version))
 
@@ -109,7 +113,7 @@ def version_problems(version: HandbookVersion, name: str, xml: str) -> list[Prob
 @bp.post("/validate")
 @login_required
 def validate() -> Response:
-    require(me(), "handbook.view")
+    require(me(), "handbook.design")  # before the body is read: nothing runs for others
     if (request.content_length or 0) > 2 * DEFAULT_MAX_FILE_BYTES:
         abort(413)
     payload = json_object()
@@ -125,7 +129,9 @@ def validate() -> Response:
                                details={"version_id": [str(_l("Required."))]})
     if not 0 < version_id <= ID_MAX:
         raise NotFound(_l("No such handbook version."))
-    problems = version_problems(_bpmn_of(version_id, name), name, xml)
+    version = _bpmn_of(version_id, name)
+    require(me(), "handbook.design", version.node)
+    problems = version_problems(version, name, xml)
     return jsonify({"valid": not problems, "problems": [p.to_dict() for p in problems]})
 
 

@@ -41,7 +41,10 @@ class LocalDateTime(fields.Field):
             raise self.make_error("invalid") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=LOCAL_TZ)
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # the first or last day of the calendar, shifted out of it
+            raise self.make_error("invalid") from None
 
 
 class SilenceForm(Schema):

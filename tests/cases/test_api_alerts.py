@@ -247,6 +247,8 @@ def test_idempotency_header_and_body_must_agree(app, client, source_key, clock):
     ({"Authorization": "Basic dXNlcjpwYXNz"}, "api_key_malformed"),
     ({"Authorization": "Bearer pk_deadbeef_wrong"}, "api_key_invalid"),
     ({"X-API-Key": "not-a-key"}, "api_key_malformed"),
+    ({"X-API-Key": "pk_dead\x00beef_wrong"}, "api_key_malformed"),
+    ({"X-API-Key": "pk_" + "d" * 5000 + "_wrong"}, "api_key_malformed"),
 ])
 def test_missing_or_bad_keys_are_a_401(app, client, published, source_key, clock, header,
                                        code):
@@ -353,4 +355,12 @@ def test_simulate_explains_what_is_missing(app, dbconn, published):
     assert no_points.exit_code != 0 and "flask seed points" in no_points.output
     unknown = runner.invoke(args=["alerts", "simulate", "--scenario", "volcano"])
     assert unknown.exit_code != 0 and "volcano" in unknown.output
+    assert _counts(app) == (0, 0)
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:01+00:01", "9999-12-31T23:59:59-00:01"])
+def test_a_time_at_the_end_of_the_calendar_is_a_field_error(app, client, source_key, clock,
+                                                           moment):
+    response = _post(client, source_key, _alert(clock, observed_at=moment))
+    assert response.status_code == 422 and "observed_at" in response.get_json()["details"]
     assert _counts(app) == (0, 0)

@@ -90,3 +90,10 @@ def test_the_intake_schema_comes_from_marshmallow(document):
                                                        "case_no", "overdue", "page", "per_page"}
     upload = document["paths"]["/cases/{case_no}/attachments"]["post"]["requestBody"]
     assert "multipart/form-data" in upload["content"]
+
+
+def test_operations_with_parameters_declare_the_400_of_unstorable_text(document):
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            if any(p["in"] in ("path", "query") for p in op.get("parameters", [])):
+                assert "400" in op["responses"], (path, method)

@@ -67,6 +67,7 @@ BAD_SILENCES = [
     ({"reason": ""}, "reason", "Required."),
     ({"point_code": " "}, "point_code", "Required."),
     ({"starts_at": "tomorrow"}, "starts_at", "Enter a date and time"),
+    ({"starts_at": "0001-01-01T00:00"}, "starts_at", "Enter a date and time"),
     ({"ends_at": "2026-07-26T09:00"}, "ends_at", "Must be after the start."),
     ({"ends_at": "2026-08-05T10:00"}, "ends_at", "at most 7 days"),
     ({"indicator": "wind_speed"}, "indicator", "is not one of"),

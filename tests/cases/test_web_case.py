@@ -187,7 +187,9 @@ def test_evidence_upload_is_stored_and_named_in_the_field(app, open_case, as_rol
     download = responder.get(f"/cases/{case_no}/attachments/{attachment_id}")
     assert download.status_code == 200 and download.data == png()
     assert download.headers["X-Content-Type-Options"] == "nosniff"
-    assert "attachment" in download.headers["Content-Disposition"]
+    # A photo displays in the browser, under the server's name for it.
+    disposition = download.headers["Content-Disposition"]
+    assert disposition == f"inline; filename=evidence-{attachment_id}.png"
 
 
 @pytest.mark.parametrize(("content", "name", "kind", "message"), [

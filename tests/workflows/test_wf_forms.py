@@ -86,3 +86,17 @@ def test_datetime_widget_accepts_aware_times_only():
         convert_value(field, "2026-07-26T10:00")
     with pytest.raises(ValueError, match="date and time"):
         convert_value(field, "yesterday")
+
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "0001-01-01T12:00:00+00:00",
+                                    "9999-12-31T23:59:59-14:00", "9999-12-31T00:00:00+00:00"])
+def test_datetime_widget_refuses_the_ends_of_the_calendar(moment):
+    """A time no time zone could show would break every page that shows it, in local time."""
+    from workflows.forms import FormField, convert_value
+
+    field = FormField(id="arrived_at", label="到场时间", type="date",
+                      properties=(("widget", "datetime"),))
+    with pytest.raises(ValueError, match="date and time"):
+        convert_value(field, moment)
+    assert convert_value(field, "0001-01-03T00:00+14:00") == "0001-01-03T00:00:00+14:00"
