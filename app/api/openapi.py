@@ -23,7 +23,11 @@ _ERRORS = {
     409: "Conflict: the task is gone or claimed by another, or no published handbook",
     413: "Request body too large",
     422: "Invalid fields: details maps field -> messages (batch: index -> field -> messages)",
+    429: "Rate limit reached (per API key; log-in per address and per user name): wait the "
+         "Retry-After seconds (also details.retry_after)",
 }
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before the next request",
+                                "schema": {"type": "integer", "minimum": 1}}}
 
 KEY_AUTH: list[dict[str, list[str]]] = [{"bearerKey": []}, {"apiKeyHeader": []}]
 SESSION_READ: list[dict[str, list[str]]] = [{"sessionCookie": []}]
@@ -44,6 +48,8 @@ def _op(summary: str, *, ok: tuple[int, Any, str], errors: tuple[int, ...] = (),
         else {"description": description}}
     for code in errors:
         responses[str(code)] = _json(s.ErrorSchema, _ERRORS[code])
+        if code == 429:
+            responses[str(code)]["headers"] = _RETRY_AFTER
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses,
                                  "security": security}
     if body is not None:
@@ -82,7 +88,7 @@ def _operations() -> dict[str, dict[str, Any]]:
             parameters=[IDEMPOTENCY],
             ok=(201, {"oneOf": [s.AlertOutcomeSchema, s.AlertBatchResultSchema]},
                 "Stored (200 with replayed=true when every alert was a retry)"),
-            errors=(400, 401, 403, 409, 413, 422))},
+            errors=(400, 401, 403, 409, 413, 422, 429))},
         "/csrf": {"get": _op(
             "A CSRF token for this session (send it as X-CSRFToken on POST/DELETE)",
             tag="session", ok=(200, s.CsrfSchema, "Token"), security=PUBLIC)},
@@ -92,7 +98,7 @@ def _operations() -> dict[str, dict[str, Any]]:
             "post": _op("Log in with user name and password (needs the X-CSRFToken of GET "
                         "/csrf; answers a new token)", tag="session", security=SESSION_WRITE,
                         body=_body(s.LoginSchema), ok=(200, s.SessionSchema, "Logged in"),
-                        errors=(400, 401, 413, 422)),
+                        errors=(400, 401, 413, 422, 429)),
             "delete": _op("Log out", tag="session", security=SESSION_WRITE,
                           ok=(204, None, "Logged out"), errors=(400, 401)),
         },
