@@ -11,6 +11,7 @@ from flask import Flask
 from app.config import PROJECT_ROOT, flask_config, load_settings
 from app.extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
 from app.inputs import AppRequest, IdConverter
+from app.rate_limits import install_rate_limits
 from app.security import install_security_headers
 
 Clock = Callable[[], datetime]
@@ -56,6 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
     register_web(app)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
+    install_rate_limits(app)
 
     from app.cli import register_cli
 

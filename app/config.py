@@ -58,6 +58,25 @@ def _locale(raw: str) -> str:
     return value
 
 
+def _rate_limits(raw: str) -> str:
+    """A limit in the `limits` notation, several separated by ";" ("100/second;3000/minute")."""
+    from limits import parse_many
+
+    value = raw.strip()
+    try:
+        parse_many(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; write e.g. 10/minute or 100/second;3000/minute") from None
+    return value
+
+
+def _redis_url(raw: str) -> str:
+    url = raw.strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected redis://host:port/db, rediss://… or unix://…, or empty")
+    return url
+
+
 SUPPORTED_LOCALES = ("zh_CN", "en")
 
 SETTINGS: tuple[Setting, ...] = (
@@ -88,6 +107,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_ALERT_BATCH", 500, int, _positive),
     Setting("MAX_UPLOAD_MB", 32, int, _positive,
             "largest request body accepted anywhere (pages and API), in megabytes"),
+    Setting("REDIS_URL", "", _redis_url,
+            help="where rate limits are counted, shared by every worker; empty: in memory, "
+                 "per process"),
+    # A source system normally sends a few requests a second, batches of up to MAX_ALERT_BATCH;
+    # a typhoon day is about ten times that. Only a runaway client meets this.
+    Setting("RATE_LIMIT_ALERTS", "100/second;3000/minute", _rate_limits,
+            help="alert intake requests per API key"),
+    # Only refused log-ins count, so an office behind one address can log in at nine.
+    Setting("RATE_LIMIT_LOGIN_IP", "60/minute;600/hour", _rate_limits,
+            help="refused log-ins per client address"),
+    Setting("RATE_LIMIT_LOGIN_USER", "10/minute", _rate_limits,
+            help="refused log-ins per user name"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -57,10 +57,16 @@ def clock() -> Clock:
     return Clock()
 
 
+# The suite logs in and posts alerts far faster than people and source systems do; the tests
+# of the limits themselves use `app_with` and set their own.
+UNTHROTTLED = {"RATE_LIMIT_LOGIN_IP": "100000/minute", "RATE_LIMIT_LOGIN_USER": "100000/minute",
+               "RATE_LIMIT_ALERTS": "100000/minute"}
+
+
 @pytest.fixture(scope="session")
 def app(database_url: str, clock: Clock) -> Iterator[Flask]:
     application = create_app(DATABASE_URL=database_url, SECRET_KEY="test-secret-key-0123456789",
-                             clock=clock)
+                             clock=clock, **UNTHROTTLED)
     application.config["TESTING"] = True
     with application.app_context():
         upgrade()
@@ -95,6 +101,20 @@ def dbconn(app: Flask) -> Iterator[sa.Connection]:
         db.session = original
         transaction.rollback()
         connection.close()
+
+
+@pytest.fixture
+def app_with(database_url: str, clock: Clock, dbconn: sa.Connection) -> Callable[..., Flask]:
+    """`app_with(RATE_LIMIT_ALERTS="3/minute")`: another application with its own settings on
+    the same database, inside the same rolled-back test transaction."""
+
+    def make(**settings: Any) -> Flask:
+        other = create_app(DATABASE_URL=database_url, SECRET_KEY="test-secret-key-0123456789",
+                           clock=clock, **settings)
+        other.config["TESTING"] = True
+        return other
+
+    return make
 
 
 @pytest.fixture

@@ -68,6 +68,12 @@ def _refused_index(exc: DomainError, alerts: list[AlertIn]) -> int | None:
     return None
 
 
+@bp.before_request
+def _source_system() -> None:
+    """Who is calling, before the rate limit (it counts per API key) and the body."""
+    api_key()
+
+
 @bp.post("/alerts")
 def receive_alerts() -> tuple[Any, int]:
     """Store one alert or a batch; committed before the answer, so a 2xx means stored."""

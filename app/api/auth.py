@@ -62,9 +62,13 @@ def query_args(schema: Schema) -> dict[str, Any]:
 # ---------------------------------------------------------------- source systems
 
 def api_key() -> ApiKey:
-    """The calling source system, from `Authorization: Bearer pk_…` or `X-API-Key: pk_…`."""
-    header = request.headers.get("Authorization") or request.headers.get("X-API-Key")
-    return api_keys.authenticate(header, now=now())
+    """The calling source system, from `Authorization: Bearer pk_…` or `X-API-Key: pk_…`;
+    checked once per request (the rate limit counts per key)."""
+    key = g.get("api_key")
+    if key is None:
+        header = request.headers.get("Authorization") or request.headers.get("X-API-Key")
+        key = g.api_key = api_keys.authenticate(header, now=now())
+    return cast(ApiKey, key)
 
 
 # ---------------------------------------------------------------- people

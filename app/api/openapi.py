@@ -25,7 +25,11 @@ _ERRORS = {
     409: "Conflict: the task is gone or claimed by another, or no published handbook",
     413: "Request body too large",
     422: "Invalid fields: details maps field -> messages (batch: index -> field -> messages)",
+    429: "Rate limit reached (per API key; log-in per address and per user name): wait the "
+         "Retry-After seconds (also details.retry_after)",
 }
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before the next request",
+                                "schema": {"type": "integer", "minimum": 1}}}
 
 KEY_AUTH: list[dict[str, list[str]]] = [{"bearerKey": []}, {"apiKeyHeader": []}]
 SESSION_READ: list[dict[str, list[str]]] = [{"sessionCookie": []}]
@@ -48,6 +52,8 @@ def _op(summary: str, *, ok: tuple[int, Any, str], errors: tuple[int, ...] = (),
         for code, text in ((status, description), *also)}
     for code in errors:
         responses[str(code)] = _json(s.ErrorSchema, _ERRORS[code])
+        if code == 429:
+            responses[str(code)]["headers"] = _RETRY_AFTER
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses,
                                  "security": security}
     if body is not None:
@@ -100,7 +106,7 @@ def _operations() -> dict[str, dict[str, Any]]:
             ok=(201, {"oneOf": [s.AlertOutcomeSchema, s.AlertBatchResultSchema]}, "Stored"),
             also=((200, "Every alert was a retry of a stored one (replayed=true): the first "
                         "outcome again"),),
-            errors=(400, 401, 403, 409, 413, 422))},
+            errors=(400, 401, 403, 409, 413, 422, 429))},
         "/csrf": {"get": _op(
             "A CSRF token for this session (send it as X-CSRFToken on POST/DELETE)",
             tag="session", ok=(200, s.CsrfSchema, "Token"), security=PUBLIC)},
@@ -112,7 +118,7 @@ def _operations() -> dict[str, dict[str, Any]]:
                         body=_body(s.LoginSchema, examples={"login": {
                             "username": "rs_lujiazui", "password": "••••••••••"}}),
                         ok=(200, s.SessionSchema, "Logged in"),
-                        errors=(400, 401, 413, 422)),
+                        errors=(400, 401, 413, 422, 429)),
             "delete": _op("Log out", tag="session", security=SESSION_WRITE,
                           ok=(204, None, "Logged out"), errors=(400, 401)),
         },

@@ -5,15 +5,26 @@ from __future__ import annotations
 import posixpath
 from typing import Any, cast
 
-from flask import Flask, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    abort,
+    flash,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_limiter import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers.response import Response
 
-from app import sessions
+from app import rate_limits, sessions
 from app.extensions import db, login_manager
 from app.i18n import _l
 from app.inputs import refuse_unstorable_text
@@ -52,6 +63,17 @@ def _register_errors(app: Flask) -> None:
         db.session.rollback()
         return _error(400, "csrf", _l("The form's security token is missing or has expired. "
                                       "Reload the page and submit again; nothing was saved."))
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many_requests(exc: RateLimitExceeded) -> Response:
+        db.session.rollback()
+        seconds = rate_limits.retry_after(exc)
+        response = make_response(_error(
+            429, "rate_limited",
+            _l("Too many requests. Please wait %(s)d seconds and try again.", s=seconds),
+            {"retry_after": seconds, "limit": str(exc.limit.limit)}))
+        response.headers["Retry-After"] = str(seconds)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Any, int]:

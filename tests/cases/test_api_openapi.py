@@ -84,7 +84,9 @@ def test_the_intake_schema_comes_from_marshmallow(document):
     assert alert["properties"]["observed_at"]["format"] == "date-time"
     intake = document["paths"]["/alerts"]["post"]
     assert intake["security"] == [{"bearerKey": []}, {"apiKeyHeader": []}]
-    assert {"201", "400", "401", "403", "409", "413", "422"} <= set(intake["responses"])
+    assert {"201", "400", "401", "403", "409", "413", "422", "429"} <= set(intake["responses"])
+    assert "Retry-After" in intake["responses"]["429"]["headers"]
+    assert "429" in document["paths"]["/session"]["post"]["responses"]
     cases = document["paths"]["/cases"]["get"]
     assert {p["name"] for p in cases["parameters"]} >= {"scenario", "level", "status", "town",
                                                        "case_no", "overdue", "page", "per_page"}
