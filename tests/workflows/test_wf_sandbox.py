@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.workflows.bpmn_helpers import T0, definitions, linear_process, script_process
-from workflows import Limits, Runtime, ScriptLimits, sandbox
+from workflows import Limits, Runtime, ScriptLimits, sandbox, verify_replay
 from workflows.safety import is_plain, parse_ast
 
 # One C-level call that runs for seconds: a set of integers whose hashes all collide.
@@ -68,6 +68,23 @@ def test_one_long_c_call_is_stopped_by_the_time_budget(xml, what):
     # The killed worker is replaced: the next evaluation works.
     _, fine, _ = started(runtime, script_process("x = 1 + 1"))
     assert fine.ok
+
+
+def test_slow_loop_iterations_are_stopped_by_the_time_per_step():
+    body = linear_process("""
+    <bpmn:scriptTask id="work" scriptFormat="python">
+      <bpmn:standardLoopCharacteristics loopMaximum="200" />
+      <bpmn:script>n = n + 1
+for i in range(20000):
+    y = i * 2</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f1" sourceRef="work" targetRef="end" />""")
+    runtime = Runtime(script_limits=TIGHT, limits=Limits(max_call_seconds=0.5))
+    instance, result, took = started(runtime, definitions(body), {"n": 0})
+    assert took < 3
+    assert result.failure is not None and result.failure.kind == "limit"
+    assert "this step has run for" in result.failure.message
+    assert "the limit is 0.5 s for one step" in result.failure.message
 
 
 def test_memory_is_capped_in_the_worker():
@@ -135,6 +152,40 @@ def test_deeply_nested_data_is_refused():
     assert result.failure is not None
     assert "variable 'x' in task data is nested more than 64 levels deep" \
         in result.failure.message
+
+
+def loop_of_growing_data() -> bytes:
+    return definitions(linear_process("""
+    <bpmn:scriptTask id="work" scriptFormat="python">
+      <bpmn:standardLoopCharacteristics loopMaximum="100" />
+      <bpmn:script>n = n + 1
+chunk = str(n) * 20000</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f1" sourceRef="work" targetRef="end" />"""))
+
+
+def test_data_kept_by_an_instance_is_limited_and_replays_the_same():
+    runtime = Runtime(limits=Limits(max_state_bytes=300_000))
+    version = runtime.compile({"l.bpmn": loop_of_growing_data()})
+    instance, result = runtime.start(version, "p", {"n": 0}, at=T0)
+    assert result.failure is not None and result.failure.kind == "limit"
+    assert "the instance keeps" in result.failure.message
+    assert "the limit is 300000; the largest is variable 'chunk' set by 'work'" \
+        in result.failure.message
+    state = instance.dump()
+    assert len(state) < 600_000
+    # Saved and loaded, the instance gives the same verdict; so does a replay.
+    again = runtime.load(version, state)
+    retried = again.retry_task(result.failure.task_id, at=T0)
+    assert retried.failure is not None and "the instance keeps" in retried.failure.message
+    verify_replay(runtime, version, [result.input], json.loads(state))
+
+
+def test_oversized_inputs_are_refused_before_anything_changes():
+    runtime = Runtime(script_limits=ScriptLimits(max_data_bytes=1000))
+    version = runtime.compile({"s.bpmn": script_process("x = 1")})
+    with pytest.raises(Exception, match="the start data would have"):
+        runtime.start(version, "p", {"text": "x" * 2000})
 
 
 def test_now_in_the_worker_is_the_engine_calls_time():
