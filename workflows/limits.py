@@ -8,10 +8,10 @@ in a consistent, saveable state.
 
 Kept task data is what a saved state carries: for every finished task, the variables it changed
 (the engine stores a delta against the task before it). Measuring that exactly on every step
-would cost as much as saving, so the guard keeps an upper bound (the exact figure from the state
-it was loaded from, plus the whole data of every task finished since) and computes the exact
-figure from the task tree only when the bound passes the cap. The decision therefore depends
-only on the instance, not on how often it was saved and loaded, and a replay decides the same.
+would cost as much as saving, so the guard keeps a running figure (the exact one from the state
+it was loaded from, plus what every task finished since changed) and computes the exact figure
+from the task tree only when the running one passes the cap. The verdict is the exact figure's,
+so it depends on the instance, not on how often it was saved and loaded: a replay reaches it too.
 """
 
 from __future__ import annotations
@@ -115,16 +115,23 @@ def _largest_variable(workflow: BpmnWorkflow) -> tuple[str, str | None, int]:
 
 
 class DataMeter:
-    """An upper bound of an instance's kept task data, in JSON bytes (see the module doc)."""
+    """A running estimate of an instance's kept task data, in JSON bytes (see the module doc).
+
+    Each finished task adds what it changed (`kept`, measured when it finished), which is
+    what a save stores for it unless nested values shared between tasks change later; the
+    exact figure, taken from the task tree once the estimate passes the cap, decides.
+    """
 
     __slots__ = ("bound",)
 
     def __init__(self, bound: int = 0):
         self.bound = bound
 
-    def on_completed(self, task: Task) -> None:
-        if task.data:
-            self.bound += _json_size(task.data)
+    def on_completed(self, task: Task, kept: dict[str, Any] | None) -> None:
+        if kept is None:
+            kept = _kept(task)
+        if kept:
+            self.bound += _json_size(kept)
 
 
 class LimitGuard:

@@ -49,7 +49,7 @@ import multiprocessing.spawn as mp_spawn
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
@@ -71,10 +71,12 @@ class _WorkerGone(Exception):
     """The worker was dead before the request reached it (safe to retry on another one)."""
 
 
-def encode(message: Mapping[str, Any]) -> bytes:
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode(message: Any) -> bytes:
     """A protocol frame: compact JSON; lone surrogates in task data survive the trip."""
-    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8", "surrogatepass")
+    return _ENCODER.encode(message).encode("utf-8", "surrogatepass")
 
 
 def decode(frame: bytes) -> Any:

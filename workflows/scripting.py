@@ -256,7 +256,11 @@ class LocalEvaluator:
 
     def evaluate(self, expression: str, context: Mapping[str, Any],
                  external_context: Mapping[str, Any] | None = None) -> Any:
-        code = self.checked(expression, "eval").code
+        return self.evaluate_code(self.checked(expression, "eval").code, context,
+                                  external_context)
+
+    def evaluate_code(self, code: CodeType, context: Mapping[str, Any],
+                      external_context: Mapping[str, Any] | None = None) -> Any:
         result = self._run(code, self._namespace(context, external_context))
         if type(result) not in _SCALARS:
             # Results end up in task data (message payloads) or engine state (timers).
@@ -362,7 +366,7 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
                  external_context: Mapping[str, Any] | None = None) -> Any:
         checked = self.local.checked(expression, "eval")
         if self.isolated is None or checked.plain:
-            return self.local.evaluate(expression, context, external_context)
+            return self.local.evaluate_code(checked.code, context, external_context)
         return self.isolated.call("eval", expression, context, external_context)["value"]
 
     def execute(self, script: str, context: dict[str, Any],
