@@ -15,20 +15,25 @@ expressions run in a worker process the interpreter cannot argue with:
   `poll()` without the GIL, so other threads and cases carry on.
 
 Workers are forked from multiprocessing's forkserver, a fresh interpreter that has imported
-only `workflows` (never the app): they inherit no database connections, sockets or threads of
-the server. A pool per memory limit hands workers out (check-out per evaluation, at most
+only `workflows` (never the app, nor the caller's main module, which multiprocessing would
+otherwise run again in each worker): they inherit no database connections, sockets or threads
+of the server. A pool per memory limit hands workers out (check-out per request, at most
 `max_workers` at once; more callers wait), starts them lazily, and closes them at exit; a
 process forked from one that had pools (a gunicorn worker) starts its own.
 
-Granularity, measured on the 2-core development machine (Python 3.11, `benchmarks/sandbox.py`):
+Granularity, measured on the 2-core development machine while other test suites ran on it
+(Python 3.11; `python benchmarks/sandbox.py`):
 
-- forkserver start (once per process, imports SpiffWorkflow and lxml): about 0.5 s; each
-  further worker: about 20 ms (a spawned interpreter would cost 100-200 ms per worker, plus
-  the imports);
-- one evaluation round trip to a warm worker: about 35 us with a small context, 0.15-0.2 ms
-  with 4 KB of task data (JSON both ways);
-- running a whole engine step in a worker instead would ship the instance state both ways and
-  deserialize and serialize it once more: about 2.5 ms on top of a 2 ms step.
+- fork server start (once per process; imports SpiffWorkflow and lxml) with the first worker:
+  0.55 s; each further worker: 13-22 ms (a spawned interpreter: 100-200 ms per worker before
+  any import);
+- one script sent to a warm worker: 0.11 ms with small task data, 0.29 ms with 3 KB (against
+  5 us and 47 us in process); a bare round trip is about 35 us;
+- a whole engine step in a worker would instead ship the state there and back (5 KB: 0.13 ms)
+  and load and save it once more (0.34 ms), about 0.46 ms per step, and every worker would
+  compile and cache every version it meets (60-100 ms each for a real handbook);
+- the real handbooks need few round trips: through the case lifecycle tests, 67 engine calls
+  sent 72 scripts and expressions to a worker and kept 105 plain ones in process.
 
 So each evaluation is sent to a pooled, persistent worker (code is compiled and cached there
 per limits and text; context and results travel as JSON, which task data is anyway; the
