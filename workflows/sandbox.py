@@ -50,6 +50,7 @@ from __future__ import annotations
 import atexit
 import json
 import multiprocessing
+import multiprocessing.forkserver as mp_forkserver
 import multiprocessing.spawn as mp_spawn
 import os
 import signal
@@ -257,6 +258,12 @@ class WorkerPool:
             return reply
         raise AssertionError("unreachable")
 
+    def _forget_inherited(self) -> None:
+        """In a forked child: the workers (and any lock held at the fork) are the parent's."""
+        self._cond = threading.Condition()
+        self._idle = []
+        self._running = 0
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -273,13 +280,8 @@ _OWNER = os.getpid()
 
 def pool(memory_mb: int, size: int) -> WorkerPool:
     """The process-wide pool for this memory limit and size (created on first use)."""
-    global _OWNER
     key = (memory_mb, size)
     with _POOLS_LOCK:
-        if _OWNER != os.getpid():
-            # Forked (e.g. a gunicorn worker from its master): those workers are not ours.
-            _POOLS.clear()
-            _OWNER = os.getpid()
         found = _POOLS.get(key)
         if found is None:
             found = _POOLS[key] = WorkerPool(memory_mb, size)
@@ -295,4 +297,23 @@ def shutdown() -> None:
         found.close()
 
 
+def _after_fork_in_child() -> None:
+    """A forked child (a gunicorn worker from a master that used the sandbox) must not use
+    its parent's workers, nor its fork server, which is not its child: it starts its own."""
+    global _POOLS_LOCK, _OWNER
+    _POOLS_LOCK = threading.Lock()
+    for inherited in _POOLS.values():  # runtimes keep them: reset, do not replace
+        inherited._forget_inherited()
+    _OWNER = os.getpid()
+    server: Any = mp_forkserver._forkserver  # its state belongs to the parent
+    if server._forkserver_pid is not None:
+        server._lock = threading.Lock()
+        if server._forkserver_alive_fd is not None:
+            os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+        server._forkserver_address = None
+        server._forkserver_pid = None
+
+
 atexit.register(shutdown)
+os.register_at_fork(after_in_child=_after_fork_in_child)

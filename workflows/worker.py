@@ -60,10 +60,30 @@ def _error(exc: BaseException) -> bytes:
         "line": _script_line(exc)}})
 
 
+def _peak_address_space() -> int | None:
+    """The highest address-space size this process reached (VmPeak), where Linux tells."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmPeak:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 class _Server:
-    def __init__(self) -> None:
+    def __init__(self, memory_bytes: int) -> None:
+        self.memory_bytes = memory_bytes
         self.setups: dict[str, Any] = {}
         self.evaluators: dict[str, LocalEvaluator] = {}
+
+    def ran_out_of_memory(self) -> bool:
+        """Out of address space, C code does not always raise MemoryError (the XML library
+        and the interpreter's internals may fail with other errors): a failure this close to
+        the limit counts as running out of memory."""
+        peak = _peak_address_space()
+        return peak is not None and peak > 0.9 * self.memory_bytes
 
     def evaluator(self, key: str) -> LocalEvaluator:
         found = self.evaluators.get(key)
@@ -88,6 +108,8 @@ class _Server:
         try:
             compile_version(list(zip(request["names"], frames, strict=True)), options)
         except DefinitionError as exc:
+            if self.ran_out_of_memory():
+                raise MemoryError from None
             return encode({"ok": False, "problems": [p.to_dict() for p in exc.problems]})
         return encode({"ok": True})
 
@@ -103,6 +125,8 @@ class _Server:
         except MemoryError:
             raise
         except Exception as exc:
+            if self.ran_out_of_memory():
+                raise MemoryError from None
             return _error(exc)
 
 
@@ -113,7 +137,7 @@ def serve(conn: Connection, memory_bytes: int) -> None:
     """Answer requests on `conn` until it closes (the process entry point)."""
     _limit_self(memory_bytes)
     gc.freeze()  # what the fork server imported stays shared with it
-    server = _Server()
+    server = _Server(memory_bytes)
     while True:
         try:
             request = decode(conn.recv_bytes())
@@ -135,11 +159,15 @@ def serve(conn: Connection, memory_bytes: int) -> None:
             except MemoryError:
                 answer = _RESTART
         del request, frames
+        worn = answer is _RESTART or server.ran_out_of_memory()
+        if worn and answer is not _RESTART:
+            # Near the limit once, a later failure would look like lack of memory: retire.
+            answer = b'{"restart":true,' + answer[1:]
         try:
             conn.send_bytes(answer)
         except MemoryError:
             conn.send_bytes(_RESTART)
         except OSError:
             return
-        if answer is _RESTART:
+        if worn:
             return

@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -250,3 +251,27 @@ def test_check_and_compile_run_in_a_bounded_worker():
         "checking the version stopped its worker process (exit code -11); it is too large or "
         "too complex")
     assert small.compile({"s.bpmn": script_process("x = 1")}).process_ids == ("p",)
+
+
+def test_a_forked_child_starts_its_own_workers():
+    runtime = Runtime()
+    version = runtime.compile({"s.bpmn": script_process("x = value + 1")})
+    assert runtime.start(version, "p", {"value": 1})[0].data["x"] == 2
+    limits = runtime.script_limits
+    parents = {w.process.pid for w in sandbox.pool(limits.max_memory_mb, limits.max_workers)._idle}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
+        pid = os.fork()
+    if pid == 0:  # the child: like a gunicorn worker forked after its master used the sandbox
+        code = 1
+        try:
+            instance, result = runtime.start(version, "p", {"value": 41})
+            code = 0 if result.ok and instance.data["x"] == 42 else 2
+            own = sandbox.pool(limits.max_memory_mb, limits.max_workers)._idle
+            if not own or {w.process.pid for w in own} & parents:
+                code = 3  # it talked to its parent's workers
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert runtime.start(version, "p", {"value": 2})[0].data["x"] == 3
