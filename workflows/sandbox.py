@@ -51,6 +51,7 @@ import atexit
 import json
 import multiprocessing
 import multiprocessing.forkserver as mp_forkserver
+import multiprocessing.process as mp_process
 import multiprocessing.spawn as mp_spawn
 import os
 import signal
@@ -144,6 +145,7 @@ class _Worker:
         finally:
             _STARTING.worker = False
             child_end.close()
+        _PROCESSES.add(process)
         return cls(process, parent_end)
 
     def call(self, request: bytes, frames: Sequence[bytes], timeout: float,
@@ -175,6 +177,7 @@ class _Worker:
             self.process.kill()
         self.process.join(5)
         self.conn.close()
+        _PROCESSES.discard(self.process)
         return self.process.exitcode
 
     def stop(self) -> None:
@@ -184,6 +187,7 @@ class _Worker:
         if self.process.is_alive():
             self.process.kill()
             self.process.join(5)
+        _PROCESSES.discard(self.process)
 
 
 class WorkerPool:
@@ -274,6 +278,7 @@ class WorkerPool:
 
 
 _POOLS: dict[tuple[int, int], WorkerPool] = {}
+_PROCESSES: set[BaseProcess] = set()  # every worker started by this process, not yet ended
 _POOLS_LOCK = threading.Lock()
 _OWNER = os.getpid()
 
@@ -304,6 +309,10 @@ def _after_fork_in_child() -> None:
     _POOLS_LOCK = threading.Lock()
     for inherited in _POOLS.values():  # runtimes keep them: reset, do not replace
         inherited._forget_inherited()
+    for process in _PROCESSES:
+        # multiprocessing would try to join them at exit ("can only join a child process").
+        mp_process._children.discard(process)  # type: ignore[attr-defined]
+    _PROCESSES.clear()
     _OWNER = os.getpid()
     server: Any = mp_forkserver._forkserver  # its state belongs to the parent
     if server._forkserver_pid is not None:
