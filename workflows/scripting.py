@@ -287,10 +287,9 @@ class LocalEvaluator:
 class ScriptError(Exception):
     """An error a script raised in a worker process, carried back by type name and message."""
 
-    def __init__(self, type_name: str, message: str, line: int | None):
+    def __init__(self, type_name: str, message: str):
         super().__init__(message)
         self.type_name = type_name
-        self.line = line
 
 
 class _Isolated:
@@ -308,13 +307,14 @@ class _Isolated:
              external: Mapping[str, Any] | None) -> Any:
         call = current_call()
         now = call.now if call is not None else datetime.now(UTC)
+        # The worker's own trace budget stops Python loops with a line number; past the
+        # grace the worker is killed (one C call), and the kernel's CPU limit backs that up.
+        seconds = self.limits.max_seconds + self.limits.kill_grace_seconds
         request = {"op": op, "source": source, "context": context, "external": external or {},
-                   "now": now.isoformat(), "limits": self.setup[0],
-                   "seconds": self.limits.max_seconds + self.limits.kill_grace_seconds}
+                   "now": now.isoformat(), "limits": self.setup[0], "seconds": seconds}
         what = "script" if op == "exec" else "expression"
         try:
-            reply = self.pool.call(request, timeout=self.limits.max_seconds
-                                   + self.limits.kill_grace_seconds, setup=self.setup,
+            reply = self.pool.call(request, timeout=seconds, setup=self.setup,
                                    max_reply=2 * self.limits.max_data_bytes + 65536)
         except (TypeError, ValueError) as exc:
             raise DataError(f"the task data cannot be sent as JSON: {exc}") from None
@@ -343,7 +343,8 @@ class _Isolated:
         elif kind == "data":
             failure = DataError(message)
         else:
-            failure = ScriptError(error["type"], message, error.get("line"))
+            failure = ScriptError(error["type"], message)
+        # The script line where it failed, for the task failure (see _script_line).
         failure.script_line = error.get("line")  # type: ignore[union-attr]
         raise failure
 
