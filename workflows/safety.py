@@ -460,19 +460,48 @@ _PLAIN_COMPARISONS = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.I
 
 
 def is_plain(tree: ast.AST) -> bool:
-    """Whether an expression only looks values up and compares them, so it cannot run long.
+    """Whether a text only looks values up and compares them, so it cannot run long.
 
-    Plain: constants, names, `name[constant]`, comparisons (`==`, `<`, `is`, ...), `in` / `not
-    in` against a literal list, tuple or set of constants, `and` / `or` / `not`, unary minus
-    and `a if c else b` over plain parts. Each of these does one lookup or one comparison of
-    values that come from task data, whose size the data limits bound (ordering and equality
-    of JSON values are linear in their size; hashing only meets text keys), so running them
-    in the calling process is as bounded as the data. `in` against task data is not plain:
-    substring search can be quadratic. Anything that calls, loops or builds runs in a worker.
+    A plain expression is made of constants, names, `name[constant]`, comparisons (`==`, `<`,
+    `is`, ...), `in` / `not in` against a literal list, tuple or set of constants, `and` /
+    `or` / `not`, unary minus and `a if c else b`. Each of these does one lookup or one
+    comparison of values that come from task data, whose size the data limits bound (ordering
+    and equality of JSON values are linear in their size; hashing only meets text keys), so
+    running them in the calling process is as bounded as the data. `in` against task data is
+    not plain: substring search can be quadratic.
+
+    A plain script is a sequence of `name = value` whose values are plain and can only give a
+    constant or a truth value (a comparison, `not`, or `and` / `or` / `if-else` of such):
+    straight-line, and the data it adds is no larger than its own text.
+
+    Anything that calls, loops or builds runs in a worker.
     """
-    if not isinstance(tree, ast.Expression):
-        return False
-    stack: list[ast.AST] = [tree.body]
+    if isinstance(tree, ast.Expression):
+        return _plain(tree.body)
+    if isinstance(tree, ast.Module):
+        return all(
+            isinstance(statement, ast.Assign) and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name) and _small_result(statement.value)
+            and _plain(statement.value)
+            for statement in tree.body)
+    return False
+
+
+def _small_result(node: ast.expr) -> bool:
+    """Whether a plain expression can only give one of its constants or a truth value."""
+    if isinstance(node, (ast.Constant, ast.Compare)):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return isinstance(node.op, ast.Not) or isinstance(node.operand, ast.Constant)
+    if isinstance(node, ast.BoolOp):
+        return all(_small_result(value) for value in node.values)
+    if isinstance(node, ast.IfExp):
+        return _small_result(node.body) and _small_result(node.orelse)
+    return False
+
+
+def _plain(root: ast.expr) -> bool:
+    stack: list[ast.AST] = [root]
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.Constant, ast.Name)):

@@ -33,14 +33,15 @@ Granularity, measured on the 2-core development machine while other test suites 
   and load and save it once more (0.34 ms), about 0.46 ms per step, and every worker would
   compile and cache every version it meets (60-100 ms each for a real handbook);
 - the real handbooks need few round trips: through the case lifecycle tests, 67 engine calls
-  sent 72 scripts and expressions to a worker and kept 105 plain ones in process.
+  sent 59 scripts and expressions to a worker and kept 118 plain ones in process.
 
 So each evaluation is sent to a pooled, persistent worker (code is compiled and cached there
 per limits and text; context and results travel as JSON, which task data is anyway; the
 engine call's time goes along for now()/today()). Expressions that are a constant, a name, or
-comparisons and boolean logic of those (see `safety.is_plain`) stay in the calling process:
-their cost is linear in task data that is already bounded, and they are most of what a
-handbook evaluates (gateway conditions, ISO timer literals). Checking and compiling a version
+comparisons and boolean logic of those, and scripts that only assign such comparisons or
+constants to names (see `safety.is_plain`), stay in the calling process: their cost is linear
+in task data that is already bounded, and they are most of what a handbook evaluates (gateway
+conditions, ISO timer literals, classifications). Checking and compiling a version
 also runs in a worker (`specs.compile_version`), with `CompileOptions.max_seconds` and
 `max_memory_mb`.
 """

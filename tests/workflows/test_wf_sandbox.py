@@ -202,6 +202,13 @@ def test_plain_expressions_stay_in_the_calling_process():
     worker = ["a in b", "len(x) > 3", "x + 1 > 2", "[i for i in x]", "x[1:]", "f'{x}'"]
     assert [is_plain(parse_ast(e, "eval")) for e in plain] == [True] * len(plain)
     assert [is_plain(parse_ast(e, "eval")) for e in worker] == [False] * len(worker)
+    # Scripts: straight-line assignments whose values can only be constants or truth values.
+    plain = ["level = 'red' if value >= threshold else 'yellow'\nreminders = 0",
+             "urgent = level in ('red', 'orange') and not silenced", "n = -1"]
+    worker = ["outcome = verdict", "n = n + 1", "x = a or b", "d['k'] = 1", "a, b = 1, 2",
+              "at = now().isoformat()", "for i in range(3):\n    n = i"]
+    assert [is_plain(parse_ast(e, "exec")) for e in plain] == [True] * len(plain)
+    assert [is_plain(parse_ast(e, "exec")) for e in worker] == [False] * len(worker)
 
 
 def _sockets_of(pid: int) -> set[str]:
