@@ -25,7 +25,7 @@ from engine_overhead import START, Wrapped, alert_bpmn  # noqa: E402
 from workflows import ScriptLimits, sandbox  # noqa: E402
 from workflows.scripting import LocalEvaluator, RestrictedEnvironment  # noqa: E402
 
-SCRIPT = "level = 'red' if value >= threshold else 'yellow'\nreminders = 0"
+SCRIPT = "level = 'red' if value >= threshold else 'yellow'\nchecked_at = now().isoformat()"
 SMALL = {"value": 5, "threshold": 3}
 LARGER = {**SMALL, "note": "现场确认" * 40, "departments": [
     {"name": "燃气公司", "town": "川沙", "people": n, "notified": False} for n in range(40)]}

@@ -21,17 +21,19 @@ of the server. A pool per memory limit hands workers out (check-out per request,
 `max_workers` at once; more callers wait), starts them lazily, and closes them at exit; a
 process forked from one that had pools (a gunicorn worker) starts its own.
 
-Granularity, measured on the 2-core development machine while other test suites ran on it
-(Python 3.11; `python benchmarks/sandbox.py`):
+Granularity, measured on the 2-core development machine (Python 3.11; `python
+benchmarks/sandbox.py`; first figure with the machine idle, second while other test suites ran
+on it; an idle virtual CPU wakes up slowly, so round trips cost more when it is quiet):
 
 - fork server start (once per process; imports SpiffWorkflow and lxml) with the first worker:
-  0.55 s; each further worker: 13-22 ms (a spawned interpreter: 100-200 ms per worker before
-  any import);
-- one script sent to a warm worker: 0.11 ms with small task data, 0.29 ms with 3 KB (against
-  5 us and 47 us in process); a bare round trip is about 35 us;
-- a whole engine step in a worker would instead ship the state there and back (5 KB: 0.13 ms)
-  and load and save it once more (0.34 ms), about 0.46 ms per step, and every worker would
-  compile and cache every version it meets (60-100 ms each for a real handbook);
+  0.15 s / 0.55 s; each further worker: 4-6 ms / 13-22 ms (a spawned interpreter: 100-200 ms
+  per worker before any import);
+- a script sent to a warm worker: 0.2 ms / 0.11 ms with small task data, 0.48 ms / 0.29 ms
+  with 3 KB, against 10-17 us and 50-60 us in process; a bare round trip is 0.1 ms;
+- a whole engine step in a worker would instead ship the state there and back (5 KB:
+  0.13-0.26 ms) and load and save it once more (0.31-0.34 ms), 0.45-0.6 ms for every step, and
+  every worker would compile and cache every version it meets (60-100 ms each for a real
+  handbook);
 - the real handbooks need few round trips: through the case lifecycle tests, 67 engine calls
   sent 59 scripts and expressions to a worker and kept 118 plain ones in process.
 
