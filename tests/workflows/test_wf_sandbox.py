@@ -52,11 +52,34 @@ def timer(expression: str) -> bytes:
     <bpmn:sequenceFlow id="f1" sourceRef="wait" targetRef="end" />""", first="wait"))
 
 
+def payload(expression: str) -> bytes:
+    return definitions(linear_process(f"""
+    <bpmn:intermediateThrowEvent id="work">
+      <bpmn:messageEventDefinition messageRef="m" camunda:expression="{expression}" />
+    </bpmn:intermediateThrowEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="work" targetRef="end" />"""),
+        extra='<bpmn:message id="m" name="help" />\n')
+
+
+def loop(condition: str) -> bytes:
+    return definitions(linear_process(f"""
+    <bpmn:scriptTask id="work" scriptFormat="python">
+      <bpmn:standardLoopCharacteristics loopMaximum="3">
+        <bpmn:loopCondition>{condition}</bpmn:loopCondition>
+      </bpmn:standardLoopCharacteristics>
+      <bpmn:script>n = 1</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f1" sourceRef="work" targetRef="end" />"""))
+
+
 @pytest.mark.parametrize("xml, what", [
     (script_process(f"x = {COLLIDING}"), "script"),
     (gateway(f"{COLLIDING} &gt; 0"), "expression"),
     (timer(f"'PT1M' if {COLLIDING} else 'PT2M'"), "expression"),
-], ids=["script", "gateway condition", "timer expression"])
+    (payload(f"{{'size': {COLLIDING}}}"), "expression"),
+    (loop(f"{COLLIDING} &lt; 0"), "expression"),
+], ids=["script", "gateway condition", "timer expression", "message payload",
+        "loop condition"])
 def test_one_long_c_call_is_stopped_by_the_time_budget(xml, what):
     runtime = tight_runtime()
     instance, result, took = started(runtime, xml)
