@@ -117,11 +117,15 @@ def _preparation_data(name: str) -> dict[str, Any]:
     return data
 
 
+_PREPARATION_LOCK = threading.Lock()
+
+
 def _install_preparation() -> None:
     global _original_preparation
-    if _original_preparation is None:
-        _original_preparation = mp_spawn.get_preparation_data
-        mp_spawn.get_preparation_data = _preparation_data
+    with _PREPARATION_LOCK:
+        if _original_preparation is None:
+            _original_preparation = mp_spawn.get_preparation_data
+            mp_spawn.get_preparation_data = _preparation_data
 
 
 class _Worker:
@@ -308,8 +312,9 @@ def shutdown() -> None:
 def _after_fork_in_child() -> None:
     """A forked child (a gunicorn worker from a master that used the sandbox) must not use
     its parent's workers, nor its fork server, which is not its child: it starts its own."""
-    global _POOLS_LOCK, _OWNER
+    global _POOLS_LOCK, _PREPARATION_LOCK, _OWNER
     _POOLS_LOCK = threading.Lock()
+    _PREPARATION_LOCK = threading.Lock()
     for inherited in _POOLS.values():  # runtimes keep them: reset, do not replace
         inherited._forget_inherited()
     for process in _PROCESSES:
