@@ -36,7 +36,17 @@ History, replay and migration::
     dry_run(runtime, states, new, version_of)                 # {key: MigrationCheck}
 
 Caller mistakes raise before anything changes: FormValidationError (per field), DataError (not
-JSON), TaskNotFoundError, TaskNotReadyError, EventNotExpectedError, StateError.
+JSON, or larger than the data limits), TaskNotFoundError, TaskNotReadyError,
+EventNotExpectedError, StateError.
+
+Designer-written text (scripts, conditions, timer, loop and payload expressions) passes an AST
+allow-list when a version is loaded and runs, unless it is a plain comparison, in a supervised
+worker process with a hard time and memory limit (`sandbox`); checking and compiling a version
+runs in one first too. The limits live in three dataclasses, each documenting its defaults:
+`ScriptLimits` (text, run time, task data, isolation), `Limits` (tasks, iterations, kept data
+and time per call of one instance) and `CompileOptions` (files, processes, elements, nesting,
+call graph, loop maximums, time and memory of the check). A task stopped by any of them ends
+in ERROR with a message saying which limit and what to change.
 
 Call activities copy all variables: the called process starts with a copy of the caller's data
 and, when it ends, the caller's data is replaced by the called process's final data (the engine's

@@ -77,7 +77,13 @@ class ScriptLimits:
     (the trace budget, between lines), `max_sequence` / `max_string` / `max_int_bits` /
     `max_range` per value, `max_allocation` elements and characters created in total.
 
-    Task data after every script: plain JSON with at most `max_data_nodes` values.
+    Task data (after every script, in form data, start data and event payloads): plain JSON with
+    at most `max_data_nodes` values, `max_data_depth` levels and `max_data_bytes` bytes of JSON.
+
+    Isolation (`isolate`, on by default): scripts and expressions other than plain comparisons
+    run in a supervised worker process (`sandbox`) limited to `max_memory_mb` of address space
+    and killed `kill_grace_seconds` after `max_seconds` if it has not answered, so even one
+    long C-level call cannot outlive its budget; at most `max_workers` run at once per process.
     """
 
     max_source_chars: int = 20_000
@@ -91,8 +97,14 @@ class ScriptLimits:
     max_int_bits: int = 16_384
     max_range: int = 100_000
     max_data_nodes: int = 100_000
+    max_data_depth: int = 64
+    max_data_bytes: int = 1_000_000
     max_format_width: int = 1_000
     max_allocation: int = 5_000_000
+    isolate: bool = True
+    max_memory_mb: int = 512
+    kill_grace_seconds: float = 0.5
+    max_workers: int = 4
 
 
 class MathFunctions:

@@ -10,6 +10,7 @@ completion carries the data the task changed, relative to the data it started fr
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,20 +75,28 @@ def data_delta(task: Task) -> dict[str, Any] | None:
 
 
 class Recorder:
-    """Collects the visible state changes of one engine call."""
+    """Collects the visible state changes of one engine call, and tells `on_completed` about
+    every task that finishes (bookkeeping ones included) with the variables it changed when
+    they are known (None otherwise)."""
 
-    __slots__ = ("at", "actor", "actor_task_id", "events")
+    __slots__ = ("at", "actor", "actor_task_id", "events", "on_completed")
 
-    def __init__(self, at: datetime, actor: str | None = None, actor_task_id: Any = None):
+    def __init__(self, at: datetime, actor: str | None = None, actor_task_id: Any = None,
+                 on_completed: Callable[[Task, dict[str, Any] | None], None] | None = None):
         self.at = at
         self.actor = actor
         self.actor_task_id = actor_task_id
         self.events: list[HistoryEvent] = []
+        self.on_completed = on_completed
 
     def on_state_change(self, task: Task, old: int, new: int) -> None:
         spec = task.task_spec
         element_id = getattr(spec, "bpmn_id", None)
-        if element_id is None or not ((old | new) & _VISIBLE):
+        visible = element_id is not None and bool((old | new) & _VISIBLE)
+        delta = data_delta(task) if visible and new == TaskState.COMPLETED else None
+        if new == TaskState.COMPLETED and self.on_completed is not None:
+            self.on_completed(task, (delta or {}).get("updated", {}) if visible else None)
+        if not visible or element_id is None:
             return
         self.events.append(HistoryEvent(
             seq=len(self.events),
@@ -101,5 +110,5 @@ class Recorder:
             new_state=state_name(new),
             at=self.at,
             actor=self.actor if task.id == self.actor_task_id else None,
-            data_delta=data_delta(task) if new == TaskState.COMPLETED else None,
+            data_delta=delta,
         ))

@@ -90,6 +90,8 @@ def build_specs(
         message = str(exc).rstrip(". ")
         return {}, {}, [Problem(exc.file_name or "", element_id, line,
                                 f"the engine cannot use this definition: {message}")]
+    except MemoryError:
+        raise  # not a problem of the definition: the worker reports it
     except Exception as exc:  # the engine's parser raises plain errors for some shapes
         return {}, {}, [Problem("", None, None,
                                 f"the engine cannot use this definition: "

@@ -49,9 +49,9 @@ from .inputs import (
     StartInput,
     TimerInput,
 )
-from .limits import LimitExceeded, LimitGuard, Limits
+from .limits import DataMeter, LimitExceeded, LimitGuard, Limits, saved_data_bytes
 from .results import HumanTask, StepResult, TaskFailure, ThrownEvent, WaitingEvent
-from .scripting import RestrictedScriptEngine, check_json_data
+from .scripting import RestrictedScriptEngine, check_data
 from .serialization import (
     ENGINE_SERIALIZER_VERSION,
     workflow_from_dict,
@@ -102,13 +102,15 @@ class Instance:
     """One running (or finished) process instance of a compiled version."""
 
     def __init__(self, runtime: Runtime, version: CompiledVersion, process_id: str,
-                 instance_id: uuid.UUID, workflow: BpmnWorkflow, id_counter: int):
+                 instance_id: uuid.UUID, workflow: BpmnWorkflow, id_counter: int,
+                 data_bytes: int = 0):
         self.runtime = runtime
         self.version = version
         self.process_id = process_id
         self.instance_id = instance_id
         self.workflow = workflow
         self.ids = TaskIdSource(instance_id, id_counter)
+        self.meter = DataMeter(data_bytes)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -213,6 +215,7 @@ class Instance:
                 ", not a READY human task")
         fields = self.version.form_fields(task.workflow.spec.name, task.task_spec.bpmn_id)
         values = validate_form_data(fields, dict(data or {}))
+        check_data(values, self.runtime.script_limits, "the form data")
         moment = self.runtime.time(at)
 
         def action(guard: LimitGuard) -> None:
@@ -258,8 +261,7 @@ class Instance:
         definitions += self._subprocess_starts(MessageEventDefinition, name)
         if not definitions:
             raise self._not_expected("message", name)
-        check_json_data({"payload": payload}, self.runtime.script_limits.max_data_nodes,
-                        "the message payload")
+        check_data({"payload": payload}, self.runtime.script_limits, "the message payload")
         definition = definitions[0]
         result_var = getattr(definition, "result_var", None)
         if hasattr(definition, "result_var"):
@@ -283,7 +285,7 @@ class Instance:
         if not self._catchers(SignalEventDefinition, name):
             raise self._not_expected("signal", name)
         body = dict(payload or {})
-        check_json_data(body, self.runtime.script_limits.max_data_nodes, "the signal payload")
+        check_data(body, self.runtime.script_limits, "the signal payload")
         moment = self.runtime.time(at)
 
         def action(guard: LimitGuard) -> None:
@@ -315,7 +317,7 @@ class Instance:
         due fire in this step.
         """
         body = copy.deepcopy(dict(values))
-        check_json_data(body, self.runtime.script_limits.max_data_nodes, "the new values")
+        check_data(body, self.runtime.script_limits, "the new values")
         moment = self.runtime.time(at)
         engine = self.workflow.script_engine
 
@@ -409,7 +411,7 @@ class Runtime:
         """Create an instance and run it to its first wait state."""
         spec = version.spec(process_id)
         start_data = dict(data or {})
-        check_json_data(start_data, self.script_limits.max_data_nodes, "the start data")
+        check_data(start_data, self.script_limits, "the start data")
         key = uuid.UUID(str(instance_id)) if instance_id is not None else uuid.uuid4()
         moment = self.time(at)
         ids = TaskIdSource(key)
@@ -429,8 +431,8 @@ class Runtime:
                    action: Callable[[LimitGuard], None], actor: str | None = None,
                    actor_task_id: uuid.UUID | None = None) -> StepResult:
         """Run `action` as one engine call and turn engine failures into a TaskFailure."""
-        recorder = Recorder(moment, actor, actor_task_id)
-        guard = LimitGuard(instance.workflow, self.limits)
+        recorder = Recorder(moment, actor, actor_task_id, instance.meter.on_completed)
+        guard = LimitGuard(instance.workflow, self.limits, instance.meter)
         failure: TaskFailure | None = None
         with engine_call(moment, instance.ids, recorder):
             try:
@@ -490,4 +492,5 @@ class Runtime:
             raise StateError(f"the saved state is damaged: {exc.__class__.__name__}: {exc}") \
                 from None
         workflow.script_engine = self.engine
-        return Instance(self, version, process_id, instance_id, workflow, counter)
+        return Instance(self, version, process_id, instance_id, workflow, counter,
+                        saved_data_bytes(state["workflow"]))

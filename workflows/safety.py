@@ -440,11 +440,94 @@ def _measure(tree: ast.AST, max_nodes: int) -> tuple[int, int]:
 
 def compile_checked(source: str, mode: Mode, limits: ScriptLimits) -> CodeType:
     """Check `source`, rewrite it with guards and compile it; raise UnsafeScriptError if refused."""
+    return compile_checked_plain(source, mode, limits)[0]
+
+
+def compile_checked_plain(source: str, mode: Mode, limits: ScriptLimits) -> tuple[CodeType, bool]:
+    """`compile_checked`, and whether the expression is plain (see `is_plain`)."""
     issues = check_source(source, mode, limits)
     if issues:
         raise UnsafeScriptError(issues)
     tree, _ = _parse(source, mode)
     assert tree is not None
+    plain = is_plain(tree)
     tree = ast.fix_missing_locations(_Rewriter().visit(tree))
     with AST_LOCK:
-        return compile(tree, SCRIPT_FILENAME, mode, dont_inherit=True)
+        return compile(tree, SCRIPT_FILENAME, mode, dont_inherit=True), plain
+
+
+_PLAIN_COMPARISONS = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Is, ast.IsNot)
+
+
+def is_plain(tree: ast.AST) -> bool:
+    """Whether a text only looks values up and compares them, so it cannot run long.
+
+    A plain expression is made of constants, names, `name[constant]`, comparisons (`==`, `<`,
+    `is`, ...), `in` / `not in` against a literal list, tuple or set of constants, `and` /
+    `or` / `not`, unary minus and `a if c else b`. Each of these does one lookup or one
+    comparison of values that come from task data, whose size the data limits bound (ordering
+    and equality of JSON values are linear in their size; hashing only meets text keys), so
+    running them in the calling process is as bounded as the data. `in` against task data is
+    not plain: substring search can be quadratic.
+
+    A plain script is a sequence of `name = value` whose values are plain and can only give a
+    constant or a truth value (a comparison, `not`, or `and` / `or` / `if-else` of such):
+    straight-line, and the data it adds is no larger than its own text.
+
+    Anything that calls, loops or builds runs in a worker.
+    """
+    if isinstance(tree, ast.Expression):
+        return _plain(tree.body)
+    if isinstance(tree, ast.Module):
+        return all(
+            isinstance(statement, ast.Assign) and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name) and _small_result(statement.value)
+            and _plain(statement.value)
+            for statement in tree.body)
+    return False
+
+
+def _small_result(node: ast.expr) -> bool:
+    """Whether a plain expression can only give one of its constants or a truth value."""
+    if isinstance(node, (ast.Constant, ast.Compare)):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return isinstance(node.op, ast.Not) or isinstance(node.operand, ast.Constant)
+    if isinstance(node, ast.BoolOp):
+        return all(_small_result(value) for value in node.values)
+    if isinstance(node, ast.IfExp):
+        return _small_result(node.body) and _small_result(node.orelse)
+    return False
+
+
+def _plain(root: ast.expr) -> bool:
+    stack: list[ast.AST] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Constant, ast.Name)):
+            continue
+        if isinstance(node, ast.Subscript):
+            if not isinstance(node.slice, ast.Constant) or \
+                    not isinstance(node.slice.value, (str, int)):
+                return False
+            stack.append(node.value)
+        elif isinstance(node, ast.Compare):
+            for op, right in zip(node.ops, node.comparators, strict=True):
+                if isinstance(op, (ast.In, ast.NotIn)):
+                    if not isinstance(right, (ast.List, ast.Tuple, ast.Set)) or \
+                            not all(isinstance(e, ast.Constant) for e in right.elts):
+                        return False
+                elif not isinstance(op, _PLAIN_COMPARISONS):
+                    return False
+                else:
+                    stack.append(right)
+            stack.append(node.left)
+        elif isinstance(node, ast.BoolOp):
+            stack.extend(node.values)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub)):
+            stack.append(node.operand)
+        elif isinstance(node, ast.IfExp):
+            stack.extend((node.test, node.body, node.orelse))
+        else:
+            return False
+    return True

@@ -13,11 +13,13 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import AdHocSubprocessSpec, BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import StandardLoopTask
 
+from . import sandbox
 from .documents import DEFAULT_MAX_FILE_BYTES, BpmnDocument, parse_document
 from .errors import DefinitionError, Problem, StateError
 from .forms import FormField
@@ -41,6 +43,10 @@ class CompileOptions:
     `max_call_depth` deep and `max_call_graph` process-to-callee pairs in all (counting
     indirect calls), no cycles, and `loopMaximum` at most `max_loop_maximum`. At most
     `max_problems` problems are reported. Scripts are checked with `script_limits`.
+
+    Unless `isolate` is off, the whole check first runs in a worker process (`sandbox`) with
+    `max_seconds` of time and `max_memory_mb` of address space; only a version that passed
+    there is compiled in the calling process.
     """
 
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
@@ -55,6 +61,17 @@ class CompileOptions:
     max_loop_maximum: int = 200
     max_problems: int = 200
     script_limits: ScriptLimits = field(default_factory=ScriptLimits)
+    isolate: bool = True
+    max_seconds: float = 20.0
+    max_memory_mb: int = 1024
+
+
+def options_from_dict(values: Mapping[str, Any], **changes: Any) -> CompileOptions:
+    """CompileOptions from `dataclasses.asdict` output (how they travel to a worker)."""
+    fields = dict(values)
+    fields["script_limits"] = ScriptLimits(**fields["script_limits"])
+    fields.update(changes)
+    return CompileOptions(**fields)
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,13 @@ def compile_version(files: BpmnFiles, options: CompileOptions | None = None) -> 
     """Check and compile one version; raise DefinitionError listing every problem found."""
     options = options or CompileOptions()
     pairs = _as_pairs(files)
+    _check_files(pairs, options)
+    if options.isolate:
+        _check_in_worker(pairs, options)
+    return _compile(pairs, options)
+
+
+def _check_files(pairs: list[tuple[str, bytes]], options: CompileOptions) -> None:
     if not pairs:
         raise DefinitionError([Problem("", None, None, "a version needs at least one BPMN file")])
     if len(pairs) > options.max_files:
@@ -139,10 +163,43 @@ def compile_version(files: BpmnFiles, options: CompileOptions | None = None) -> 
     if duplicates:
         raise DefinitionError([Problem(n, None, None, "two files have this name") for n in
                                duplicates])
-    total = sum(len(content) for _, content in pairs if isinstance(content, bytes))
+    not_bytes = [name for name, content in pairs if not isinstance(content, bytes)]
+    if not_bytes:
+        raise DefinitionError([Problem(n, None, None, "the file content must be bytes")
+                               for n in not_bytes])
+    total = sum(len(content) for _, content in pairs)
     if total > options.max_version_bytes:
         raise DefinitionError([Problem("", None, None, (
             f"the files have {total} bytes together; the limit is {options.max_version_bytes}"))])
+
+
+def _check_in_worker(pairs: list[tuple[str, bytes]], options: CompileOptions) -> None:
+    """Run the whole check and compile in a bounded worker; DefinitionError if it fails."""
+    pool = sandbox.pool(options.max_memory_mb, options.script_limits.max_workers)
+    header = {"op": "compile", "options": asdict(options), "names": [n for n, _ in pairs],
+              "seconds": options.max_seconds}
+    try:
+        reply = pool.call(header, [content for _, content in pairs],
+                          timeout=options.max_seconds)
+    except sandbox.WorkerFailure as exc:
+        reason = (f"took longer than {options.max_seconds:g} s" if exc.reason != "died"
+                  else f"stopped its worker process (exit code {exc.exitcode})")
+        raise DefinitionError([Problem("", None, None, f"checking the version {reason}; it is "
+                                                       "too large or too complex")]) from None
+    if reply.get("ok"):
+        return
+    if "problems" in reply:
+        raise DefinitionError([Problem(**p) for p in reply["problems"]])
+    error = reply.get("error") or {}
+    if error.get("kind") == "memory":
+        message = f"checking the version needed more than {options.max_memory_mb} MB of memory"
+    else:
+        message = f"checking the version failed: {error.get('type')}: {error.get('message')}"
+    raise DefinitionError([Problem("", None, None, message)])
+
+
+def _compile(pairs: list[tuple[str, bytes]], options: CompileOptions) -> CompiledVersion:
+    names = [name for name, _ in pairs]
     problems: list[Problem] = []
     documents: list[BpmnDocument] = []
     for name, content in pairs:

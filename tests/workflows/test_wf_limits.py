@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import random
+import time
 
 from tests.workflows.bpmn_helpers import definitions, fixture_bytes, linear_process
 from workflows import Limits, Runtime
@@ -54,3 +57,56 @@ def test_standard_loop_with_only_a_condition_is_capped(wf_clock):
     assert result.failure is not None and result.failure.kind == "limit"
     assert "element 'work'" in result.failure.message
     assert not instance.finished
+
+
+def _random_json(rng: random.Random, depth: int = 0) -> object:
+    choice = rng.randrange(9 if depth < 3 else 6)
+    scalars = [0, 1, 1.0, True, False, None, "a", "b", 2.5, -0.0]
+    if choice < 6:
+        return rng.choice(scalars)
+    if choice < 8:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {rng.choice("xyz"): _random_json(rng, depth + 1) for _ in range(rng.randrange(3))}
+
+
+def test_linear_merge_array_gives_the_engines_result():
+    from SpiffWorkflow.util.deep_merge import DeepMerge
+
+    from workflows.hooks import _original_merge_array, install
+
+    install()
+    rng = random.Random(20260301)
+    for _ in range(3000):
+        a = [_random_json(rng) for _ in range(rng.randrange(6))]
+        b = [_random_json(rng) for _ in range(rng.randrange(6))]
+        outcomes = []
+        for merge in (_original_merge_array, DeepMerge.merge_array):
+            merged = copy.deepcopy(a)
+            try:
+                merge(merged, copy.deepcopy(b), [])
+                outcomes.append(repr(merged))
+            except TypeError as exc:  # a dict merged into a scalar fails in both
+                outcomes.append(f"{exc} {merged!r}")
+        assert outcomes[0] == outcomes[1], (a, b)
+
+
+def test_joining_branches_with_large_lists_stays_fast(wf_runtime):
+    # Each branch sets a list the other one does not have: the join merges them.
+    body = linear_process("""
+    <bpmn:parallelGateway id="work" />
+    <bpmn:sequenceFlow id="fa" sourceRef="work" targetRef="a" />
+    <bpmn:sequenceFlow id="fb" sourceRef="work" targetRef="b" />
+    <bpmn:scriptTask id="a" scriptFormat="python"><bpmn:script>rows = [[i] for i in range(30000)]
+ids = list(range(0, 30000 * (2**61 - 1), 2**61 - 1))</bpmn:script></bpmn:scriptTask>
+    <bpmn:scriptTask id="b" scriptFormat="python">
+<bpmn:script>rows = [[i + 2] for i in range(30000)]
+ids = list(range(1, 30000 * (2**61 - 1), 2**61 - 1))</bpmn:script></bpmn:scriptTask>
+    <bpmn:sequenceFlow id="fa2" sourceRef="a" targetRef="join" />
+    <bpmn:sequenceFlow id="fb2" sourceRef="b" targetRef="join" />
+    <bpmn:parallelGateway id="join" />
+    <bpmn:sequenceFlow id="f3" sourceRef="join" targetRef="end" />""")
+    version = wf_runtime.compile({"j.bpmn": definitions(body)})
+    began = time.perf_counter()
+    instance, result = wf_runtime.start(version, "p", {"rows": [], "ids": []})
+    assert result.ok and instance.finished
+    assert time.perf_counter() - began < 3
