@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from app.extensions import db
@@ -160,12 +161,23 @@ def test_password_change_checks_the_current_password(browser, make_user) -> None
     assert "两次输入的新密码不一致。" in mismatch.get_data(as_text=True)
 
 
-def test_open_redirect_is_not_followed(browser, make_user) -> None:
+@pytest.mark.parametrize("target", [
+    "https://evil.example/", "//evil.example/", "/\\evil.example/", "/\\/evil.example",
+    "\\evil.example", "/\tevil", "javascript:alert(1)"])
+def test_open_redirect_is_not_followed(browser, make_user, target: str) -> None:
     make_user((Role.RESPONDER, "town.02"), username="wei")
     token = browser.csrf("/login")
-    response = browser.client.post("/login?next=https://evil.example/", data={
+    response = browser.client.post("/login", query_string={"next": target}, data={
         "username": "wei", "password": "Test-pass-2026", "csrf_token": token})
     assert response.headers["Location"] == "/"
+
+
+def test_a_local_next_is_followed(browser, make_user) -> None:
+    make_user((Role.RESPONDER, "town.02"), username="wei")
+    token = browser.csrf("/login")
+    response = browser.client.post("/login", query_string={"next": "/tree?x=1"}, data={
+        "username": "wei", "password": "Test-pass-2026", "csrf_token": token})
+    assert response.headers["Location"] == "/tree?x=1"
 
 
 def test_english_can_be_chosen(browser) -> None:

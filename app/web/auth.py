@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -14,18 +12,13 @@ from app.config import SUPPORTED_LOCALES
 from app.extensions import db
 from app.services import accounts
 from app.services.errors import ValidationFailed
-from app.web.util import me, now, policy, remote_addr
+from app.web.util import local_target, me, now, policy, remote_addr
 
 bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    if not target:
-        return url_for("main.home")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/"):
-        return url_for("main.home")
-    return target
+    return local_target(target, url_for("main.home"))
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -45,7 +45,7 @@ from app.services.overdue import scenario_names
 from app.services.permissions import can, require
 from app.web import case_history as history
 from app.web.case_history import LOCAL_TZ, attachments, local_input, widget
-from app.web.util import int_arg, me, now
+from app.web.util import int_arg, local_target, me, now
 from workflows import FormField, WorkflowsError
 
 bp = Blueprint("cases", __name__)
@@ -105,8 +105,7 @@ def place_choices() -> list[tuple[str, str]]:
 
 
 def _safe_next(default: str) -> str:
-    target = request.form.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") else default
+    return local_target(request.form.get("next"), default)
 
 
 # ---------------------------------------------------------------- inbox

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from flask import current_app, request
 from flask_login import current_user
@@ -36,3 +37,19 @@ def int_arg(name: str, default: int = 1) -> int:
 
 def form_dict() -> dict[str, Any]:
     return {k: v for k, v in request.form.items() if k != "csrf_token"}
+
+
+def local_target(target: str | None, default: str) -> str:
+    """`target` when it is a path on this site, else `default` (no open redirect).
+
+    Browsers read a backslash as a slash and drop tabs and newlines, so "/\\evil" and "/\t/evil"
+    lead off-site: anything with either, or with a scheme or host, is refused.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
