@@ -98,6 +98,7 @@ def world(app: Flask, dbconn: Any, clock: Any, make_user: Callable[..., dict[str
             "node_id": str(case.node_id), "version_id": str(version.id), "name": PROCESS_FILE,
             "action": "submit", "key": SCENARIO, "issue_id": str(issue.id),
             "silence_id": str(silence.id), "key_id": str(issued.key.id),
+            "case_id": str(case.id),
             "filename": "css/app.css"}
         # Everything the rules read is loaded now: they run outside any request.
         for row in (case, task, target, version, publication):
@@ -197,7 +198,10 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("handbooks.file", "GET"): may("handbook.view"),
     ("handbooks.review", "POST"): may("handbook.draft", version_node),  # action=submit
     ("operations.index", "GET"): some(may("overdue.view"), may("silence.manage"),
-                                      may("apikeys.manage"), may("case.correct")),
+                                      may("apikeys.manage"), may("case.correct"),
+                                      may("case.retry")),
+    ("operations.stuck_page", "GET"): may("case.retry"),
+    ("operations.retry_stuck", "POST"): may("case.retry"),
     ("operations.start_publication", "POST"): may(
         "publication.start", lambda world: world.publication.node),
     ("operations.overdue_page", "GET"): may("overdue.view"),
