@@ -48,9 +48,10 @@ class Limits:
 class LimitExceeded(WorkflowsError):
     code = "limit_exceeded"
 
-    def __init__(self, message: str, task: Task):
+    def __init__(self, message: str, task: Task, kind: str = "limit"):
         super().__init__(message)
         self.task = task
+        self.kind = kind  # "timeout" when the limit is one of time
 
 
 def task_count(workflow: BpmnWorkflow) -> int:
@@ -167,7 +168,7 @@ class LimitGuard:
         if elapsed > self.limits.max_call_seconds:
             self._stop(task, f"this step has run for {elapsed:.1f} s; the limit is "
                              f"{self.limits.max_call_seconds:g} s for one step (is a loop doing "
-                             "slow work?)")
+                             "slow work?)", kind="timeout")
         if self.meter.bound > self.limits.max_state_bytes:
             self._check_data(task)
         spec = task.task_spec
@@ -191,6 +192,6 @@ class LimitGuard:
                              f"set by {element!r} ({size} bytes)")
 
     @staticmethod
-    def _stop(task: Task, message: str) -> None:
+    def _stop(task: Task, message: str, kind: str = "limit") -> None:
         task.error()
-        raise LimitExceeded(message, task)
+        raise LimitExceeded(message, task, kind)

@@ -36,7 +36,8 @@ class HumanTask:
 
 @dataclass(frozen=True)
 class TaskFailure:
-    """Why a task is in ERROR; `kind` is 'script', 'limit' or 'engine'."""
+    """Why a task is in ERROR; `kind` is 'script', 'limit', 'timeout' (stopped by a time
+    budget: retrying may succeed) or 'engine'."""
 
     task_id: str
     process_id: str

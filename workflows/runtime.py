@@ -51,7 +51,7 @@ from .inputs import (
 )
 from .limits import DataMeter, LimitExceeded, LimitGuard, Limits, saved_data_bytes
 from .results import HumanTask, StepResult, TaskFailure, ThrownEvent, WaitingEvent
-from .scripting import RestrictedScriptEngine, check_data
+from .scripting import RestrictedScriptEngine, ScriptTimeout, check_data
 from .serialization import (
     ENGINE_SERIALIZER_VERSION,
     workflow_from_dict,
@@ -438,10 +438,12 @@ class Runtime:
             try:
                 action(guard)
             except LimitExceeded as exc:
-                failure = self._mark_failed(exc.task, "limit", str(exc), None)
+                failure = self._mark_failed(exc.task, exc.kind, str(exc), None)
             except WorkflowTaskException as exc:
                 line = exc.line_number if isinstance(exc.line_number, int) else None
-                failure = self._mark_failed(exc.task, "script", _engine_message(exc), line)
+                # A stop by the time budget may pass on a less loaded machine: say so.
+                kind = "timeout" if isinstance(exc.__cause__, ScriptTimeout) else "script"
+                failure = self._mark_failed(exc.task, kind, _engine_message(exc), line)
             except WorkflowException as exc:
                 # Not tied to a task by the engine (e.g. a gateway with no way out): the step
                 # stops where it is and the instance reports it instead of half-running.

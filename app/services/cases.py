@@ -26,7 +26,7 @@ from app.models import (
     PlatformNode,
     User,
 )
-from app.services import case_engine, form_rules, notify
+from app.services import case_engine, form_rules, notify, stuck
 from app.services.case_numbers import next_case_number
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.handbook_data import (
@@ -424,25 +424,12 @@ def display_filename(raw: str) -> str:
     return name[:MAX_FILENAME_CHARS] or "evidence"
 
 
-def _loaded(case: Case, *, now: datetime) -> case_engine.Loaded | None:
-    """The case's running process, or None (and the case marked stuck) when its state cannot
-    be loaded: the alert that came in is kept either way."""
-    from app.services import stuck
-    from workflows import WorkflowsError
-
-    try:
-        return case_engine.load(case)
-    except WorkflowsError as exc:
-        stuck.mark_state_failure(case, exc, now=now)
-        return None
-
-
 def raise_level(case: Case, level: str, value: float, *, now: datetime) -> None:
     """A higher reading reached the case: tell its process (level-upgrade message), then bring
     every deadline to the new level's limits."""
     if LEVEL_RANK.get(level, 0) <= LEVEL_RANK.get(case.highest_level, 0):
         return
-    loaded = _loaded(case, now=now)
+    loaded = stuck.load_or_mark(case, now=now)
     if loaded is None:
         case.highest_level = level
         return
@@ -478,7 +465,7 @@ def _higher(a: str | None, b: str) -> str:
 
 
 def back_to_normal(case: Case, value: float, *, now: datetime) -> None:
-    loaded = _loaded(case, now=now)
+    loaded = stuck.load_or_mark(case, now=now)
     if loaded is not None:
         _send(loaded, "back_to_normal", {"value": value}, now)
 
@@ -488,7 +475,7 @@ def send_message(case: Case, message: str, payload: dict[str, Any], *,
     """Deliver a message (weather warning, ...) into one running case's process; False when
     the process does not expect it (recorded as ignored unless `expected_only`) or its state
     cannot be loaded (the case is then marked stuck)."""
-    loaded = _loaded(case, now=now)
+    loaded = stuck.load_or_mark(case, now=now)
     if loaded is None:
         return False
     return _send(loaded, message, payload, now, record_ignored=not expected_only)

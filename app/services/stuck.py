@@ -21,6 +21,7 @@ from app.models import Case, User
 from app.services import audit, case_engine, notify
 from app.services.errors import Conflict, NotFound
 from app.services.permissions import require
+from workflows import WorkflowsError
 
 MAX_AUTOMATIC_RETRIES = 3
 FIRST_PAUSE = timedelta(minutes=1)
@@ -36,12 +37,7 @@ KIND_LABELS = {
 
 def is_transient(failure: dict[str, Any] | None) -> bool:
     """Whether retrying the same step may succeed without any change (a time-budget stop)."""
-    if not failure:
-        return False
-    if failure.get("kind") == "timeout":
-        return True
-    return failure.get("kind") in ("script", "limit") and \
-        "stopped after" in str(failure.get("message", ""))
+    return failure is not None and failure.get("kind") == "timeout"
 
 
 def summary(failure: dict[str, Any] | None) -> str:
@@ -66,6 +62,16 @@ def mark_state_failure(case: Case, exc: Exception, *, now: datetime) -> None:
     case_engine.add_event(case, kind="error", at=now, version_hash="", data=failure)
 
 
+def load_or_mark(case: Case, *, now: datetime) -> case_engine.Loaded | None:
+    """The case's running process, or None with the case marked stuck when its saved state
+    cannot be loaded (whatever brought the caller here, an alert or a timer, is kept)."""
+    try:
+        return case_engine.load(case)
+    except WorkflowsError as exc:
+        mark_state_failure(case, exc, now=now)
+        return None
+
+
 @dataclass(frozen=True)
 class StuckCase:
     id: int
@@ -73,7 +79,7 @@ class StuckCase:
     scenario: str
     town: str
     level: str
-    since: datetime
+    since: datetime | None
     attempts: int
     summary: str
     detail: str
@@ -86,7 +92,7 @@ def stuck_cases(actor: User) -> list[StuckCase]:
                               .order_by(Case.stuck_since)).all()
     return [StuckCase(c.id, c.case_no, c.scenario, c.node.name, c.level, c.stuck_since,
                       c.stuck_attempts, summary(c.failure), c.error or "",
-                      is_transient(c.failure)) for c in rows if c.stuck_since is not None]
+                      is_transient(c.failure)) for c in rows]
 
 
 def count_stuck() -> int:
@@ -97,10 +103,8 @@ def count_stuck() -> int:
 def _retry(case: Case, *, actor: User | None, now: datetime) -> bool:
     """Run every failed task of the case again; True when the case is no longer stuck."""
     case.stuck_attempts += 1
-    try:
-        loaded = case_engine.load(case)
-    except Exception as exc:  # noqa: BLE001 - a state that will not load stays stuck
-        mark_state_failure(case, exc, now=now)
+    loaded = load_or_mark(case, now=now)
+    if loaded is None:
         return False
     for failure in loaded.instance.errors():
         result = loaded.instance.retry_task(failure.task_id,
@@ -109,7 +113,7 @@ def _retry(case: Case, *, actor: User | None, now: datetime) -> bool:
         notify.after_step(case, completed, now=now)
         if result.failure is not None:
             break
-    if not loaded.instance.has_errors and case.failure and case.failure.get("kind") != "state":
+    if not loaded.instance.has_errors:
         case_engine.clear_stuck(case, now=now)
     db.session.flush()
     return case.stuck_since is None
@@ -138,11 +142,11 @@ def retry_transient(now: datetime, *, limit: int = 50) -> int:
         Case.stuck_since.is_not(None), Case.stuck_attempts < MAX_AUTOMATIC_RETRIES)
         .order_by(Case.stuck_since).limit(limit)).all()
     for case in rows:
-        if not is_transient(case.failure):
+        failure = case.failure
+        if failure is None or not is_transient(failure):
             continue
-        pause = FIRST_PAUSE * (2 ** case.stuck_attempts)
-        at = datetime.fromisoformat(str((case.failure or {}).get("at") or now.isoformat()))
-        if at + pause > now:
+        failed_at = datetime.fromisoformat(failure["at"])  # set with every failure
+        if failed_at + FIRST_PAUSE * (2 ** case.stuck_attempts) > now:
             continue
         if _retry(case, actor=None, now=now):
             fixed += 1

@@ -13,8 +13,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Case
-from app.services import case_engine, notify
-from workflows import WorkflowsError
+from app.services import case_engine, notify, stuck
 
 
 def due_case_ids(now: datetime, *, limit: int = 100) -> list[int]:
@@ -31,12 +30,8 @@ def fire_case(case_id: int, now: datetime) -> bool:
         .with_for_update(skip_locked=True, of=Case))
     if case is None:
         return False
-    try:
-        loaded = case_engine.load(case)
-    except WorkflowsError as exc:
-        from app.services import stuck
-
-        stuck.mark_state_failure(case, exc, now=now)
+    loaded = stuck.load_or_mark(case, now=now)
+    if loaded is None:
         case.next_timer_at = None  # nothing fires until a retry brings the state back
         db.session.flush()
         return True

@@ -76,3 +76,52 @@ def test_a_failed_script_is_retried_by_an_administrator_and_audited(
         case = db.session.get(Case, case_id)
         assert case.stuck_since is None and case.error is None
         assert db.session.scalar(select(AuditRecord).where(AuditRecord.action == "case.retry"))
+
+
+def _fail_ready_task(app: Flask, case_no: str, kind: str, clock: Any) -> int:
+    """The case's ready task ends in ERROR as a failure of `kind` leaves it."""
+    with app.app_context():
+        case = db.session.scalar(select(Case).where(Case.case_no == case_no))
+        loaded = case_engine.load(case)
+        task = loaded.instance.workflow.get_next_task(state=TaskState.READY, manual=True)
+        failure = Runtime._mark_failed(task, kind, "the script was stopped after 1 s", None)
+        case_engine.record_step(loaded, StepResult([], TimerInput(clock()), failure),
+                                now=clock())
+        db.session.commit()
+        return case.id
+
+
+def test_a_time_budget_stop_is_retried_by_the_scheduler_after_a_pause(
+        app: Flask, published: None, point: Callable[..., str],
+        send: Callable[..., dict[str, Any]], clock: Any) -> None:
+    timeout_case = _fail_ready_task(app, send(*GAS, 12, point("ST-3", "gas"))["case_no"],
+                                    "timeout", clock)
+    script_case = _fail_ready_task(app, send(*GAS, 12, point("ST-4", "gas"))["case_no"],
+                                   "script", clock)
+    with app.app_context():
+        assert stuck.retry_transient(clock()) == 0  # not before the first pause
+        clock.advance(minutes=2)
+        assert stuck.retry_transient(clock()) == 1
+        db.session.commit()
+        assert db.session.get(Case, timeout_case).stuck_since is None
+        assert db.session.get(Case, script_case).stuck_since is not None  # waits for a person
+
+
+def test_a_state_that_loads_again_is_no_longer_stuck_after_a_retry(
+        app: Flask, published: None, point: Callable[..., str],
+        send: Callable[..., dict[str, Any]], clock: Any,
+        make_user: Callable[..., Any]) -> None:
+    case_no = send(*GAS, 12, point("ST-5", "gas"))["case_no"]
+    with app.app_context():
+        good = dict(db.session.scalar(select(Case).where(Case.case_no == case_no)).state)
+    case_id = _break_state(app, case_no)
+    send(*GAS, 120, "ST-5")
+    tech_id = make_user((Role.TECH_ADMIN, "district"))["id"]
+    with app.app_context():
+        case = db.session.get(Case, case_id)
+        assert case.failure["kind"] == "state"
+        case.state = good  # the state is repaired
+        db.session.commit()
+        assert stuck.retry(db.session.get(User, tech_id), case_id, now=clock())
+        db.session.commit()
+        assert db.session.get(Case, case_id).stuck_since is None

@@ -122,7 +122,7 @@ def test_deadline_stops_slow_script_and_retry_works_with_more_time():
     tight = Runtime(script_limits=ScriptLimits(max_seconds=0.05))
     version = tight.compile({"s.bpmn": script_process(slow)})
     instance, result = tight.start(version, "p", at=T0)
-    assert result.failure is not None and result.failure.kind == "script"
+    assert result.failure is not None and result.failure.kind == "timeout"
     assert "stopped after 0.05 s" in result.failure.message
     state = instance.dump()
 

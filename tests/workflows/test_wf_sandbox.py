@@ -85,6 +85,7 @@ def test_one_long_c_call_is_stopped_by_the_time_budget(xml, what):
     instance, result, took = started(runtime, xml)
     assert took < 3, f"the {what} ran for {took:.1f} s"
     assert result.failure is not None and result.failure.element_id == "work"
+    assert result.failure.kind == "timeout"  # a retry on a quieter machine may pass
     assert f"the {what} was stopped after 0.2 s; one operation in it ran too long" \
         in result.failure.message
     assert [f.element_id for f in instance.errors()] == ["work"]
@@ -106,7 +107,7 @@ for i in range(20000):
     runtime = Runtime(script_limits=TIGHT, limits=Limits(max_call_seconds=0.5))
     instance, result, took = started(runtime, definitions(body), {"n": 0})
     assert took < 3
-    assert result.failure is not None and result.failure.kind == "limit"
+    assert result.failure is not None and result.failure.kind == "timeout"
     assert "this step has run for" in result.failure.message
     assert "the limit is 0.5 s for one step" in result.failure.message
 
