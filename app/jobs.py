@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
 from flask import Flask
 
 from app.extensions import db, new_scheduler
 from app.models import Heartbeat
+
+T = TypeVar("T")
+
+
+def _in_transaction(app: Flask, what: str, work: Callable[[datetime], T], failed: T) -> T:
+    """Run `work(now)` in one committed transaction; on error roll back, log and answer
+    `failed`, so one bad run never stops the scheduler."""
+    with app.app_context():
+        try:
+            result = work(app.extensions["clock"]())
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            app.logger.exception("%s failed", what)
+            result = failed
+        finally:
+            db.session.remove()
+    return result
 
 
 def heartbeat(app: Flask, name: str = "scheduler") -> None:
@@ -43,17 +65,7 @@ def retry_stuck(app: Flask) -> int:
     """Retry stuck cases whose failure may pass by itself (see services.stuck)."""
     from app.services import stuck
 
-    with app.app_context():
-        try:
-            fixed = stuck.retry_transient(app.extensions["clock"]())
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            app.logger.exception("retrying stuck cases failed")
-            fixed = 0
-        finally:
-            db.session.remove()
-    return fixed
+    return _in_transaction(app, "retrying stuck cases", stuck.retry_transient, 0)
 
 
 def deliver_outbound(app: Flask) -> None:
@@ -89,31 +101,13 @@ def scan_quality(app: Flask) -> int:
     """Check the cases closed since the previous run against the data-quality rules (Art 9)."""
     from app.services import quality
 
-    with app.app_context():
-        try:
-            flagged = quality.scan_recent(app.extensions["clock"]()).flagged
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            app.logger.exception("data-quality scan failed")
-            flagged = 0
-        finally:
-            db.session.remove()
-    return flagged
+    return _in_transaction(app, "data-quality scan",
+                           lambda now: quality.scan_recent(now).flagged, 0)
 
 
 def scan_staffing(app: Flask) -> bool:
     """Once a day: list the lanes and towns with nobody in scope (a data-quality rule)."""
     from app.services import staffing
 
-    with app.app_context():
-        try:
-            ran = staffing.scan_if_due(app.extensions["clock"]()) is not None
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            app.logger.exception("staffing scan failed")
-            ran = False
-        finally:
-            db.session.remove()
-    return ran
+    return _in_transaction(app, "staffing scan",
+                           lambda now: staffing.scan_if_due(now) is not None, False)

@@ -3,6 +3,7 @@ for the auditor's replay page, `flask cases verify` and CI."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -19,6 +20,8 @@ class Verdict:
     chain_broken_at: int | None  # seq of the first event whose hash does not match
     replay_ok: bool
     problem: str | None  # what differs, or why the replay could not run
+    error_type: str | None = None  # the engine's name for the problem
+    finished: bool | None = None  # whether the replayed process has ended
 
     @property
     def ok(self) -> bool:
@@ -26,19 +29,22 @@ class Verdict:
 
     def line(self) -> str:
         chain = "intact" if self.chain_broken_at is None else f"broken at {self.chain_broken_at}"
-        replay = "consistent" if self.replay_ok else f"INCONSISTENT ({self.problem})"
+        replay = "consistent" if self.replay_ok else \
+            f"INCONSISTENT ({self.error_type}: {self.problem})"
         return f"{self.case_no}\tchain {chain}\treplay {replay}"
 
 
-def verify_case(case: Case) -> Verdict:
-    events = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
-                                .order_by(CaseEvent.seq)).all()
+def verify_case(case: Case, events: Sequence[CaseEvent] | None = None) -> Verdict:
+    """`events`: the case's history in order, when the caller has read it already."""
+    if events is None:
+        events = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
+                                    .order_by(CaseEvent.seq)).all()
     broken = case_engine.chain_intact(events)
     try:
-        case_engine.verify_replay(case)
+        instance = case_engine.verify_replay(case)
     except WorkflowsError as exc:  # ReplayMismatchError and the caller-mistake errors
-        return Verdict(case.case_no, broken, False, f"{exc.__class__.__name__}: {exc}")
-    return Verdict(case.case_no, broken, True, None)
+        return Verdict(case.case_no, broken, False, str(exc), exc.__class__.__name__)
+    return Verdict(case.case_no, broken, True, None, finished=instance.finished)
 
 
 def case_ids(case_no: str | None = None) -> list[int]:

@@ -38,15 +38,16 @@ from app.models import (
     PlatformNode,
     User,
 )
-from app.services import case_engine, cases, inbox, notify, org, publications
+from app.services import cases, inbox, notify, org, publications
 from app.services.engine import compiled
 from app.services.errors import Conflict, ValidationFailed
 from app.services.overdue import scenario_names
 from app.services.permissions import can, require
+from app.services.verification import verify_case
 from app.web import case_history as history
 from app.web.case_history import LOCAL_TZ, attachments, local_input, widget
 from app.web.util import int_arg, local_target, me, now
-from workflows import FormField, WorkflowsError
+from workflows import FormField
 
 bp = Blueprint("cases", __name__)
 
@@ -392,17 +393,15 @@ def replay(case_no: str) -> str:
     require(me(), "audit.view")
     version = _version(case)
     events = history.events_of(case)
-    outcome: dict[str, Any]
-    try:
-        outcome = {"ok": True, "finished": case_engine.verify_replay(case).finished}
-    except WorkflowsError as exc:
-        outcome = {"ok": False, "message": str(exc)}
+    verdict = verify_case(case, events)
+    outcome = {"ok": verdict.replay_ok, "finished": verdict.finished,
+               "message": verdict.problem}
     steps = history.timeline(case, events, compiled(version), everything=False)
     index = min(max(int_arg("step"), 1), max(len(steps), 1))
     step = steps[index - 1] if steps else None
     upto = [e for e in events if step is None or e.seq <= step.event.seq]
     return render_template(
-        "cases/replay.html", case=case, outcome=outcome, chain=case_engine.chain_intact(events),
+        "cases/replay.html", case=case, outcome=outcome, chain=verdict.chain_broken_at,
         steps=steps, step=step, index=index, has_diagram=history.diagram_macro_exists(),
         diagram=history.diagram(case, version, upto,
                                 (step.process if step else "") or case.process_id, step=step))

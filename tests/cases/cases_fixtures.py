@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import select
 
+from app.config import _database_url
 from app.extensions import db
 from app.models import Case, CaseTask, Role, RoleAssignment, User
 from app.services import case_engine, cases, handbooks, org
+
+# Every scenario of the platform, in the order of the annex.
+SCENARIOS = ("flood_typhoon", "rain_snow_ice", "industry_trade", "hazardous_chemicals", "gas",
+             "bridge", "utility_tunnel", "construction_site", "water", "forest_fire",
+             "oil_gas_pipeline", "traffic", "crowd", "elevator", "power_supply")
+
+
+@contextmanager
+def fresh_database(base_url: str, name: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database beside `base_url` for tests that need real commits
+    from several connections or processes; dropped afterwards. Yields its URL."""
+    admin = sa.create_engine(_database_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield sa.make_url(_database_url(base_url)).set(database=name) \
+            .render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
 
 
 def publish_all(now: datetime) -> None:

@@ -11,20 +11,37 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import ApiKey, MonitoringPoint, Role, User
-from app.services import api_keys, org
+from app.services import api_keys, handbooks, org
 from app.services.intake import AlertIn, ingest
-from cases_fixtures import ANSWERS, fill_form, publish_all
+from cases_fixtures import ANSWERS, SCENARIOS, fill_form, publish_all
 
-SCENARIOS = ("flood_typhoon", "rain_snow_ice", "industry_trade", "hazardous_chemicals", "gas",
-             "bridge", "utility_tunnel", "construction_site", "water", "forest_fire",
-             "oil_gas_pipeline", "traffic", "crowd", "elevator", "power_supply")
+_BUNDLES: list[Any] = []
 
 
 @pytest.fixture
-def published(app: Flask, dbconn: Any, clock: Any) -> None:
+def published(app: Flask, dbconn: Any, clock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """All handbooks published; the on-disk checks of the deploy run once per session (a
+    deploy from another folder still reads that folder)."""
+    read = handbooks.collect_bundles
+
+    def cached(root: Any = handbooks.ROOT) -> list[Any]:
+        if root != handbooks.ROOT:
+            return read(root)
+        if not _BUNDLES:
+            _BUNDLES.extend(read())
+        return list(_BUNDLES)
+
+    monkeypatch.setattr(handbooks, "collect_bundles", cached)
     with app.app_context():
         publish_all(clock())
         db.session.commit()
+
+
+@pytest.fixture
+def gas_case(app: Flask, published: None, point: Callable[..., str],
+             send: Callable[..., dict[str, Any]]) -> str:
+    point("GAS-MH-0001", "gas")
+    return str(send("gas", "ch4_lel", 30.0, "GAS-MH-0001")["case_no"])
 
 
 @pytest.fixture

@@ -11,22 +11,9 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Alert, ApiKey, Case, MonitoringPoint, Role, User
-from app.services import api_keys, handbooks
-from cases_fixtures import publish_all
+from app.services import api_keys
 
 URL = "/api/v1/alerts"
-_BUNDLES: list[Any] = []
-
-
-@pytest.fixture
-def published(app, dbconn, clock, monkeypatch) -> None:
-    """All handbooks published; the on-disk checks of the deploy run once per session."""
-    if not _BUNDLES:
-        _BUNDLES.extend(handbooks.collect_bundles())
-    monkeypatch.setattr(handbooks, "collect_bundles", lambda root=None: list(_BUNDLES))
-    with app.app_context():
-        publish_all(clock())
-        db.session.commit()
 
 
 def _counts(app) -> tuple[int, int]:

@@ -14,23 +14,11 @@ from werkzeug.test import encode_multipart
 
 from app.extensions import db
 from app.models import Attachment, Case, CaseComment, CaseEvent, CaseTask, PlatformNode, Role
-from app.services import case_engine, handbooks
-from cases_fixtures import ANSWERS, fill_form, publish_all
+from app.services import case_engine
+from cases_fixtures import ANSWERS, fill_form
 from helpers import PASSWORD, Api
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-_BUNDLES: list[Any] = []
-
-
-@pytest.fixture
-def published(app, dbconn, clock, monkeypatch) -> None:
-    """All handbooks published; the on-disk checks of the deploy run once per session."""
-    if not _BUNDLES:
-        _BUNDLES.extend(handbooks.collect_bundles())
-    monkeypatch.setattr(handbooks, "collect_bundles", lambda root=None: list(_BUNDLES))
-    with app.app_context():
-        publish_all(clock())
-        db.session.commit()
 
 
 @pytest.fixture

@@ -26,18 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 from app import create_app
-from app.config import _database_url
 from app.extensions import db
 from app.models import Alert, ApiKey, Case, MonitoringPoint, Role, RoleAssignment, User
 from app.services import api_keys, org
 from app.services.verification import verify_case
-from cases_fixtures import publish_all
+from cases_fixtures import fresh_database, publish_all
 
 pytestmark = pytest.mark.commits
 
@@ -51,41 +49,31 @@ CYCLES = int(os.environ.get("CHAOS_CYCLES", "3"))
 def chaos_db() -> Iterator[tuple[str, str]]:
     if not BASE_URL:
         pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL")
-    admin = sa.create_engine(_database_url(BASE_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {DB_NAME}"))
-    url = sa.make_url(_database_url(BASE_URL)).set(database=DB_NAME) \
-        .render_as_string(hide_password=False)
-    app = create_app(DATABASE_URL=url, SECRET_KEY="chaos-secret-0123456789abcdef")
-    with app.app_context():
-        upgrade()
-        org.load_org()
-        now = datetime.now(UTC)
-        publish_all(now)
-        for n in range(40):
-            db.session.add(MonitoringPoint(code=f"CH-{n}", name=f"测点{n}",
-                                           scenario="flood_typhoon",
-                                           node=org.node_by_code(f"town.{n % 36 + 1:02d}"),
-                                           lat=31.2, lon=121.5))
-        admin_user = User(username="chaos.tech", display_name="技术", password_hash="x",
-                          home_node=org.node_by_code("district"))
-        admin_user.assignments = [RoleAssignment(role=Role.TECH_ADMIN,
-                                                 node=org.node_by_code("district"))]
-        db.session.add(admin_user)
-        db.session.flush()
-        secret = api_keys.issue(admin_user, name="chaos", source_type="iot",
-                                scenarios=["flood_typhoon"], now=now,
-                                known_scenarios={"flood_typhoon"}).secret
-        db.session.commit()
-        db.session.remove()
-        db.engine.dispose()
-    try:
+    with fresh_database(BASE_URL, DB_NAME) as url:
+        app = create_app(DATABASE_URL=url, SECRET_KEY="chaos-secret-0123456789abcdef")
+        with app.app_context():
+            upgrade()
+            org.load_org()
+            now = datetime.now(UTC)
+            publish_all(now)
+            for n in range(40):
+                db.session.add(MonitoringPoint(code=f"CH-{n}", name=f"测点{n}",
+                                               scenario="flood_typhoon",
+                                               node=org.node_by_code(f"town.{n % 36 + 1:02d}"),
+                                               lat=31.2, lon=121.5))
+            admin_user = User(username="chaos.tech", display_name="技术", password_hash="x",
+                              home_node=org.node_by_code("district"))
+            admin_user.assignments = [RoleAssignment(role=Role.TECH_ADMIN,
+                                                     node=org.node_by_code("district"))]
+            db.session.add(admin_user)
+            db.session.flush()
+            secret = api_keys.issue(admin_user, name="chaos", source_type="iot",
+                                    scenarios=["flood_typhoon"], now=now,
+                                    known_scenarios={"flood_typhoon"}).secret
+            db.session.commit()
+            db.session.remove()
+            db.engine.dispose()
         yield url, secret
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        admin.dispose()
 
 
 def _free_port() -> int:

@@ -9,13 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 from app import create_app
-from app.config import _database_url
 from app.extensions import db
 from app.models import (
     ApiKey,
@@ -30,7 +28,7 @@ from app.models import (
 from app.services import api_keys, cases, org
 from app.services.errors import Conflict
 from app.services.intake import AlertIn, ingest
-from cases_fixtures import drive_to, publish_all
+from cases_fixtures import drive_to, fresh_database, publish_all
 from helpers import PASSWORD, Clock
 
 pytestmark = pytest.mark.commits
@@ -43,27 +41,20 @@ DB_NAME = "ops_concurrency_test"
 def pg_app() -> Iterator[tuple[Flask, Clock]]:
     if not BASE_URL:
         pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL")
-    admin = sa.create_engine(_database_url(BASE_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {DB_NAME}"))
-    url = sa.make_url(_database_url(BASE_URL)).set(database=DB_NAME)
-    clock = Clock()
-    app = create_app(DATABASE_URL=url.render_as_string(hide_password=False),
-                     SECRET_KEY="concurrency-secret-0123456789", clock=clock)
-    with app.app_context():
-        upgrade()
-        org.load_org()
-        db.session.commit()
-    try:
-        yield app, clock
-    finally:
+    with fresh_database(BASE_URL, DB_NAME) as url:
+        clock = Clock()
+        app = create_app(DATABASE_URL=url, SECRET_KEY="concurrency-secret-0123456789",
+                         clock=clock)
         with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        admin.dispose()
+            upgrade()
+            org.load_org()
+            db.session.commit()
+        try:
+            yield app, clock
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
 
 
 def _user(username: str, role: Role, node: str) -> User:

@@ -15,31 +15,14 @@ from werkzeug.test import encode_multipart
 
 from app.extensions import db
 from app.models import Attachment, Role
-from app.services import cases, handbooks
-from cases_fixtures import publish_all
+from app.services import cases
 from helpers import Api, Browser
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64
 WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 64
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
-_BUNDLES: list[Any] = []
 
-
-@pytest.fixture
-def published(app, dbconn, clock, monkeypatch) -> None:
-    if not _BUNDLES:
-        _BUNDLES.extend(handbooks.collect_bundles())
-    monkeypatch.setattr(handbooks, "collect_bundles", lambda root=None: list(_BUNDLES))
-    with app.app_context():
-        publish_all(clock())
-        db.session.commit()
-
-
-@pytest.fixture
-def gas_case(app, published, point, send) -> str:
-    point("GAS-MH-0001", "gas")
-    return str(send("gas", "ch4_lel", 30.0, "GAS-MH-0001")["case_no"])
 
 
 @pytest.fixture

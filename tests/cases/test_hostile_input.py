@@ -13,27 +13,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Alert, AuditRecord, CaseComment, CaseEvent, Role
-from app.services import handbooks
-from cases_fixtures import publish_all
 from helpers import API, Api
-
-_BUNDLES: list[Any] = []
-
-
-@pytest.fixture
-def published(app, dbconn, clock, monkeypatch) -> None:
-    if not _BUNDLES:
-        _BUNDLES.extend(handbooks.collect_bundles())
-    monkeypatch.setattr(handbooks, "collect_bundles", lambda root=None: list(_BUNDLES))
-    with app.app_context():
-        publish_all(clock())
-        db.session.commit()
-
-
-@pytest.fixture
-def gas_case(app, published, point, send) -> str:
-    point("GAS-MH-0001", "gas")
-    return str(send("gas", "ch4_lel", 30.0, "GAS-MH-0001")["case_no"])
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from conftest import SCENARIOS
 from flask import Flask
 from sqlalchemy import select
 
@@ -20,7 +19,7 @@ from app.extensions import db
 from app.models import Case, CaseTask, Role
 from app.services import case_engine, cases, engine, timers
 from app.services.verification import verify_case
-from cases_fixtures import ANSWERS, fill_form
+from cases_fixtures import ANSWERS, SCENARIOS, fill_form
 
 
 def _random_answers(fields: Any, rng: random.Random, element_id: str) -> dict[str, Any]:

@@ -8,30 +8,17 @@ that then failed to load against a freshly compiled spec ("No input task connect
 
 from __future__ import annotations
 
-import json
-
 from tests.workflows.test_wf_event_subprocess import PROCESS
-from workflows import CompiledVersion, Runtime
-from workflows.serialization import registry
-
-
-def _wiring(version: CompiledVersion) -> str:
-    """Every spec of the version as the engine serialises it (inputs, outputs, triggers)."""
-    reg = registry()
-    found: dict[str, object] = {}
-    for process_id, spec in version.specs.items():
-        found[process_id] = reg.convert(spec)
-        for name, dep in version.dependencies[process_id].items():
-            found[f"{process_id}/{name}"] = reg.convert(dep)
-    return json.dumps(found, sort_keys=True, default=repr)  # a copy: convert shares lists
+from workflows import Runtime
+from workflows.specs import wiring_fingerprint
 
 
 def test_triggering_an_event_subprocess_leaves_the_spec_unchanged(wf_runtime: Runtime) -> None:
     version = wf_runtime.compile({"p.bpmn": PROCESS})
-    before = _wiring(version)
+    before = wiring_fingerprint(version)
     first, _ = wf_runtime.start(version, "p", {"level": "yellow"})
     assert first.send_message("level_upgrade", {"level": "red"}).ok
-    assert _wiring(version) == before
+    assert wiring_fingerprint(version) == before
 
 
 def test_instances_started_after_a_trigger_do_not_run_the_event_subprocess(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -36,44 +36,44 @@ def _script(n: int) -> str:
                      f"(a and b)]" for i in range(60))
 
 
-def test_parsing_and_compiling_from_several_threads(switching_gc: None) -> None:
-    limits = ScriptLimits()
+def _in_threads(work: Callable[[int], None], count: int = 4) -> list[BaseException]:
+    """Run work(0..count-1) in threads at once; the errors they raised."""
     errors: list[BaseException] = []
 
-    def work(n: int) -> None:
+    def guarded(n: int) -> None:
         try:
-            for k in range(6):
-                source = _script(n * 100 + k)
-                assert check_source(source, "exec", limits) == []
-                compile_checked(source, "exec", limits)
-                check_timer_text("timeDuration", f"'PT{k + 1}M'", limits)
+            work(n)
         except BaseException as exc:  # noqa: BLE001 - collected for the assertion
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=guarded, args=(n,)) for n in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == []
+    return errors
+
+
+def test_parsing_and_compiling_from_several_threads(switching_gc: None) -> None:
+    limits = ScriptLimits()
+
+    def work(n: int) -> None:
+        for k in range(6):
+            source = _script(n * 100 + k)
+            assert check_source(source, "exec", limits) == []
+            compile_checked(source, "exec", limits)
+            check_timer_text("timeDuration", f"'PT{k + 1}M'", limits)
+
+    assert _in_threads(work) == []
 
 
 def test_scripts_run_from_several_threads(switching_gc: None) -> None:
     runtime = Runtime()
-    errors: list[BaseException] = []
 
     def work(n: int) -> None:
-        try:
-            for k in range(4):
-                context = {"n": n, "k": k}
-                runtime.engine.environment.execute(_script(n * 1000 + k), context)
-                assert context["x0"]
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        for k in range(4):
+            context = {"n": n, "k": k}
+            runtime.engine.environment.execute(_script(n * 1000 + k), context)
+            assert context["x0"]
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert _in_threads(work) == []
