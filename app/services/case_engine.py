@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select
 
 from app.extensions import db
 from app.models import (
@@ -199,23 +199,21 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
     """Make case_task match the engine's ready human tasks."""
     case, instance = loaded.case, loaded.instance
     ready = {t.task_id: t for t in instance.ready_human_tasks()}
-    # Pending events do not change which tasks are stored: no flush before this read.
+    # Pending events do not change which tasks are stored: no flush before this read. Rows of
+    # ready tasks in another status come along: a task that failed (ERROR) and ran again is
+    # the same task, and its row is reopened.
     with db.session.no_autoflush:
         rows = db.session.scalars(select(CaseTask).where(
-            CaseTask.case_id == case.id, CaseTask.status == "ready")).all()
+            CaseTask.case_id == case.id,
+            or_(CaseTask.status == "ready", CaseTask.task_id.in_(list(ready))))).all()
     for row in rows:
-        if row.task_id not in ready:
+        if row.task_id in ready:
+            if row.status != "ready":
+                row.status, row.completed_at, row.completed_by_id = "ready", None, None
+        elif row.status == "ready":
             # Completed by an action (set by the caller) or cancelled by an interrupting event.
             row.status = "completed" if row.completed_at else "cancelled"
     known = {r.task_id for r in rows}
-    missing = [t for t in ready if t not in known]
-    if missing:
-        # A task that failed (ERROR) and ran again is the same task: reopen its row.
-        with db.session.no_autoflush:
-            for row in db.session.scalars(select(CaseTask).where(
-                    CaseTask.case_id == case.id, CaseTask.task_id.in_(missing))):
-                row.status, row.completed_at, row.completed_by_id = "ready", None, None
-                known.add(row.task_id)
     data = instance.data
     for task_id, task in ready.items():
         if task_id in known:
