@@ -47,6 +47,7 @@ def test_security_admin_sees_accounts(page: Any, live_server: dict[str, Any],
     _login(page, url, "secadmin", live_server["accounts"]["secadmin"])
     page.wait_for_url(f"{url}/")
     page.get_by_role("link", name="账号管理").first.click()
+    page.wait_for_url(f"{url}/admin/users")  # count() does not wait for the new page
     assert page.get_by_role("link", name="rs_zhangjiang").count() == 1
     screenshot(page, "accounts")
     page.get_by_role("button", name="English").click()
