@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
@@ -78,6 +79,9 @@ class Case(Base):
     stuck_since: Mapped[datetime | None] = mapped_column(index=True)
     stuck_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     failure: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A test run of a draft handbook in the designer's sandbox: never in inboxes, searches,
+    # boards, reports or figures, and deletable.
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=false(), index=True)
     event_seq: Mapped[int] = mapped_column(default=0)
     last_event_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
 
