@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import IO
 
 import click
 from flask import Flask, current_app
@@ -19,6 +20,7 @@ seed_cli = AppGroup("seed", help="Load organisation and demo data.")
 handbooks_cli = AppGroup("handbooks", help="Deploy and list command handbook versions.")
 audit_cli = AppGroup("audit", help="Check the audit trail.")
 cases_cli = AppGroup("cases", help="Check cases: history chain and replay.")
+scheduler_cli = AppGroup("scheduler", help="Run the background scheduler on its own.")
 
 
 def _now():  # type: ignore[no-untyped-def]
@@ -209,10 +211,54 @@ def serve(host: str, port: int) -> None:
     from app.jobs import start_scheduler
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    guard = _single_scheduler(app)  # held while serving
     start_scheduler(app)
     server = dev_server(host, port, app)
     click.echo(f"serving on http://{host}:{server.server_port}/")
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        if guard is not None:
+            guard.close()
+
+
+def _single_scheduler(app: Flask) -> IO[str] | None:
+    from app.jobs import SchedulerRunning, single_scheduler
+
+    try:
+        return single_scheduler(app)
+    except SchedulerRunning as exc:
+        raise click.ClickException(
+            f"another scheduler already runs on this SQLite database ({exc}); SQLite allows "
+            "one: use PostgreSQL for several") from None
+
+
+@scheduler_cli.command("run")
+def scheduler_run() -> None:
+    """Fire timers and run the periodic jobs until stopped (SIGTERM or Ctrl-C).
+
+    Run one or more of these beside the web workers on PostgreSQL; on SQLite only one.
+    """
+    import signal
+    import threading
+
+    from app.jobs import start_scheduler
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    guard = _single_scheduler(app)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    start_scheduler(app)
+    click.echo(f"scheduler running (pid {os.getpid()})")
+    try:
+        stop.wait()
+    finally:
+        # Let running jobs finish their transaction; timers left undone are found next time.
+        app.extensions["scheduler"].shutdown(wait=True)
+        if guard is not None:
+            guard.close()
+    click.echo("scheduler stopped")
 
 
 def register_cli(app: Flask) -> None:
@@ -221,4 +267,5 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(cases_cli)
     app.cli.add_command(handbooks_cli)
     app.cli.add_command(serve)
+    app.cli.add_command(scheduler_cli)
     register_alerts_cli(app)

@@ -51,6 +51,10 @@ def _database_url(raw: str) -> str:
     return url
 
 
+def _optional_database_url(raw: str) -> str:
+    return _database_url(raw) if raw.strip() else ""
+
+
 def _locale(raw: str) -> str:
     value = raw.strip()
     if value not in SUPPORTED_LOCALES:
@@ -78,6 +82,7 @@ def _redis_url(raw: str) -> str:
 
 
 SUPPORTED_LOCALES = ("zh_CN", "en")
+REPORTS_BIND = "reports"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("SECRET_KEY", None, str,
@@ -85,6 +90,8 @@ SETTINGS: tuple[Setting, ...] = (
             "signs sessions and CSRF tokens; generated per process when unset"),
     Setting("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'ops.db'}", _database_url,
             help="SQLite file (embedded default) or PostgreSQL"),
+    Setting("REPORTS_DATABASE_URL", "", _optional_database_url,
+            help="a read replica that reports and figures read from; empty: the primary"),
     Setting("DEFAULT_LOCALE", "zh_CN", _locale),
     Setting("SESSION_IDLE_MINUTES", 30, int, _positive,
             "a session unused for this long logs out"),
@@ -164,6 +171,10 @@ def flask_config(values: Mapping[str, Any]) -> dict[str, Any]:
     if config.get("SECRET_KEY") is None:
         config["SECRET_KEY"] = secrets.token_hex(32)
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
+    if config.get("REPORTS_DATABASE_URL"):
+        # A bind no model names: only reports_session() reads through it.
+        config["SQLALCHEMY_BINDS"] = {REPORTS_BIND: {"url": config["REPORTS_DATABASE_URL"],
+                                                     "pool_pre_ping": True}}
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=config["SESSION_IDLE_MINUTES"])
     config["SESSION_REFRESH_EACH_REQUEST"] = True
