@@ -11,9 +11,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import Table, insert, or_, select
 
 from app.extensions import db
 from app.models import (
@@ -145,8 +145,9 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
                                            event.element_name or facts.name, facts.properties))
     rows.append(_event_row(case, kind="input", at=now, version_hash=version_hash,
                            actor=actor, data=result.input.to_dict()))
-    # One statement for the step's history instead of an object per event.
-    db.session.execute(insert(CaseEvent), rows)
+    # The step's history in one executemany: every row has the same columns, and going through
+    # the table (not the ORM) neither flushes the session first nor leaves objects behind.
+    db.session.connection().execute(insert(cast(Table, CaseEvent.__table__)), rows)
     if result.failure is not None:
         # The step stopped: the case is stuck until the failed task runs again (retry).
         case.error = result.failure.message
@@ -155,7 +156,6 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
             case.stuck_since = now
         add_event(case, kind="error", at=now, version_hash=version_hash,
                   element_id=result.failure.element_id, data=result.failure.to_dict())
-    _sync_tasks(loaded, now)
     case.state = instance.save()
     case.next_timer_at = instance.next_timer_due()
     data = instance.data
@@ -169,6 +169,8 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
         case.outcome = str(data.get("verdict") or "closed")
         case.closed_at = now
         case.next_timer_at = None
+    # Last: its flush writes the case row once, with everything above.
+    _sync_tasks(loaded, now)
     return completed
 
 

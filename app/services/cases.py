@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload, undefer
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.extensions import db
@@ -203,16 +205,30 @@ def get_case_by_no(actor: User, case_no: str) -> Case:
     return case
 
 
-def _task(task_row_id: int, *, lock: bool = False) -> CaseTask:
-    query = select(CaseTask).where(CaseTask.id == task_row_id)
-    row = db.session.scalar(query)
-    if row is None:
-        raise NotFound(_l("No such task."))
+def _task(task_row_id: int, *, lock: bool = False, with_state: bool = False) -> CaseTask:
+    """The task row; with `lock`, after taking its case's row lock (`with_state`: the case's
+    engine state comes along in the same statement)."""
     if lock:
         # Serialise writers on the case row: on PostgreSQL a real row lock; the optimistic
-        # counter on the case catches anything that still slips through.
-        db.session.scalar(select(Case).where(Case.id == row.case_id).with_for_update(of=Case))
-        db.session.refresh(row)
+        # counter on the case catches anything that still slips through. The task is read
+        # after the lock, so it is as the writer before us left it.
+        query = (select(Case).where(Case.id == select(CaseTask.case_id).where(
+            CaseTask.id == task_row_id).scalar_subquery())
+            .with_for_update(of=Case).execution_options(populate_existing=True))
+        if with_state:
+            query = query.options(undefer(Case.state))
+        case = db.session.scalar(query)
+        if case is None:
+            raise NotFound(_l("No such task."))
+        row = db.session.scalar(select(CaseTask).where(CaseTask.id == task_row_id)
+                                .options(lazyload(CaseTask.case))
+                                .execution_options(populate_existing=True))
+        if row is not None:  # the case just read and locked, not a second copy
+            set_committed_value(row, "case", case)
+    else:
+        row = db.session.scalar(select(CaseTask).where(CaseTask.id == task_row_id))
+    if row is None:
+        raise NotFound(_l("No such task."))
     return row
 
 
@@ -312,7 +328,10 @@ def _hash(case: Case) -> str:
 
 def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: datetime) -> Case:
     """Complete a human task with its form; exactly one of two concurrent callers wins."""
-    task = _task(task_row_id, lock=True)
+    task = _task(task_row_id, lock=True, with_state=True)
+    # Held for the whole call: the separation check and the engine load read the same row
+    # through the session's identity map instead of selecting it again.
+    version = db.session.get(HandbookVersion, task.case.handbook_version_id)  # noqa: F841
     _may_act(actor, task)
     _still_ready(task)
     if task.claimed_by_id not in (None, actor.id):
