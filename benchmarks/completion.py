@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests" / "cases"))
 
 import sqlalchemy as sa  # noqa: E402
-from cases_fixtures import ANSWERS, fill_form  # noqa: E402
 from engine_overhead import RawSpeclessConverter  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from SpiffWorkflow.bpmn import BpmnWorkflow  # noqa: E402
@@ -49,6 +48,7 @@ from app.models import ApiKey, Case, CaseTask, MonitoringPoint, User  # noqa: E4
 from app.services import api_keys, case_engine, cases, demo, org  # noqa: E402
 from app.services.engine import runtime  # noqa: E402
 from app.services.intake import AlertIn, ingest_many  # noqa: E402
+from cases_fixtures import ANSWERS, fill_form  # noqa: E402
 from workflows.hooks import engine_call  # noqa: E402
 
 DB_NAME = "ops_bench_completion"
