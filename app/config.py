@@ -90,6 +90,10 @@ SETTINGS: tuple[Setting, ...] = (
             "signs sessions and CSRF tokens; generated per process when unset"),
     Setting("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'ops.db'}", _database_url,
             help="SQLite file (embedded default) or PostgreSQL"),
+    # MLPS level 3 keeps logs at least six months; 0 keeps every month.
+    Setting("LOG_RETENTION_MONTHS", 0, int,
+            lambda v: None if v == 0 or v >= 6 else "must be 0 (keep all) or at least 6",
+            "months of alerts and case history kept in their monthly partitions (PostgreSQL)"),
     Setting("REPORTS_DATABASE_URL", "", _optional_database_url,
             help="a read replica that reports and figures read from; empty: the primary"),
     Setting("DEFAULT_LOCALE", "zh_CN", _locale),

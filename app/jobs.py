@@ -133,10 +133,13 @@ def start_scheduler(app: Flask) -> None:
     scheduler.add_job(scan_quality, "interval", args=[app], id="quality", hours=1)
     # Daily; asked hourly so a restart does not push it back a day.
     scheduler.add_job(scan_staffing, "interval", args=[app], id="staffing", hours=1)
+    scheduler.add_job(maintain_partitions, "interval", args=[app], id="partitions", hours=6)
     scheduler.start()
     app.extensions["scheduler"] = scheduler
-    # Beat once at start so the status page is right from the first request.
+    # Beat once at start so the status page is right from the first request; make sure the
+    # coming months have their partitions.
     scheduler.add_job(heartbeat, args=[app], id="heartbeat-now")
+    scheduler.add_job(maintain_partitions, args=[app], id="partitions-now")
 
 
 class SchedulerRunning(RuntimeError):
@@ -178,3 +181,18 @@ def scan_staffing(app: Flask) -> bool:
     return _in_transaction(app, "staffing scan",
                            lambda now: staffing.scan_if_due(now) is not None, False,
                            exclusive="staffing")
+
+
+def maintain_partitions(app: Flask) -> list[str]:
+    """Keep the monthly partitions of alerts and case history ready ahead, and drop months
+    beyond `LOG_RETENTION_MONTHS` when it is set (PostgreSQL; nothing on SQLite)."""
+    from app.services import partitions
+
+    def work(now: datetime) -> list[str]:
+        done = partitions.maintain(db.session.connection(), now,
+                                   retention_months=app.config["LOG_RETENTION_MONTHS"])
+        if done.created or done.dropped:
+            app.logger.info("partitions created %s, dropped %s", done.created, done.dropped)
+        return done.created + done.dropped
+
+    return _in_transaction(app, "partition upkeep", work, [], exclusive="partitions")
