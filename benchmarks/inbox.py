@@ -14,6 +14,7 @@ the statements one call sends (EXPLAIN ANALYZE).
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import statistics
@@ -147,7 +148,11 @@ def task_rows(cases: list[Any], version: HandbookVersion, scenario: PlatformNode
 
 def copy_rows(table: sa.Table, rows: Iterator[dict[str, Any]]) -> int:
     """COPY rows into `table` through the driver's connection; returns the row count."""
-    columns = [c.name for c in table.columns]
+    rows = iter(rows)
+    first = next(rows)
+    # The columns the rows give; the others take their defaults (columns added later).
+    columns = [c.name for c in table.columns if c.name in first]
+    rows = itertools.chain([first], rows)
     raw = db.engine.raw_connection()
     count = 0
     try:
