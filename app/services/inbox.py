@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, false, func, or_, select
+from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.extensions import db
@@ -90,9 +91,12 @@ def inbox(user: User, flt: InboxFilter | None = None, *, now: datetime, page: in
     overdue_first = case((CaseTask.due_at < now, 0), else_=1)
     level_rank = case(*[(CaseTask.level == lv, -rank) for lv, rank in LEVEL_RANK.items()],
                       else_=0)
+    # Sort and cut the page on the task rows alone; the case and the claimer (and what they
+    # load with them) are read for the page's rows only, not joined to every eligible task.
     items = db.session.scalars(
-        query.order_by(overdue_first, CaseTask.due_at.is_(None), CaseTask.due_at, level_rank,
-                       CaseTask.id)
+        query.options(selectinload(CaseTask.case), selectinload(CaseTask.claimed_by))
+        .order_by(overdue_first, CaseTask.due_at.is_(None), CaseTask.due_at, level_rank,
+                  CaseTask.id)
         .offset((max(page, 1) - 1) * per_page).limit(per_page)).all()
     return InboxPage(list(items), total, max(page, 1), per_page, counts(user, now=now))
 
