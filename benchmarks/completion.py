@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests" / "cases"))
 
 import sqlalchemy as sa  # noqa: E402
+from bench_db import Clock, drop_database, scratch_database  # noqa: E402
 from engine_overhead import RawSpeclessConverter  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from SpiffWorkflow.bpmn import BpmnWorkflow  # noqa: E402
@@ -42,7 +43,6 @@ from SpiffWorkflow.bpmn.serializer.helpers.encoder import create_encoder  # noqa
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG  # noqa: E402
 
 from app import create_app  # noqa: E402
-from app.config import _database_url  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import ApiKey, Case, CaseTask, MonitoringPoint, User  # noqa: E402
 from app.services import api_keys, case_engine, cases, demo, org  # noqa: E402
@@ -56,21 +56,6 @@ CASES = int(os.environ.get("BENCH_CASES", "200"))
 TARGET = 3.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 7, 26, 2, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def database(base: str) -> tuple[sa.Engine, str]:
-    admin = sa.create_engine(_database_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {DB_NAME}"))
-    url = sa.make_url(_database_url(base)).set(database=DB_NAME)
-    return admin, url.render_as_string(hide_password=False)
 
 
 class Raw:
@@ -106,7 +91,7 @@ class Raw:
 def main() -> None:
     base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") \
         or "postgresql://postgres@127.0.0.1:5432/test"
-    admin, url = database(base)
+    admin, url = scratch_database(base, DB_NAME)
     clock = Clock()
     app = create_app(DATABASE_URL=url, SECRET_KEY="bench-secret-0123456789abcdef", clock=clock)
     statements: list[int] = []
@@ -199,9 +184,7 @@ def main() -> None:
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        admin.dispose()
+        drop_database(admin, DB_NAME)
 
     ours_ms = statistics.median(ours) * 1000
     raw_ms = statistics.median(theirs) * 1000

@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
+from bench_db import drop_database, scratch_database  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 
 from app import create_app  # noqa: E402
-from app.config import _database_url  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import (  # noqa: E402
     Case,
@@ -63,14 +63,6 @@ STEPS = (("Activity_assessment", "研判", "business_admin", "common_assessment"
          ("Activity_cancel_warning", "销警", "responder", "common_closure"),
          ("Activity_verify", "核查", "department_head", "common_closure"))
 
-
-def database(base: str) -> tuple[sa.Engine, str]:
-    admin = sa.create_engine(_database_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {DB_NAME}"))
-    url = sa.make_url(_database_url(base)).set(database=DB_NAME)
-    return admin, url.render_as_string(hide_password=False)
 
 
 def _case_row(case_id: int, version: HandbookVersion, town: PlatformNode, scenario: PlatformNode,
@@ -208,7 +200,7 @@ def main() -> int:
     if not base or not base.startswith("postgres"):
         print("set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to a PostgreSQL URL")
         return 2
-    admin, url = database(base)
+    admin, url = scratch_database(base, DB_NAME)
     app = create_app(DATABASE_URL=url, SECRET_KEY="bench-secret-key-0123456789",
                      clock=lambda: NOW)
     try:
@@ -271,9 +263,7 @@ def main() -> int:
     finally:
         with app.app_context():
             db.engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        admin.dispose()
+        drop_database(admin, DB_NAME)
     p50, p95 = statistics.median(timings), percentile(timings, 0.95)
     print(f"inbox() over {len(timings)} calls (5 filter sets, pages 1-3): "
           f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(timings):.1f} ms")

@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
+from bench_db import drop_database, scratch_database  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 
 from app import create_app  # noqa: E402
-from app.config import _database_url  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Alert, ApiKey, Case, CaseEvent, MonitoringPoint, User  # noqa: E402
 from app.services import api_keys, demo, org  # noqa: E402
@@ -62,14 +62,6 @@ STARTUP_SECONDS = 30
 TIMER_CASES = int(os.environ.get("BENCH_TIMER_CASES", "60"))
 SECRET = "surge-secret-0123456789abcdef"
 
-
-def database(base: str) -> tuple[sa.Engine, str]:
-    admin = sa.create_engine(_database_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {DB_NAME}"))
-    url = sa.make_url(_database_url(base)).set(database=DB_NAME)
-    return admin, url.render_as_string(hide_password=False)
 
 
 def prepare(url: str) -> tuple[str, datetime, list[datetime]]:
@@ -234,7 +226,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def layout(base: str, workers: int) -> dict[str, Any]:
-    admin, url = database(base)
+    admin, url = scratch_database(base, DB_NAME)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         secret, run_start, dues = prepare(url)
@@ -252,7 +244,7 @@ def layout(base: str, workers: int) -> dict[str, Any]:
         saturated = Senders(port, secret)
         saturated.sequence = senders.sequence
         capacity_elapsed = saturated.run(None, SATURATE_SECONDS)
-        engine = sa.create_engine(_database_url(url))
+        engine = sa.create_engine(url)
         with engine.connect() as conn:
             stored = set(conn.scalars(sa.select(Alert.idempotency_key).where(
                 Alert.idempotency_key.like("surge-%"))))
@@ -291,9 +283,7 @@ def layout(base: str, workers: int) -> dict[str, Any]:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        admin.dispose()
+        drop_database(admin, DB_NAME)
 
 
 def report(result: dict[str, Any]) -> None:
