@@ -59,6 +59,9 @@ SENDERS = int(os.environ.get("BENCH_SENDERS", "6"))
 BATCH = int(os.environ.get("BENCH_BATCH", "25"))
 GAUGES = int(os.environ.get("BENCH_GAUGES", "600"))
 STARTUP_SECONDS = 30
+# 1: every gauge has its open case before the surge (the hour after the first wave), so the
+# surge is repeats and upgrades; 0: the surge opens the cases (the first wave itself).
+PREOPEN = os.environ.get("BENCH_PREOPEN", "0") == "1"
 TIMER_CASES = int(os.environ.get("BENCH_TIMER_CASES", "60"))
 SECRET = "surge-secret-0123456789abcdef"
 
@@ -94,6 +97,13 @@ def prepare(url: str) -> tuple[str, datetime, list[datetime]]:
         assert probe is not None and probe.next_timer_at is not None
         delay = probe.next_timer_at - probe.opened_at
         db.session.commit()
+        if PREOPEN:
+            for first in range(0, GAUGES, 100):
+                ingest_many(key, [AlertIn("flood_typhoon", "rainfall_1h_mm", f"RG-{n:05d}",
+                                          55.0, opened_at[0])
+                                  for n in range(first, min(first + 100, GAUGES))],
+                            now=opened_at[0])
+                db.session.commit()
         dues = []
         run_start = datetime.now(UTC) + timedelta(seconds=STARTUP_SECONDS)
         for n in range(1, TIMER_CASES):
@@ -310,7 +320,8 @@ def report(result: dict[str, Any]) -> None:
 def main() -> None:
     base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") \
         or "postgresql://postgres@127.0.0.1:5432/test"
-    print(f"typhoon surge: {SURGE_FACTOR:.0f} x a day's peak of {DAY_PEAK:g} alerts/s, "
+    print(f"typhoon surge ({'cases open before' if PREOPEN else 'opening the cases'}, "
+          f"{GAUGES} gauges): {SURGE_FACTOR:.0f} x a day's peak of {DAY_PEAK:g} alerts/s, "
           f"{SENDERS} senders, {BATCH} alerts per request, {SECONDS:.0f} s + "
           f"{SATURATE_SECONDS:.0f} s flat out, {os.cpu_count()} cores")
     results = [layout(base, 4), layout(base, 1)]
