@@ -89,6 +89,7 @@ def start_scheduler(app: Flask) -> None:
     scheduler.add_job(deliver_outbound, "interval", args=[app], id="outbound", seconds=15)
     scheduler.add_job(retry_stuck, "interval", args=[app], id="stuck", seconds=30)
     scheduler.add_job(scan_quality, "interval", args=[app], id="quality", hours=1)
+    scheduler.add_job(scan_feeds, "interval", args=[app], id="feeds", minutes=1)
     # Daily; asked hourly so a restart does not push it back a day.
     scheduler.add_job(scan_staffing, "interval", args=[app], id="staffing", hours=1)
     scheduler.start()
@@ -111,3 +112,10 @@ def scan_staffing(app: Flask) -> bool:
 
     return _in_transaction(app, "staffing scan",
                            lambda now: staffing.scan_if_due(now) is not None, False)
+
+
+def scan_feeds(app: Flask) -> int:
+    """Open outages for points silent beyond their interval and sources that stopped."""
+    from app.services import feeds
+
+    return _in_transaction(app, "feed-health scan", lambda now: feeds.scan(now).opened, 0)

@@ -249,6 +249,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("api.cases.add_comment", "POST"): acts_on_case,
     ("api.cases.add_attachment", "POST"): acts_on_case,
     ("api.openapi.openapi_document", "GET"): public,
+    ("metrics.metrics", "GET"): nobody,  # a bearer token (METRICS_TOKEN), never a session
 }
 # Answered last: they end the session the other requests run in.
 ENDS_SESSION = {("auth.logout", "POST"), ("api.session.log_out", "DELETE")}

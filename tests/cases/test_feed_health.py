@@ -1,0 +1,101 @@
+"""Feed health (Art 8, 13): silent points and stopped sources open outages that end when data
+returns; figures per source; /metrics behind its token; the status page shows the same."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import ApiKey, FeedOutage, MonitoringPoint, Role
+from app.services import feed_intake, feeds
+from app.services.intake import AlertIn
+
+
+def _key() -> ApiKey:
+    key = db.session.scalar(select(ApiKey))
+    assert key is not None
+    return key
+
+
+def test_a_silent_point_opens_an_outage_that_ends_when_data_returns(
+        app: Flask, published: None, source_key: str, point: Callable[..., str],
+        clock: Any) -> None:
+    point("GAS-HB-1", "gas")
+    point("GAS-HB-2", "gas", town="town.22")
+    with app.app_context():
+        for code in ("GAS-HB-1", "GAS-HB-2"):
+            db.session.scalar(select(MonitoringPoint).where(
+                MonitoringPoint.code == code)).report_interval_s = 600  # type: ignore[union-attr]
+        start = clock()
+        feed_intake.heartbeat(_key(), ["GAS-HB-1", "GAS-HB-2"], now=start)
+        db.session.commit()
+        clock.now = start + timedelta(minutes=15)
+        feed_intake.heartbeat(_key(), ["GAS-HB-2"], now=clock())
+        assert feeds.scan(clock()).opened == 0  # 15 min < 2 x 10 min
+        clock.now = start + timedelta(minutes=25)
+        assert feeds.scan(clock()).opened == 1
+        assert feeds.scan(clock()).opened == 0  # one outage per silence
+        silent = feeds.silent_feeds(clock())
+        assert [(f.kind, f.code, f.silent_for) for f in silent] == [
+            ("point", "GAS-HB-1", timedelta(minutes=25))]
+        assert feeds.silent_feeds(clock(), ["/no/such/"]) == []
+        assert feeds.silent_summary(clock())["points"] == 1
+        db.session.commit()
+        clock.now = start + timedelta(minutes=40)
+        feed_intake.take_in(_key(), [AlertIn(
+            scenario="gas", indicator="ch4_lel", point_code="GAS-HB-1", value=1.0,
+            observed_at=clock() - timedelta(minutes=10), idempotency_key="back")], now=clock())
+        assert feeds.silent_feeds(clock()) == []
+        outage = db.session.scalar(select(FeedOutage))
+        assert outage is not None and outage.ended_at == clock()
+        figures = {f.source: f for f in feeds.feed_figures(start, clock())}
+        iot = figures["IoT"]
+        # 40 min, 2 points every 10 min: 8 expected; 3 heartbeats and 1 late reading came.
+        assert (iot.readings, iot.heartbeats, iot.late, iot.points) == (1, 3, 1, 2)
+        assert iot.completeness == 0.5 and iot.timeliness == 0.0
+        # GAS-HB-1 was silent from 0 to 40 min of 2 x 40 point-minutes.
+        assert iot.online_rate == 0.5
+        rates = {r.key: r for r in feeds.online_rates(start, clock(), by="town")}
+        assert rates["town.02"].online_rate == 0.0 and rates["town.22"].online_rate == 1.0
+
+
+def test_a_source_whose_stream_stops_is_listed(app: Flask, published: None, source_key: str,
+                                               clock: Any) -> None:
+    with app.app_context():
+        feed_intake.heartbeat(_key(), [], now=clock())
+        clock.now = clock() + timedelta(minutes=31)
+        assert feeds.scan(clock()).opened == 1
+        assert [f.kind for f in feeds.silent_feeds(clock())] == ["source"]
+        feed_intake.heartbeat(_key(), [], now=clock())
+        assert feeds.silent_feeds(clock()) == []
+
+
+def test_metrics_need_their_token(app_with: Callable[..., Flask], app: Flask,
+                                  published: None, gas_case: str) -> None:
+    assert app.test_client().get("/metrics").status_code == 404  # no token configured
+    other = app_with(METRICS_TOKEN="metrics-token-0123456789")
+    client = other.test_client()
+    assert client.get("/metrics").status_code == 403
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    client.get("/health")
+    answer = client.get("/metrics",
+                        headers={"Authorization": "Bearer metrics-token-0123456789"})
+    assert answer.status_code == 200
+    text = answer.get_data(as_text=True)
+    assert 'ops_alerts_total{disposition="opened"} 1.0' in text
+    assert 'ops_cases{state="open"} 1.0' in text
+    assert "ops_http_request_duration_seconds_bucket" in text
+    assert "ops_timers_due" in text and "ops_silent_feeds" in text
+
+
+def test_the_status_page_shows_the_runtime_figures(as_role: Any, published: None,
+                                                   gas_case: str) -> None:
+    page = as_role((Role.TECH_ADMIN, "district"), locale="en").client.get("/system/status")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Runtime figures" in text and "Dead letters" in text and "Silent feeds" in text
