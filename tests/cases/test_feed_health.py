@@ -99,3 +99,28 @@ def test_the_status_page_shows_the_runtime_figures(as_role: Any, published: None
     text = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "Runtime figures" in text and "Dead letters" in text and "Silent feeds" in text
+
+
+def test_registering_an_unknown_point_moves_its_alerts_and_open_case(
+        app: Flask, published: None, send: Callable[..., dict[str, Any]], clock: Any,
+        make_user: Callable[..., Any]) -> None:
+    from app.models import AuditRecord, Case, CaseTask, User
+    from app.services import org, quality
+
+    outcome = send("gas", "ch4_lel", 30.0, "GAS-NEW-9")
+    assert outcome["unknown_point"]
+    admin = make_user((Role.BUSINESS_ADMIN, "district"))
+    with app.app_context():
+        town = org.node_by_code("town.22")
+        point = quality.register_point(db.session.get(User, admin["id"]), scenario="gas",
+                                       code="GAS-NEW-9", name="新测点", node_id=town.id,
+                                       lat=31.2, lon=121.6, now=clock())
+        case = db.session.scalar(select(Case).where(Case.case_no == outcome["case_no"]))
+        assert case is not None
+        assert (case.node_id, case.point_id, case.scope_path) == (town.id, point.id, town.path)
+        assert {t.scope_path for t in db.session.scalars(
+            select(CaseTask).where(CaseTask.case_id == case.id))} == {town.path}
+        record = db.session.scalar(select(AuditRecord).where(
+            AuditRecord.action == "point.register"))
+        assert record is not None and record.after["cases_moved"] == [case.case_no]
+        assert record.after["alerts_moved"] == 1
