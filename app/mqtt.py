@@ -11,6 +11,7 @@ acknowledged, and the idempotency key (given, or derived from topic and bytes) s
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import ssl
@@ -79,12 +80,19 @@ class _Refused(Exception):
         self.reason, self.detail = reason, detail
 
 
+@functools.cache
+def _schemas() -> tuple[AlertSchema, AlertBatchSchema]:
+    """Built once: building a marshmallow schema costs more than loading one alert with it."""
+    return AlertSchema(), AlertBatchSchema()
+
+
 def _alerts_of(message: Message, data: Any) -> list[AlertIn]:
+    single, batch = _schemas()
     try:
         if isinstance(data, dict) and "alerts" in data:
-            alerts = list(AlertBatchSchema().load(data)["alerts"])
+            alerts = list(batch.load(data)["alerts"])
         else:
-            alerts = [AlertSchema().load(data)]
+            alerts = [single.load(data)]
     except ValidationError as exc:
         raise _Refused("schema", json.dumps(exc.normalized_messages(), ensure_ascii=False,
                                             default=str)) from None
