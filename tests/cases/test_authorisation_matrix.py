@@ -98,7 +98,9 @@ def world(app: Flask, dbconn: Any, clock: Any, make_user: Callable[..., dict[str
             "node_id": str(case.node_id), "version_id": str(version.id), "name": PROCESS_FILE,
             "action": "submit", "key": SCENARIO, "issue_id": str(issue.id),
             "silence_id": str(silence.id), "key_id": str(issued.key.id),
-            "case_id": str(case.id),
+            "case_id": str(case.id), "fmt": "csv",
+            "point_id": str(db.session.scalar(select(MonitoringPoint.id).where(
+                MonitoringPoint.code == "RAIN-0001"))),
             "filename": "css/app.css"}
         # Everything the rules read is loaded now: they run outside any request.
         for row in (case, task, target, version, publication):
@@ -249,7 +251,15 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("api.cases.add_comment", "POST"): acts_on_case,
     ("api.cases.add_attachment", "POST"): acts_on_case,
     ("api.openapi.openapi_document", "GET"): public,
-    ("metrics.metrics", "GET"): nobody,  # a bearer token (METRICS_TOKEN), never a session
+    ("metrics.metrics", "GET"): nobody,
+    ("registry.points_page", "GET"): may("points.view"),
+    ("registry.point", "GET"): may("points.view", case_),
+    ("registry.point", "POST"): may("points.manage", case_),
+    ("registry.retire_point", "POST"): may("points.manage", case_),
+    ("registry.import_points", "GET"): may("points.manage"),
+    ("registry.import_points", "POST"): may("points.manage"),
+    ("registry.export_points", "GET"): may("points.view"),
+    ("registry.feeds_page", "GET"): some(may("system.status"), may("points.view")),  # a bearer token (METRICS_TOKEN), never a session
 }
 # Answered last: they end the session the other requests run in.
 ENDS_SESSION = {("auth.logout", "POST"), ("api.session.log_out", "DELETE")}
