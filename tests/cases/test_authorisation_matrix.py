@@ -251,7 +251,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("api.cases.add_comment", "POST"): acts_on_case,
     ("api.cases.add_attachment", "POST"): acts_on_case,
     ("api.openapi.openapi_document", "GET"): public,
-    ("metrics.metrics", "GET"): nobody,
+    ("metrics.metrics", "GET"): nobody,  # a bearer token (METRICS_TOKEN), never a session
     ("registry.points_page", "GET"): may("points.view"),
     ("registry.point", "GET"): may("points.view", case_),
     ("registry.point", "POST"): may("points.manage", case_),
@@ -259,7 +259,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("registry.import_points", "GET"): may("points.manage"),
     ("registry.import_points", "POST"): may("points.manage"),
     ("registry.export_points", "GET"): may("points.view"),
-    ("registry.feeds_page", "GET"): some(may("system.status"), may("points.view")),  # a bearer token (METRICS_TOKEN), never a session
+    ("registry.feeds_page", "GET"): some(may("system.status"), may("points.view")),
 }
 # Answered last: they end the session the other requests run in.
 ENDS_SESSION = {("auth.logout", "POST"), ("api.session.log_out", "DELETE")}
