@@ -90,6 +90,7 @@ def start_scheduler(app: Flask) -> None:
     scheduler.add_job(retry_stuck, "interval", args=[app], id="stuck", seconds=30)
     scheduler.add_job(scan_quality, "interval", args=[app], id="quality", hours=1)
     scheduler.add_job(scan_feeds, "interval", args=[app], id="feeds", minutes=1)
+    scheduler.add_job(snapshot_coverage, "interval", args=[app], id="coverage", hours=1)
     # Daily; asked hourly so a restart does not push it back a day.
     scheduler.add_job(scan_staffing, "interval", args=[app], id="staffing", hours=1)
     scheduler.start()
@@ -119,3 +120,13 @@ def scan_feeds(app: Flask) -> int:
     from app.services import feeds
 
     return _in_transaction(app, "feed-health scan", lambda now: feeds.scan(now).opened, 0)
+
+
+def snapshot_coverage(app: Flask) -> int:
+    """Keep the day's coverage figures (Art 12); hourly, so the day's last run wins."""
+    from zoneinfo import ZoneInfo
+
+    from app.services import coverage
+
+    return _in_transaction(app, "coverage snapshot", lambda now: coverage.snapshot(
+        now, now.astimezone(ZoneInfo("Asia/Shanghai")).date()), 0)

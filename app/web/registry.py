@@ -1,5 +1,6 @@
-"""Sensing operations pages: the monitoring-point registry with import and export, and the
-feed-health page (Art 8)."""
+"""Sensing and technical operations pages: the monitoring-point registry with import and
+export, feed health (Art 8), maintenance and the account lifecycle (Art 15), coverage
+(Art 12) and filing (Art 19)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
+from marshmallow import Schema, fields, validate
 from werkzeug.wrappers.response import Response
 
 from app.extensions import db
-from app.services import feeds, points
+from app.i18n import _l
+from app.services import coverage, feeds, filings, maintenance, points
 from app.services.errors import DomainError, ValidationFailed
 from app.services.overdue import scenario_names, visible_scenarios
-from app.services.permissions import can, require
-from app.web.operations import _refuse, _towns
+from app.services.permissions import can, require, scope_paths
+from app.web.operations import REQUIRED, LocalDateTime, _form, _load, _local, _refuse, _towns
 from app.web.util import int_arg, me, now
 
 bp = Blueprint("registry", __name__, url_prefix="/operations")
@@ -136,3 +139,129 @@ def feeds_page() -> str:
                            silent=feeds.silent_feeds(end, None if can(user, "system.status")
                                                      else user),
                            scenarios=scenario_names(), now=end)
+
+
+# ---------------------------------------------------------------- maintenance (Art 15)
+
+class MaintenanceForm(Schema):
+    point_code = fields.String(load_default="", validate=validate.Length(
+        max=80, error=_l("At most 80 characters.")))
+    system = fields.String(load_default="", validate=validate.Length(
+        max=120, error=_l("At most 120 characters.")))
+    kind = fields.String(required=True, error_messages=REQUIRED)
+    performed_by = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(
+        max=120, error=_l("At most 120 characters.")))
+    starts_at = LocalDateTime(required=True, error_messages=REQUIRED)
+    ends_at = LocalDateTime(load_default=None)
+    work = fields.String(required=True, error_messages=REQUIRED, validate=validate.Length(
+        max=4000, error=_l("At most 4000 characters.")))
+    result = fields.String(load_default="", validate=validate.Length(
+        max=4000, error=_l("At most 4000 characters.")))
+
+
+@bp.route("/maintenance", methods=["GET", "POST"])
+@login_required
+def maintenance_page() -> Response | str | tuple[str, int]:
+    user = me()
+    require(user, points.VIEW_ACTION)
+    errors: dict[str, Any] = {}
+    error = None
+    status = 200
+    if request.method == "POST":
+        require(user, points.MANAGE_ACTION)
+        try:
+            data = _load(MaintenanceForm(), _form())
+            maintenance.record(user, now=now(), **data)
+        except DomainError as exc:
+            _refuse(exc)
+            errors, error, status = exc.details, exc.message, exc.status
+        else:
+            db.session.commit()
+            flash(_("Maintenance recorded."), "success")
+            return redirect(url_for("registry.maintenance_page"))
+    current = now()
+    values = _form() if error else {"starts_at": _local(current),
+                                     "point_code": request.args.get("point", "")}
+    return render_template("operations/maintenance.html", rows=maintenance.records(user),
+                           kinds=maintenance.KINDS, errors=errors, error=error, values=values,
+                           may_record=can(user, points.MANAGE_ACTION)), status
+
+
+@bp.get("/account-lifecycle")
+@login_required
+def account_lifecycle() -> str:
+    lines = maintenance.account_lifecycle(me(), now())
+    return render_template("operations/account_lifecycle.html", lines=lines)
+
+
+# ---------------------------------------------------------------- coverage (Art 12)
+
+@bp.get("/coverage")
+@login_required
+def coverage_page() -> str:
+    from zoneinfo import ZoneInfo
+
+    user = me()
+    require(user, points.VIEW_ACTION)
+    paths = scope_paths(user, points.VIEW_ACTION)
+    scenario = request.args.get("scenario") or None
+    today = now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+    rows = [r for r in coverage.current(now(), paths) if scenario in (None, r.scenario)]
+    return render_template("operations/coverage.html", rows=rows, scenario=scenario,
+                           trend=coverage.trend(today - timedelta(days=30), today,
+                                                scenario=scenario),
+                           scenarios=scenario_names(),
+                           choices=visible_scenarios(user, points.VIEW_ACTION))
+
+
+# ---------------------------------------------------------------- filing (Art 19)
+
+@bp.route("/filings", methods=["GET", "POST"])
+@login_required
+def filings_page() -> Response | str | tuple[str, int]:
+    user = me()
+    rows = filings.listing(user)
+    errors: dict[str, Any] = {}
+    error = None
+    status = 200
+    if request.method == "POST":
+        require(user, filings.SUBMIT)
+        upload = request.files.get("file")
+        try:
+            raw = request.form.get("node", "").strip()
+            node_id = int(raw) if raw.isdigit() and len(raw) < 10 else 0
+            filings.submit(user, node_id=node_id,
+                           title=request.form.get("title", ""),
+                           filename=upload.filename or "" if upload else "",
+                           content=upload.read() if upload else b"", now=now())
+        except DomainError as exc:
+            _refuse(exc)
+            errors, error, status = exc.details, exc.message, exc.status
+        else:
+            db.session.commit()
+            flash(_("Rules filed with the district safety committee office."), "success")
+            return redirect(url_for("registry.filings_page"))
+    return render_template("operations/filings.html", rows=rows, units=filings.units(user),
+                           errors=errors, error=error, values=_form() if error else {},
+                           may_acknowledge=can(user, filings.ACKNOWLEDGE)), status
+
+
+@bp.post("/filings/<int:filing_id>/acknowledge")
+@login_required
+def acknowledge_filing(filing_id: int) -> Response:
+    filings.acknowledge(me(), filing_id, note=request.form.get("note", ""), now=now())
+    db.session.commit()
+    flash(_("Filing acknowledged."), "success")
+    return redirect(url_for("registry.filings_page"))
+
+
+@bp.get("/filings/<int:filing_id>/file")
+@login_required
+def filing_file(filing_id: int) -> Response:
+    found = filings.get(me(), filing_id)
+    extension = {filings.PDF: "pdf", filings.DOCX: "docx", filings.DOC: "doc"}[found.content_type]
+    response = send_file(BytesIO(found.content), mimetype=found.content_type, as_attachment=True,
+                         download_name=f"filing-{found.id}.{extension}", max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
