@@ -13,7 +13,7 @@ from sqlalchemy import Table, bindparam, select, update
 
 from app.extensions import db
 from app.models import Alert, ApiKey, DeadLetter
-from app.services import feeds, intake
+from app.services import api_keys, feeds, intake
 from app.services.intake import AlertIn, AlertOutcome
 
 PAYLOAD_KEPT = 4000  # characters of a refused payload kept for reading
@@ -37,6 +37,7 @@ def take_in(key: ApiKey, alerts: list[AlertIn], *, now: datetime) -> list[AlertO
     replay and not stored again. Plain repeats take the intake's set-wise path: the keys are
     written onto their rows afterwards (the unique constraint still guards them)."""
     assert all(a.idempotency_key for a in alerts)
+    api_keys.check_points(key, [a.point_code for a in alerts])
     wanted = [a.idempotency_key for a in alerts]
     stored = {row.idempotency_key: row for row in db.session.scalars(select(Alert).where(
         Alert.api_key_id == key.id, Alert.idempotency_key.in_(wanted)))}

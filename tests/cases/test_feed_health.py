@@ -124,3 +124,47 @@ def test_registering_an_unknown_point_moves_its_alerts_and_open_case(
             AuditRecord.action == "point.register"))
         assert record is not None and record.after["cases_moved"] == [case.case_no]
         assert record.after["alerts_moved"] == 1
+
+
+def test_a_key_limited_to_towns_reports_only_their_points_and_sends_heartbeats(
+        app: Flask, published: None, point: Callable[..., str], clock: Any,
+        make_user: Callable[..., Any]) -> None:
+    from app.models import User
+    from app.services import api_keys
+
+    point("GAS-T-1", "gas", town="town.02")
+    point("GAS-T-2", "gas", town="town.22")
+    admin = make_user((Role.TECH_ADMIN, "industry.construction"))
+    with app.app_context():
+        actor = db.session.get(User, admin["id"])
+        assert actor is not None
+        try:
+            api_keys.issue(actor, name="x", source_type="iot", scenarios=["gas"], now=clock(),
+                           known_scenarios={"gas"}, node_codes=["district"])
+        except Exception as exc:  # noqa: BLE001 - the message is what is checked
+            assert "node_codes" in getattr(exc, "details", {})
+        else:
+            raise AssertionError("a non-town node was accepted")
+        secret = api_keys.issue(actor, name="town02", source_type="iot", scenarios=["gas"],
+                                now=clock(), known_scenarios={"gas"},
+                                node_codes=["town.02"]).secret
+        db.session.commit()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {secret}"}
+    body = {"scenario": "gas", "indicator": "ch4_lel", "value": 30.0,
+            "observed_at": clock().isoformat()}
+    refused = client.post("/api/v1/alerts", json={**body, "point": "GAS-T-2"},
+                          headers=headers)
+    assert refused.status_code == 403
+    assert refused.get_json()["code"] == "point_not_allowed"
+    assert client.post("/api/v1/alerts", json={**body, "point": "GAS-T-1"},
+                       headers=headers).status_code == 201
+    beat = client.post("/api/v1/heartbeats", json={"points": ["GAS-T-1"]}, headers=headers)
+    assert beat.status_code == 202
+    assert client.post("/api/v1/heartbeats", json={"points": [3]},
+                       headers=headers).status_code == 422
+    with app.app_context():
+        from app.models import FeedTally
+
+        tally = db.session.scalar(select(FeedTally))
+        assert tally is not None and (tally.readings, tally.heartbeats) == (1, 1)
