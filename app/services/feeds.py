@@ -88,11 +88,24 @@ def record_seen(key: ApiKey, readings: Iterable[tuple[str, datetime]], *, now: d
             MonitoringPoint.code.in_(codes), MonitoringPoint.active.is_(True))
             .values(last_seen_at=now).execution_options(synchronize_session=False))
     points = select(MonitoringPoint.id).where(MonitoringPoint.code.in_(codes))
-    db.session.execute(update(FeedOutage).where(
+    ended = list(db.session.scalars(select(FeedOutage).where(
         FeedOutage.ended_at.is_(None),
         or_(and_(FeedOutage.kind == "source", FeedOutage.api_key_id == key.id),
-            FeedOutage.point_id.in_(points)))
-        .values(ended_at=now).execution_options(synchronize_session=False))
+            FeedOutage.point_id.in_(points)))))
+    for outage in ended:
+        outage.ended_at = now
+    if ended:
+        from app.services import outage_cases
+
+        outage_cases.data_returned(ended, now=now)
+
+
+def _open(outage: FeedOutage, now: datetime) -> None:
+    from app.services import outage_cases
+
+    db.session.add(outage)
+    db.session.flush()
+    outage_cases.open_case(outage, now=now)
 
 
 @dataclass(frozen=True)
@@ -108,26 +121,26 @@ def scan(now: datetime) -> ScanResult:
     open_points = select(FeedOutage.point_id).where(FeedOutage.ended_at.is_(None),
                                                     FeedOutage.point_id.is_not(None))
     opened = 0
-    for point in db.session.scalars(select(MonitoringPoint).where(
+    for point in list(db.session.scalars(select(MonitoringPoint).where(
             MonitoringPoint.active.is_(True), MonitoringPoint.retired_at.is_(None),
             MonitoringPoint.report_interval_s.is_not(None),
-            MonitoringPoint.id.not_in(open_points))):
+            MonitoringPoint.id.not_in(open_points)))):
         assert point.report_interval_s is not None
         allowed = timedelta(seconds=point.report_interval_s * factor)
         if point.last_seen_at is not None and now - point.last_seen_at <= allowed:
             continue
-        db.session.add(FeedOutage(kind="point", point_id=point.id,
-                                  silent_since=point.last_seen_at or now, detected_at=now))
+        _open(FeedOutage(kind="point", point_id=point.id,
+                         silent_since=point.last_seen_at or now, detected_at=now), now)
         opened += 1
     limit = now - timedelta(minutes=_setting("FEED_SOURCE_SILENT_MINUTES"))
     open_sources = select(FeedOutage.api_key_id).where(FeedOutage.ended_at.is_(None),
                                                        FeedOutage.kind == "source")
-    for key in db.session.scalars(select(ApiKey).where(
+    for key in list(db.session.scalars(select(ApiKey).where(
             ApiKey.revoked_at.is_(None), ApiKey.last_seen_at.is_not(None),
-            ApiKey.last_seen_at < limit, ApiKey.id.not_in(open_sources))):
+            ApiKey.last_seen_at < limit, ApiKey.id.not_in(open_sources)))):
         assert key.last_seen_at is not None
-        db.session.add(FeedOutage(kind="source", api_key_id=key.id,
-                                  silent_since=key.last_seen_at, detected_at=now))
+        _open(FeedOutage(kind="source", api_key_id=key.id, silent_since=key.last_seen_at,
+                         detected_at=now), now)
         opened += 1
     # A point retired or given no interval since its outage opened is no longer silent.
     ended = cast(Any, db.session.execute(update(FeedOutage).where(

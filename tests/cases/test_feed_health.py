@@ -168,3 +168,35 @@ def test_a_key_limited_to_towns_reports_only_their_points_and_sends_heartbeats(
 
         tally = db.session.scalar(select(FeedTally))
         assert tally is not None and (tally.readings, tally.heartbeats) == (1, 1)
+
+
+def test_an_outage_opens_a_technical_case_that_closes_when_data_returns(
+        app: Flask, published: None, source_key: str, point: Callable[..., str],
+        clock: Any) -> None:
+    from app.models import Case, CaseTask
+
+    point("GAS-OC-1", "gas")
+    with app.app_context():
+        found = db.session.scalar(select(MonitoringPoint).where(
+            MonitoringPoint.code == "GAS-OC-1"))
+        assert found is not None
+        found.report_interval_s = 300
+        start = clock()
+        feed_intake.heartbeat(_key(), ["GAS-OC-1"], now=start)
+        clock.now = start + timedelta(minutes=11)
+        assert feeds.scan(clock()).opened == 1
+        outage = db.session.scalar(select(FeedOutage))
+        assert outage is not None and outage.case_id is not None
+        case = db.session.get(Case, outage.case_id)
+        assert case is not None and case.scenario == "feed_outage" and case.status == "open"
+        assert case.case_no.startswith("YW-")
+        [task] = db.session.scalars(select(CaseTask).where(CaseTask.case_id == case.id,
+                                                           CaseTask.status == "ready"))
+        assert task.role == "tech_admin" and task.element_id == "Activity_repair"
+        db.session.commit()
+        clock.now = start + timedelta(minutes=20)
+        feed_intake.heartbeat(_key(), ["GAS-OC-1"], now=clock())
+        db.session.commit()
+        case = db.session.get(Case, outage.case_id)
+        assert case is not None and case.status == "closed" and case.outcome == "data_returned"
+        assert case.closed_at == clock()
