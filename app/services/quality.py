@@ -315,9 +315,10 @@ class ScanResult:
 def scan(now: datetime, *, since: datetime | None = None, batch: int = 200) -> ScanResult:
     """Check closed cases (those closed since `since`, or all) against every rule and record
     one issue per case and broken rule. Running it again flags nothing twice."""
-    # Warning publications are not warnings: their records follow no disposal rules.
+    # Warning publications and technical cases of feed outages are not warnings: their
+    # records follow no disposal rules.
     query = select(Case.id).where(Case.status.in_(CLOSED_STATUSES),
-                                  Case.scenario != "warning_publication")
+                                  Case.scenario.not_in(("warning_publication", "feed_outage")))
     if since is not None:
         query = query.where(Case.closed_at >= since)
     ids = list(db.session.scalars(query.order_by(Case.id)))
