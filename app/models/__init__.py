@@ -20,6 +20,7 @@ from app.models.cases import (
 from app.models.handbooks import HandbookVersion, VersionStatus
 from app.models.intake import Alert, ApiKey, MonitoringPoint, Silence
 from app.models.org import Department, NodeKind, PlatformNode
+from app.models.reports import NARRATIVE_SECTIONS, REPORT_KINDS, Report
 from app.models.system import Heartbeat
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "CaseComment", "CaseEvent", "CaseNumber", "CaseTask", "DataQualityIssue", "MonitoringPoint",
     "Notification", "OutboundMessage", "Silence", "StaffingGap",
     "AuditRecord", "Base", "Department", "HandbookVersion", "Heartbeat", "NodeKind",
-    "PlatformNode", "Role", "RoleAssignment", "User", "VersionStatus",
+    "NARRATIVE_SECTIONS", "PlatformNode", "REPORT_KINDS", "Report", "Role", "RoleAssignment",
+    "User", "VersionStatus",
 ]
