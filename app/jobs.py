@@ -91,6 +91,9 @@ def start_scheduler(app: Flask) -> None:
     scheduler.add_job(scan_quality, "interval", args=[app], id="quality", hours=1)
     # Daily; asked hourly so a restart does not push it back a day.
     scheduler.add_job(scan_staffing, "interval", args=[app], id="staffing", hours=1)
+    # Monthly reports on the 1st, annual ones in January; asked hourly and idempotent, so a
+    # scheduler that was down on the 1st makes them when it comes back.
+    scheduler.add_job(generate_reports, "interval", args=[app], id="reports", hours=1)
     scheduler.start()
     app.extensions["scheduler"] = scheduler
     # Beat once at start so the status page is right from the first request.
@@ -111,3 +114,11 @@ def scan_staffing(app: Flask) -> bool:
 
     return _in_transaction(app, "staffing scan",
                            lambda now: staffing.scan_if_due(now) is not None, False)
+
+
+def generate_reports(app: Flask) -> int:
+    """Create the monthly (and in January the annual) reports due for every platform level."""
+    from app.services import reports
+
+    return _in_transaction(app, "report generation",
+                           lambda now: len(reports.generate_due(now)), 0)

@@ -20,10 +20,10 @@ The definitions (DOMAIN.md §8, inferred where the regulation is silent):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -54,7 +54,7 @@ LOCAL_OFFSET_HOURS = 8
 
 def reports_session() -> Session:
     """The one session every figure is read through (a read replica can be put here)."""
-    return db.session
+    return cast(Session, db.session)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,7 +382,7 @@ def _industry_of_scenario() -> dict[str, str]:
     return {scenario.removeprefix("scenario."): industry for scenario, industry in rows}
 
 
-def _group_key(by: str, query: Select[Any]) -> tuple[Select[Any], ColumnElement[Any]]:
+def _group_key(by: str, query: Select[Any]) -> tuple[Select[Any], Any]:
     if by == "scenario":
         return query, Case.scenario
     if by == "department":
@@ -615,6 +615,48 @@ def quality(scope: Scope, period: Period) -> dict[str, int]:
     return {"issues": int(found), "corrected": int(corrected)}
 
 
+def overdue_cases(scope: Scope, period: Period, *, now: datetime, limit: int = 100
+                  ) -> list[dict[str, Any]]:
+    """The cases open past their closing deadline at the end of the period (or now), most
+    overdue first: the monthly report lists them (Art 9)."""
+    as_of = _at(min(period.end_utc, now))
+    node = aliased(PlatformNode)
+    query = (select(Case.case_no, Case.scenario, Case.item_name, Case.level, Case.due_at,
+                    node.name)
+             .join(node, node.id == Case.node_id)
+             .where(counted(), scope.condition(), Case.opened_at < as_of,
+                    or_(Case.closed_at.is_(None), Case.closed_at > as_of), Case.due_at < as_of)
+             .order_by(Case.due_at, Case.case_no).limit(limit))
+    return [{"case_no": no, "scenario": scenario, "item": item, "level": level,
+             "due_at": due.isoformat(), "place": place}
+            for no, scenario, item, level, due, place in reports_session().execute(query)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The assessment of Art 17 (weights inferred: kept here as data, shown on the bulletin)
+
+ASSESSMENT_WEIGHTS: tuple[tuple[str, int, bool], ...] = (
+    # figure, weight, True when a lower value is better (counted as 1 - value)
+    ("accept_on_time_rate", 30, False),
+    ("close_on_time_rate", 30, False),
+    ("closure_rate", 25, False),
+    ("overdue_share", 15, True),
+)
+
+
+def assessment_score(values: dict[str, Any]) -> float | None:
+    """0-100: the weighted mean of the assessed rates a unit has (a rate with nothing to
+    measure, such as acceptance with no warning pushed, leaves its weight out)."""
+    total = weight = 0.0
+    for key, w, lower_better in ASSESSMENT_WEIGHTS:
+        value = values.get(key)
+        if value is None:
+            continue
+        total += w * ((1 - value) if lower_better else value)
+        weight += w
+    return round(100 * total / weight, 1) if weight else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Drill-down to the case list
 
@@ -634,5 +676,3 @@ def drill_params(scope: Scope, period: Period, figure: str,
         params[f"{anchor}_to"] = period.last_day.isoformat()
     return params
 
-
-Formatter = Callable[[Any], str]
