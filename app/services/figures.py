@@ -223,6 +223,13 @@ def scope_for(code: str | None) -> Scope:
     raise ValidationFailed(message, details={"scope": [str(message)]})
 
 
+def scenario_names() -> dict[str, str]:
+    """scenario code -> its name in the platform tree."""
+    rows = reports_session().execute(select(PlatformNode.code, PlatformNode.name).where(
+        PlatformNode.kind == NodeKind.SCENARIO))
+    return {code.removeprefix("scenario."): name for code, name in rows}
+
+
 # ---------------------------------------------------------------------------------------------
 # What is counted
 

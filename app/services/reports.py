@@ -72,6 +72,31 @@ def require_scope(actor: User, scope: Scope) -> None:
     require(actor, "report.view", scope_target(scope))
 
 
+CHOOSABLE_KINDS = (NodeKind.DISTRICT, NodeKind.INDUSTRY, NodeKind.SCENARIO, NodeKind.LINGANG,
+                   NodeKind.TOWN)
+
+
+def scope_choices(actor: User) -> list[Scope]:
+    """The scopes the actor may see figures of: platform nodes down to the towns, and the
+    owner departments they act for."""
+    from sqlalchemy import or_
+
+    paths = scope_paths(actor, "report.view")
+    if not paths:
+        return []
+    session = reports_session()
+    nodes = session.scalars(select(PlatformNode).where(
+        PlatformNode.kind.in_(CHOOSABLE_KINDS),
+        or_(*[PlatformNode.path.startswith(p, autoescape=True) for p in paths]))
+        .order_by(PlatformNode.path)).all()
+    found = [Scope.of_node(n) for n in nodes]
+    for department in session.scalars(select(Department).order_by(Department.id)):
+        scope = Scope.of_department(department)
+        if can(actor, "report.view", scope_target(scope)):
+            found.append(scope)
+    return found
+
+
 def default_scope(actor: User) -> Scope:
     """The widest node the actor may see figures of."""
     paths = scope_paths(actor, "report.view")
