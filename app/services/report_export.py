@@ -158,7 +158,7 @@ def line_chart(title: str, labels: list[str], series: list[tuple[str, list[float
         parts.append(f'<rect x="{left + n * 120}" y="26" width="10" height="10" '
                      f'fill="{colour}"/><text x="{left + n * 120 + 14}" y="35" '
                      f'font-size="10">{escape(name)}</text>')
-    for name, values, colour in series:
+    for _name, values, colour in series:
         points = " ".join(f"{left + plot_w * i / count:.1f},"
                           f"{height - bottom - plot_h * v / peak:.1f}"
                           for i, v in enumerate(values))
