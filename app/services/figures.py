@@ -635,7 +635,8 @@ def overdue_cases(scope: Scope, period: Period, *, now: datetime, limit: int = 1
                     or_(Case.closed_at.is_(None), Case.closed_at > as_of), Case.due_at < as_of)
              .order_by(Case.due_at, Case.case_no).limit(limit))
     return [{"case_no": no, "scenario": scenario, "item": item, "level": level,
-             "due_at": due.isoformat(), "place": place}
+             "due_at": due.isoformat(),
+             "due_local": due.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M"), "place": place}
             for no, scenario, item, level, due, place in reports_session().execute(query)]
 
 

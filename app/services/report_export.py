@@ -106,7 +106,7 @@ def tables(content: dict[str, Any], scenario_names: dict[str, str]) -> list[Tabl
                         str(_l("Level")), str(_l("Place")), str(_l("Deadline"))],
                        [[c["case_no"], scenario_names.get(c["scenario"], c["scenario"]),
                          c["item"], str(LEVEL_LABELS.get(c["level"], c["level"])), c["place"],
-                         c["due_at"][:16].replace("T", " ")]
+                         c["due_local"]]
                         for c in content["overdue_cases"]]))
     return found
 

@@ -35,7 +35,7 @@ from app.services.permissions import OfDepartment, Target, can, require, scope_p
 MAX_SECTION_CHARS = 5000
 # The platform levels that get their own report (Art 2, 11).
 REPORTED_KINDS = (NodeKind.DISTRICT, NodeKind.INDUSTRY, NodeKind.LINGANG, NodeKind.TOWN)
-SECTION_LABELS = {"work": _l("Work done"), "problems": _l("Problems"),
+SECTION_LABELS = {"work": _l("Work done"), "problems": _l("Problems to solve"),
                   "next_steps": _l("Next steps")}
 KIND_LABELS = {"monthly": _l("Monthly report"), "annual": _l("Annual report")}
 STATUS_LABELS = {"draft": _l("Draft"), "submitted": _l("Awaiting approval"),
