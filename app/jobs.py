@@ -98,6 +98,7 @@ def start_scheduler(app: Flask) -> None:
     app.extensions["scheduler"] = scheduler
     # Beat once at start so the status page is right from the first request.
     scheduler.add_job(heartbeat, args=[app], id="heartbeat-now")
+    scheduler.add_job(generate_reports, args=[app], id="reports-now")
 
 
 def scan_quality(app: Flask) -> int:
