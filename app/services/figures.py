@@ -249,7 +249,7 @@ class Figure:
 FIGURES: tuple[Figure, ...] = (
     Figure("opened", _l("Cases opened"), "count"),
     Figure("pushed", _l("Warnings pushed"), "count"),
-    Figure("accepted", _l("Accepted"), "count"),
+    Figure("accepted", _l("Warnings accepted"), "count"),
     Figure("acceptance_rate", _l("Acceptance rate"), "rate"),
     Figure("accept_on_time_rate", _l("Accepted on time"), "rate"),
     Figure("arrive_on_time_rate", _l("Arrived on time"), "rate"),
