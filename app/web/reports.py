@@ -155,7 +155,7 @@ def _document_html(title: str, doc_no: str | None, issued: str, content: dict[st
         narrative=narrative, sections=[(s, reports.SECTION_LABELS[s]) for s in
                                        NARRATIVE_SECTIONS],
         tables=report_export.tables(content, names),
-        charts=report_export.charts(content, names))
+        charts=report_export.charts(content, names), intro=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,3 +364,21 @@ def bulletin_xlsx() -> Response:
                                       [[formula_text()]]))
     return _download(report_export.xlsx(title, tables), XLSX_TYPE,
                      f"bulletin-{period.code}.xlsx")
+
+
+@bp.get("/bulletin.pdf")
+@login_required
+def bulletin_pdf() -> Response:
+    period = _period_arg()
+    rows = _bulletin_rows(period)
+    charts = [report_export.bar_chart(
+        str(_l("Ranking of %(group)s", group=figures.GROUPING_LABELS[by])),
+        [(r["name"], r["score"]) for r in entries if r["score"] is not None][:20])
+        for by, entries in rows.items()]
+    html = render_template(
+        "reports/document.html", title=str(_l("District bulletin, %(period)s",
+                                              period=period.label)),
+        doc_no=None, issued=now().astimezone(figures.LOCAL_TZ).date().isoformat(),
+        narrative=None, sections=[], intro=formula_text(), charts=charts,
+        tables=_bulletin_tables(rows))
+    return _download(report_export.pdf(html), "application/pdf", f"bulletin-{period.code}.pdf")

@@ -274,6 +274,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("reports.report_pdf", "GET"): may("report.view", report_),
     ("reports.bulletin", "GET"): may("report.view", district),
     ("reports.bulletin_xlsx", "GET"): may("report.view", district),
+    ("reports.bulletin_pdf", "GET"): may("report.view", district),
 }
 # Answered last: they end the session the other requests run in.
 ENDS_SESSION = {("auth.logout", "POST"), ("api.session.log_out", "DELETE")}

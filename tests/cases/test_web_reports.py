@@ -155,3 +155,12 @@ def test_the_bulletin_ranks_with_the_formula_on_the_page(as_role, one_case):
     assert "陆家嘴" in html
     sheet = office.client.get("/reports/bulletin.xlsx?period=2026-07")
     assert load_workbook(io.BytesIO(sheet.data)).sheetnames[-1] == "Formula"
+
+
+def test_the_bulletin_pdf_carries_the_formula_and_the_ranking(as_role, one_case):
+    office = as_role((Role.DISTRICT_OFFICE, "district"))
+    answer = office.client.get("/reports/bulletin.pdf?period=2026-07")
+    assert answer.status_code == 200
+    text = re.sub(r"\s+", "", "".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(answer.data)).pages))
+    assert "区级通报" in text and "得分=" in text and "陆家嘴街道" in text
