@@ -313,6 +313,21 @@ def _breakdowns_match_per_town_and_scenario(app, month_of_cases, now) -> None:
         by_scenario = {r.group.code: r.values["opened"]
                        for r in figures.breakdown(district, JULY, "scenario", now=now)}
         assert by_scenario == {"gas": 8, "flood_typhoon": 1}
+        from app.services import org
+
+        def industry_of(case: Case) -> str | None:
+            node = org.node_by_code(f"scenario.{case.scenario}")
+            return db.session.get(type(node), node.parent_id).code
+
+        for by, key_of in (("department", lambda c: c.owner_department.code),
+                           ("industry", industry_of)):
+            found = {r.group.code: r.values
+                     for r in figures.breakdown(district, JULY, by, now=now)}
+            real = db.session.scalars(select(Case).where(figures.counted())).all()
+            assert set(found) == {key_of(c) for c in real}, by
+            for code, values in found.items():
+                _same(values, _expected([_history(c) for c in real if key_of(c) == code],
+                                        JULY, now))
         # A town's own scope counts what its row counts.
         town = figures.scope_for("town.22")
         _same(figures.totals(town, JULY, now=now), rows["town.22"])
