@@ -38,6 +38,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
 )
 from sqlalchemy.orm import Session, aliased
 
@@ -373,11 +374,15 @@ def _durations(period: Period) -> dict[str, ColumnElement[Any]]:
 
 
 def _relevant(period: Period) -> ColumnElement[bool]:
-    """Cases that may count in the period: alive in it, or due in it (every milestone lies
-    between the opening and the closure). Lets PostgreSQL use the date indexes."""
+    """Cases that may count in the period: opened in it, still open or closed after its
+    start, or due in it (every milestone lies between the opening and the closure). Each
+    branch of the OR has its own index, so PostgreSQL reads only these rows."""
     start = bindparam("period_start", period.start_utc, type_=UTCDateTime())
-    return and_(Case.opened_at < bindparam("period_end", period.end_utc, type_=UTCDateTime()),
-                or_(Case.closed_at.is_(None), Case.closed_at >= start, Case.due_at >= start),
+    end = bindparam("period_end", period.end_utc, type_=UTCDateTime())
+    return and_(Case.opened_at < end,
+                or_(and_(Case.opened_at >= start, Case.opened_at < end),
+                    Case.closed_at.is_(None), Case.closed_at >= start,
+                    and_(Case.due_at >= start, Case.due_at < end)),
                 counted())
 
 
@@ -394,23 +399,21 @@ def _industry_of_scenario() -> dict[str, str]:
     return {scenario.removeprefix("scenario."): industry for scenario, industry in rows}
 
 
-def _group_key(by: str, query: Select[Any]) -> tuple[Select[Any], Any]:
+def _group_key(by: str, node: Any) -> Any:
+    """The grouping column of a breakdown; `node` is the case's platform node, joined."""
     if by == "scenario":
-        return query, Case.scenario
+        return Case.scenario
     if by == "department":
-        return query, Case.owner_department_id
+        return Case.owner_department_id
+    if by == "level":
+        return Case.highest_level
     if by == "industry":
         mapping = _industry_of_scenario()
-        key: ColumnElement[Any] = case(
-            *[(Case.scenario == s, literal(i)) for s, i in mapping.items()], else_=null()
-        ) if mapping else null()
-        return query, key
+        return case(*[(Case.scenario == s, literal(i)) for s, i in mapping.items()],
+                    else_=null()) if mapping else null()
     if by == "town":
-        node = aliased(PlatformNode)
-        query = query.join(node, node.id == Case.node_id)
-        key = case((node.kind == NodeKind.VILLAGE, node.parent_id),
-                   (node.kind == NodeKind.TOWN, node.id), else_=null())
-        return query, key
+        return case((node.kind == NodeKind.VILLAGE, node.parent_id),
+                    (node.kind == NodeKind.TOWN, node.id), else_=null())
     message = _l("Unknown grouping.")
     raise ValidationFailed(message, details={"by": [str(message)]})
 
@@ -439,6 +442,9 @@ def _groups(by: str, keys: Iterable[Any]) -> dict[Any, Group]:
     elif by == "industry":
         for n in session.scalars(select(PlatformNode).where(PlatformNode.code.in_(wanted))):
             found[n.code] = Group(n.code, n.code, n.name, {"industry": n.code})
+    elif by == "level":
+        for level in wanted:
+            found[level] = Group(level, level, level, {"level": level})
     else:
         for n in session.scalars(select(PlatformNode).where(PlatformNode.id.in_(wanted))):
             found[n.id] = Group(n.id, n.code, n.name, {"town": n.code})
@@ -466,56 +472,81 @@ def _derive(raw: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _aggregate(scope: Scope, period: Period, *, now: datetime, by: str | None = None
-               ) -> dict[Any, dict[str, Any]]:
-    """key -> raw counts (and, on PostgreSQL, percentiles) for the scope's cases."""
+def _totals_raw(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any] | None:
+    """Raw counts, sums and percentiles of the scope's cases over the period."""
     session = reports_session()
     as_of = min(period.end_utc, now)
     columns = [expr.label(name) for name, expr in _counts(period, as_of).items()]
     postgres = _dialect() == "postgresql"
     if postgres:
+        # Ordered-set aggregates over the same values share one sort.
         for name, expr in _durations(period).items():
             for p in (50, 90):
                 columns.append(func.percentile_disc(p / 100).within_group(expr)
                                .label(f"{name}_p{p}"))
     query: Select[Any] = select(*columns).select_from(Case).where(
         _relevant(period), scope.condition())
-    key: ColumnElement[Any] = literal("all")
-    if by is not None:
-        query, key = _group_key(by, query)
-        query = query.add_columns(key.label("group_key")).group_by(key)
-    result: dict[Any, dict[str, Any]] = {}
-    for row in session.execute(query).mappings():
-        group = row["group_key"] if by is not None else "all"
-        result[group] = dict(row)
-        result[group].pop("group_key", None)
+    row = session.execute(query).mappings().first()
+    if row is None or row["opened"] is None:
+        return None
+    result = dict(row)
     if not postgres:
-        _percentiles_by_window(result, scope, period, by, key)
+        _percentiles_by_window(result, scope, period)
     return result
 
 
-def _percentiles_by_window(result: dict[Any, dict[str, Any]], scope: Scope, period: Period,
-                           by: str | None, key: ColumnElement[Any]) -> None:
+def _percentiles_by_window(result: dict[str, Any], scope: Scope, period: Period) -> None:
     """Nearest-rank p50/p90 where the database has no percentile aggregate (SQLite): rank the
-    values per group with window functions and keep the ranks wanted."""
+    values with a window function and keep the ranks wanted."""
     session = reports_session()
     for name, expr in _durations(period).items():
-        inner: Select[Any] = select(expr.label("value")).select_from(Case).where(
-            _relevant(period), scope.condition(), expr.is_not(None))
-        if by is not None:
-            inner, key = _group_key(by, inner)
-        values = inner.add_columns(key.label("g")).subquery()
+        values = select(expr.label("value")).select_from(Case).where(
+            _relevant(period), scope.condition(), expr.is_not(None)).subquery()
         ranked = select(
-            values.c.g, values.c.value,
-            func.row_number().over(partition_by=values.c.g, order_by=values.c.value).label("rn"),
-            func.count().over(partition_by=values.c.g).label("n")).subquery()
+            values.c.value,
+            func.row_number().over(order_by=values.c.value).label("rn"),
+            func.count().over().label("n")).subquery()
         for p in (50, 90):
             # ceil(p% of n) in integers: the nearest rank, as percentile_disc answers.
             wanted = (ranked.c.n * p + 99) // 100
-            for g, value in session.execute(select(ranked.c.g, ranked.c.value)
-                                            .where(ranked.c.rn == wanted)):
-                group = g if by is not None else "all"
-                result.setdefault(group, {})[f"{name}_p{p}"] = value
+            result[f"{name}_p{p}"] = session.scalar(
+                select(ranked.c.value).where(ranked.c.rn == wanted))
+
+
+def _grouped_raw(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
+                 ) -> dict[str, dict[Any, dict[str, Any]]]:
+    """by -> key -> raw counts and sums, every grouping in one pass over the cases on
+    PostgreSQL (GROUPING SETS); one query per grouping elsewhere."""
+    session = reports_session()
+    as_of = min(period.end_utc, now)
+    node = aliased(PlatformNode)
+    keys = {by: _group_key(by, node) for by in bys}
+    columns = [expr.label(name) for name, expr in _counts(period, as_of).items()]
+    base: Select[Any] = select(*columns).select_from(Case).where(
+        _relevant(period), scope.condition())
+    if "town" in bys:
+        base = base.join(node, node.id == Case.node_id)
+    found: dict[str, dict[Any, dict[str, Any]]] = {by: {} for by in bys}
+    if _dialect() == "postgresql" and len(bys) > 1:
+        labelled = [keys[by].label(f"key_{by}") for by in bys]
+        query = base.add_columns(*labelled, func.grouping(*keys.values()).label("grouping"))
+        query = query.group_by(func.grouping_sets(*[tuple_(k) for k in keys.values()]))
+        everything = (1 << len(bys)) - 1
+        for row in session.execute(query).mappings():
+            for n, by in enumerate(bys):
+                # GROUPING() sets a bit for every key the row is NOT grouped by.
+                if row["grouping"] == everything ^ (1 << (len(bys) - 1 - n)):
+                    found[by][row[f"key_{by}"]] = _counts_of(row)
+        return found
+    for by in bys:
+        query = base.add_columns(keys[by].label("key")).group_by(keys[by])
+        for row in session.execute(query).mappings():
+            found[by][row["key"]] = _counts_of(row)
+    return found
+
+
+def _counts_of(row: Any) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.startswith("key") and k != "grouping"}
 
 
 def _empty() -> dict[str, Any]:
@@ -524,7 +555,7 @@ def _empty() -> dict[str, Any]:
 
 def totals(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any]:
     """Every figure of the scope over the period."""
-    found = _aggregate(scope, period, now=now).get("all")
+    found = _totals_raw(scope, period, now=now)
     return _derive(found) if found else _empty()
 
 
@@ -534,13 +565,24 @@ class Row:
     values: dict[str, Any]
 
 
+def breakdowns(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
+               ) -> dict[str, list[Row]]:
+    """The figures of the scope's cases per sub-platform, scenario, department, town or
+    highest level, every grouping from one query. Percentiles are left to the totals."""
+    if not bys:
+        return {}
+    out: dict[str, list[Row]] = {}
+    for by, found in _grouped_raw(scope, period, bys, now=now).items():
+        groups = _groups(by, found)
+        rows = [Row(groups[k], _derive(v)) for k, v in found.items() if k is not None]
+        rows.sort(key=lambda r: (-r.values["opened"], r.group.code))
+        out[by] = rows
+    return out
+
+
 def breakdown(scope: Scope, period: Period, by: str, *, now: datetime) -> list[Row]:
     """The figures of the scope's cases per sub-platform, scenario, department or town."""
-    found = _aggregate(scope, period, now=now, by=by)
-    groups = _groups(by, found)
-    rows = [Row(groups[k], _derive(v)) for k, v in found.items() if k is not None]
-    rows.sort(key=lambda r: (-r.values["opened"], r.group.code))
-    return rows
+    return breakdowns(scope, period, (by,), now=now)[by]
 
 
 @dataclass
@@ -590,30 +632,47 @@ def levels(scope: Scope, period: Period) -> dict[str, int]:
     return {lv: int(n) for lv, n in reports_session().execute(query)}
 
 
-def _alert_scope(scope: Scope) -> ColumnElement[bool]:
+def _alert_scope(scope: Scope) -> tuple[ColumnElement[bool], bool]:
     """Alerts reach a scope through their case; a scenario line also through the alert's own
-    scenario (alerts that opened nothing: silenced, below threshold)."""
+    scenario (alerts that opened nothing: silenced, below threshold). Also says whether the
+    case must be joined for it."""
     if scope.kind == NodeKind.DISTRICT.value:
-        return true()
+        return true(), False
     if scope.kind in (NodeKind.INDUSTRY.value, NodeKind.SCENARIO.value):
         codes = [c.removeprefix("scenario.") for c in reports_session().scalars(
             select(PlatformNode.code).where(PlatformNode.kind == NodeKind.SCENARIO,
                                             PlatformNode.path.startswith(scope.path,
                                                                          autoescape=True)))]
-        return Alert.scenario.in_(codes)
-    return scope.condition()
+        return Alert.scenario.in_(codes), False
+    return scope.condition(), True
+
+
+ALERT_DIMENSIONS = ("source", "scenario", "level")
+
+
+def alerts(scope: Scope, period: Period) -> dict[str, dict[str, int]]:
+    """Alerts received in the period by source type, by scenario and by level, in one
+    aggregate; alerts of test runs are left out (their cases are few: a hashed anti-join)."""
+    level = func.coalesce(Alert.level, "none")
+    condition, join_case = _alert_scope(scope)
+    uncounted = select(Case.id).where(~counted()).scalar_subquery()
+    query = (select(Alert.source_type, Alert.scenario, level, func.count())
+             .select_from(Alert)
+             .where(_in(Alert.received_at, period), condition,
+                    or_(Alert.case_id.is_(None), Alert.case_id.not_in(uncounted)))
+             .group_by(Alert.source_type, Alert.scenario, level))
+    if join_case:
+        query = query.join(Case, Case.id == Alert.case_id)
+    found: dict[str, dict[str, int]] = {d: {} for d in ALERT_DIMENSIONS}
+    for source, scenario, lv, n in reports_session().execute(query):
+        for dimension, key in zip(ALERT_DIMENSIONS, (source, scenario, lv), strict=True):
+            found[dimension][str(key)] = found[dimension].get(str(key), 0) + int(n)
+    return found
 
 
 def alerts_by(scope: Scope, period: Period, dimension: str) -> dict[str, int]:
-    """Alerts received in the period by source type, scenario or level (test runs aside)."""
-    column = {"source": Alert.source_type, "scenario": Alert.scenario,
-              "level": func.coalesce(Alert.level, "none")}[dimension]
-    query = (select(column, func.count()).select_from(Alert)
-             .outerjoin(Case, Case.id == Alert.case_id)
-             .where(_in(Alert.received_at, period), _alert_scope(scope),
-                    or_(Case.id.is_(None), counted()))
-             .group_by(column))
-    return {str(k): int(n) for k, n in reports_session().execute(query)}
+    """Alerts received in the period by source type, scenario or level."""
+    return alerts(scope, period)[dimension]
 
 
 def quality(scope: Scope, period: Period) -> dict[str, int]:

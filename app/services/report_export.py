@@ -62,8 +62,8 @@ def comparison_table(content: dict[str, Any]) -> Table:
 # The columns of a breakdown table: the figures a unit is assessed and ranked by.
 BREAKDOWN_FIGURES = ("opened", "pushed", "accept_on_time_rate", "arrive_on_time_rate",
                      "feedback_on_time_rate", "close_on_time_rate", "closure_rate",
-                     "false_alarm_rate", "medium_loops", "big_loops", "overdue", "accept_p50",
-                     "close_p90")
+                     "false_alarm_rate", "medium_loops", "big_loops", "overdue", "accept_mean",
+                     "close_mean")
 
 
 def breakdown_table(by: str, entries: list[dict[str, Any]]) -> Table:

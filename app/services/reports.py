@@ -124,18 +124,20 @@ def compose(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any]:
         "current": comparison.current, "previous": comparison.previous,
         "last_year": comparison.last_year,
         "breakdowns": {},
-        "levels": figures.levels(scope, period),
+        "levels": {},
         "trend": figures.trend(scope, period),
-        "alerts": {d: figures.alerts_by(scope, period, d)
-                   for d in ("source", "scenario", "level")},
+        "alerts": figures.alerts(scope, period),
         "quality": figures.quality(scope, period),
         "overdue_cases": figures.overdue_cases(scope, period, now=now),
     }
-    for by in BREAKDOWNS.get(scope.kind, ()):
+    grouped = figures.breakdowns(scope, period, (*BREAKDOWNS.get(scope.kind, ()), "level"),
+                                 now=now)
+    content["levels"] = {r.group.code: r.values["opened"] for r in grouped.pop("level")
+                         if r.values["opened"]}
+    for by, rows in grouped.items():
         content["breakdowns"][by] = [
             {"code": r.group.code, "name": r.group.name, "drill": r.group.drill,
-             "values": r.values}
-            for r in figures.breakdown(scope, period, by, now=now)]
+             "values": r.values} for r in rows]
     return content
 
 
@@ -377,8 +379,8 @@ def bulletin(actor: User, period: Period, *, now: datetime) -> dict[str, list[Ra
     district = figures.scope_for("district")
     require_scope(actor, district)
     ranked: dict[str, list[Ranked]] = {}
-    for by in ("department", "town"):
-        rows = figures.breakdown(district, period, by, now=now)
+    for by, rows in figures.breakdowns(district, period, ("department", "town"),
+                                       now=now).items():
         if by == "department":
             names = {d.id: d for d in reports_session().scalars(select(Department))}
             rows = [r for r in rows if r.group.key in names]
