@@ -607,20 +607,31 @@ def _local_bucket(column: Any, unit: str) -> ColumnElement[Any]:
 
 
 def trend(scope: Scope, period: Period) -> list[dict[str, Any]]:
-    """Cases opened, closed and false alarms per local day (a month) or month (a year)."""
+    """Cases opened, closed and false alarms per local day (a month) or month (a year): one
+    query by opening, one by closing."""
     unit = "day" if period.kind == "month" else "month"
     series: dict[str, dict[str, Any]] = {}
-    for label, column, extra in (
-            ("opened", Case.opened_at, true()),
-            ("closed", Case.closed_at, Case.status == "closed"),
-            ("false_alarms", Case.closed_at, Case.status == "false_alarm")):
-        bucket = _local_bucket(column, unit)
-        query = (select(bucket.label("b"), func.count()).select_from(Case)
-                 .where(_in(column, period), extra, scope.condition(), counted())
-                 .group_by(bucket))
-        for b, n in reports_session().execute(query):
-            series.setdefault(b, {"bucket": b, "opened": 0, "closed": 0, "false_alarms": 0})
-            series[b][label] = int(n)
+
+    def add(bucket: Any, counts: dict[str, Any]) -> None:
+        entry = series.setdefault(bucket, {"bucket": bucket, "opened": 0, "closed": 0,
+                                           "false_alarms": 0})
+        for key, n in counts.items():
+            entry[key] += int(n or 0)
+
+    session = reports_session()
+    opened = _local_bucket(Case.opened_at, unit)
+    for b, n in session.execute(
+            select(opened, func.count()).where(_in(Case.opened_at, period),
+                                              scope.condition(), counted())
+            .group_by(opened)):
+        add(b, {"opened": n})
+    closed = _local_bucket(Case.closed_at, unit)
+    for b, n_closed, n_false in session.execute(
+            select(closed, _count(Case.status == "closed"),
+                   _count(Case.status == "false_alarm"))
+            .where(_in(Case.closed_at, period), scope.condition(), counted())
+            .group_by(closed)):
+        add(b, {"closed": n_closed, "false_alarms": n_false})
     return [series[b] for b in sorted(series)]
 
 

@@ -285,6 +285,14 @@ def test_every_figure_matches_the_event_histories(app, month_of_cases, clock):
         assert 0 < july["arrive_on_time_rate"] < 1
         august = figures.totals(district, AUGUST, now=now)
         assert august["opened"] == 0 and august["closed"] == 1
+        # The trend puts each case on its local day: the month-end case opened on 31 July
+        # and closed on 1 August.
+        days = {t["bucket"]: t for t in figures.trend(district, JULY)}
+        assert sum(t["opened"] for t in days.values()) == july["opened"]
+        assert sum(t["closed"] for t in days.values()) == july["closed"]
+        assert sum(t["false_alarms"] for t in days.values()) == july["false_alarms"]
+        assert days["2026-07-31"]["opened"] == 1 and days["2026-07-31"]["closed"] == 0
+        assert [t["bucket"] for t in figures.trend(district, AUGUST)] == ["2026-08-01"]
     # One set of cases (the engine makes them slowly) for every check below.
     _upgrade_and_weather_warning_move_the_limits(app, month_of_cases)
     _breakdowns_match_per_town_and_scenario(app, month_of_cases, now)
