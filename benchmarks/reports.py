@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
+from inbox import copy_rows  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.config import _database_url  # noqa: E402
@@ -74,26 +75,6 @@ def database(base: str) -> tuple[sa.Engine, str, bool]:
             conn.execute(sa.text(f"CREATE DATABASE {DB_NAME}"))
     url = sa.make_url(_database_url(base)).set(database=DB_NAME)
     return admin, url.render_as_string(hide_password=False), bool(KEEP and exists)
-
-
-def copy_rows(table: sa.Table, rows: Iterator[dict[str, Any]]) -> int:
-    """COPY rows into `table` through the driver's connection; returns the row count."""
-    columns = [c.name for c in table.columns]
-    raw = db.engine.raw_connection()
-    count = 0
-    try:
-        cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row.get(c) for c in columns])
-                count += 1
-        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                       f"(SELECT max(id) FROM {table.name}))")
-        cursor.execute(f"ANALYZE {table.name}")
-        raw.commit()
-    finally:
-        raw.close()
-    return count
 
 
 def case_rows(places: list[PlatformNode], scenarios: list[tuple[PlatformNode, int, str]],

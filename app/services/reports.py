@@ -259,14 +259,20 @@ def _editable(report: Report) -> None:
                        code="report_issued")
 
 
-def write(actor: User, report_id: int, narrative: dict[str, str], *, now: datetime) -> Report:
-    """Save the narrative sections of a draft (blank sections may stay blank until submit)."""
+def _draft(actor: User, report_id: int) -> Report:
+    """A report its writer may still change: a draft (new, or returned by the reviewer)."""
     report = get_report(actor, report_id)
     require(actor, "report.write", report)
     _editable(report)
     if report.status != "draft":
         raise Conflict(_l("The report awaits approval; it can be changed once it is returned."),
                        code="report_submitted")
+    return report
+
+
+def write(actor: User, report_id: int, narrative: dict[str, str], *, now: datetime) -> Report:
+    """Save the narrative sections of a draft (blank sections may stay blank until submit)."""
+    report = _draft(actor, report_id)
     problems: dict[str, list[str]] = {}
     cleaned: dict[str, str] = {}
     for section in NARRATIVE_SECTIONS:
@@ -286,11 +292,7 @@ def write(actor: User, report_id: int, narrative: dict[str, str], *, now: dateti
 
 
 def submit(actor: User, report_id: int, *, now: datetime) -> Report:
-    report = get_report(actor, report_id)
-    require(actor, "report.write", report)
-    _editable(report)
-    if report.status != "draft":
-        raise Conflict(_l("The report awaits approval already."), code="report_submitted")
+    report = _draft(actor, report_id)
     missing = {s: [str(_l("Required."))] for s in NARRATIVE_SECTIONS
                if not str((report.narrative or {}).get(s) or "").strip()}
     if missing:
