@@ -40,6 +40,7 @@ from sqlalchemy import (
     true,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session, aliased
 
 from app.extensions import db
@@ -321,7 +322,9 @@ def _in(column: Any, period: Period) -> ColumnElement[bool]:
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+    # An aggregate FILTER (SQLite 3.30+, PostgreSQL): shorter to send and quicker to run
+    # than a sum over CASE.
+    return func.count().filter(condition)
 
 
 def _counts(period: Period, as_of: datetime) -> dict[str, ColumnElement[Any]]:
@@ -355,11 +358,10 @@ def _counts(period: Period, as_of: datetime) -> dict[str, ColumnElement[Any]]:
         "open_at_end": _count(open_then),
         "overdue": _count(and_(open_then, Case.due_at < then)),
         "stuck": _count(and_(Case.stuck_since.is_not(None), _in(Case.opened_at, period))),
-        "accept_sum": func.sum(case((_in(Case.accepted_at, period),
-                                     _seconds(Case.accepted_at, Case.opened_at)), else_=null())),
+        "accept_sum": func.sum(_seconds(Case.accepted_at, Case.opened_at))
+                          .filter(_in(Case.accepted_at, period)),
         "accept_n": _count(_in(Case.accepted_at, period)),
-        "close_sum": func.sum(case((closed, _seconds(Case.closed_at, Case.opened_at)),
-                                   else_=null())),
+        "close_sum": func.sum(_seconds(Case.closed_at, Case.opened_at)).filter(closed),
         "close_n": _count(closed),
     }
 
@@ -477,22 +479,32 @@ def _totals_raw(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any
     session = reports_session()
     as_of = min(period.end_utc, now)
     columns = [expr.label(name) for name, expr in _counts(period, as_of).items()]
-    postgres = _dialect() == "postgresql"
-    if postgres:
-        # Ordered-set aggregates over the same values share one sort.
-        for name, expr in _durations(period).items():
-            for p in (50, 90):
-                columns.append(func.percentile_disc(p / 100).within_group(expr)
-                               .label(f"{name}_p{p}"))
     query: Select[Any] = select(*columns).select_from(Case).where(
         _relevant(period), scope.condition())
     row = session.execute(query).mappings().first()
     if row is None or row["opened"] is None:
         return None
     result = dict(row)
-    if not postgres:
+    if _dialect() == "postgresql":
+        _percentiles_by_sort(result, scope, period)
+    else:
         _percentiles_by_window(result, scope, period)
     return result
+
+
+def _percentiles_by_sort(result: dict[str, Any], scope: Scope, period: Period) -> None:
+    """p50 and p90 of both durations in one statement, one sort per duration (an ordered-set
+    aggregate keeps the counts from running in parallel, so it has its own statement)."""
+    durations = _durations(period)
+    row = reports_session().execute(
+        select(*[func.percentile_disc(array([0.5, 0.9])).within_group(expr)
+                 for expr in durations.values()])
+        .select_from(Case).where(_relevant(period), scope.condition(),
+                                 or_(*[expr.is_not(None) for expr in durations.values()]))
+    ).one()
+    for name, found in zip(durations, row, strict=True):
+        p50, p90 = found if found else (None, None)
+        result[f"{name}_p50"], result[f"{name}_p90"] = p50, p90
 
 
 def _percentiles_by_window(result: dict[str, Any], scope: Scope, period: Period) -> None:
