@@ -146,14 +146,6 @@ class Period:
             return Period.year(self.start.year - 1)
         return Period("range", _minus_year(self.start), _minus_year(self.end))
 
-    def months(self) -> list[Period]:
-        """The months of the period (one for a month)."""
-        found, day = [], self.start.replace(day=1)
-        while day < self.end:
-            found.append(Period.month(day.year, day.month))
-            day = found[-1].end
-        return found
-
 
 def _minus_year(day: date) -> date:
     try:
@@ -289,7 +281,6 @@ RATES = {
     "overdue_share": ("overdue", "open_at_end"),
 }
 
-GROUPINGS = ("industry", "scenario", "department", "town")
 GROUPING_LABELS = {"industry": _l("Sub-platform"), "scenario": _l("Scenario"),
                    "department": _l("Department"), "town": _l("Street or town")}
 
@@ -691,11 +682,6 @@ def alerts(scope: Scope, period: Period) -> dict[str, dict[str, int]]:
         for dimension, key in zip(ALERT_DIMENSIONS, (source, scenario, lv), strict=True):
             found[dimension][str(key)] = found[dimension].get(str(key), 0) + int(n)
     return found
-
-
-def alerts_by(scope: Scope, period: Period, dimension: str) -> dict[str, int]:
-    """Alerts received in the period by source type, scenario or level."""
-    return alerts(scope, period)[dimension]
 
 
 def quality(scope: Scope, period: Period) -> dict[str, int]:

@@ -361,5 +361,5 @@ def _test_runs_count_nowhere(app, now) -> None:
         assert len(everything) == 9  # eight real gas cases and the test run
         assert july["opened"] == 9  # eight gas and one flood case: the test run is not here
         assert figures.levels(district, JULY).get("red") == 1  # the upgraded one
-        alerts = figures.alerts_by(district, JULY, "scenario")
+        alerts = figures.alerts(district, JULY)["scenario"]
         assert alerts["gas"] == 9  # the upgrade reading counts; the test run's alert does not
