@@ -11,16 +11,6 @@ from app.services import case_engine, cases
 from app.services.errors import Conflict, Forbidden, ValidationFailed
 
 
-@pytest.fixture
-def people(make_user) -> dict[str, int]:
-    return {
-        "business_admin": make_user((Role.BUSINESS_ADMIN, "scenario.gas"))["id"],
-        "responder": make_user((Role.RESPONDER, "town.02"), username="rs.ljz")["id"],
-        "department_head": make_user((Role.DEPARTMENT_HEAD, "industry.construction"))["id"],
-        "leader_in_charge": make_user((Role.LEADER_IN_CHARGE, "industry.construction"))["id"],
-    }
-
-
 def _case(app, case_no: str) -> Case:
     with app.app_context():
         case = db.session.scalar(select(Case).where(Case.case_no == case_no))

@@ -19,15 +19,6 @@ OpenCase = Callable[..., str]
 
 
 @pytest.fixture
-def people(make_user) -> dict[str, int]:
-    return {
-        "business_admin": make_user((Role.BUSINESS_ADMIN, "scenario.gas"))["id"],
-        "responder": make_user((Role.RESPONDER, "town.02"))["id"],
-        "department_head": make_user((Role.DEPARTMENT_HEAD, "industry.construction"))["id"],
-    }
-
-
-@pytest.fixture
 def open_case(published, point, send, drive, people, clock) -> OpenCase:
     """A gas case in 陆家嘴 driven until `stop_at` is ready; returns its number."""
 
