@@ -30,6 +30,7 @@ from app.i18n import _l
 from app.inputs import refuse_unstorable_text
 from app.services import accounts
 from app.services.errors import DomainError
+from app.models import Role
 from app.services.permissions import can
 from app.web.labels import AUDIT_ACTION_LABELS, NODE_KIND_LABELS, ROLE_DUTIES, ROLE_LABELS
 from app.web.util import now
@@ -139,7 +140,7 @@ def _register_request_checks(app: Flask) -> None:
 
 # static/ also holds the JS sources, the npm manifest and node_modules (source maps included):
 # only the folders the pages load from are published.
-_PUBLISHED_STATIC = ("css/", "dist/")
+_PUBLISHED_STATIC = ("css/", "dist/", "img/")
 
 
 def _publish_page_assets_only(app: Flask) -> None:
@@ -152,6 +153,11 @@ def _publish_page_assets_only(app: Flask) -> None:
         return cast(Response, send_static(filename=path))
 
     app.view_functions["static"] = static
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        # Browsers ask for it at the root whatever the page says.
+        return cast(Response, send_static(filename="img/favicon.ico"))
 
 
 def register_web(app: Flask) -> None:
@@ -185,6 +191,8 @@ def register_web(app: Flask) -> None:
 
     # Macros imported without context (the case timeline) name roles too.
     app.jinja_env.globals["ROLE_LABELS"] = ROLE_LABELS
+    app.jinja_env.filters["role_label"] = lambda code: ROLE_LABELS.get(
+        next((r for r in Role if r.value == code), code), code)
 
     @app.context_processor
     def inject() -> dict[str, Any]:

@@ -38,7 +38,7 @@ from app.models import (
     PlatformNode,
     User,
 )
-from app.services import cases, inbox, notify, org, publications
+from app.services import case_view, cases, inbox, notify, org, publications
 from app.services.engine import compiled
 from app.services.errors import Conflict, ValidationFailed
 from app.services.overdue import scenario_names
@@ -186,14 +186,7 @@ def _can_act(user: User, row: CaseTask) -> bool:
 
 
 def _measures(case: Case, role: str | None = None) -> list[dict[str, Any]]:
-    """The handbook's standard measures that apply to the case's level and item."""
-    handbook = cases.handbook_or_none(_version(case))
-    if handbook is None:
-        return []
-    return [m for m in handbook.data["measures"]
-            if (not m.get("levels") or case.level in m["levels"])
-            and (not m.get("items") or case.item_code in m["items"])
-            and (role is None or m.get("role", "responder") == role)]
+    return case_view.measures(case, role)
 
 
 def _task_and_case(task_id: int) -> tuple[CaseTask, Case]:
@@ -203,10 +196,20 @@ def _task_and_case(task_id: int) -> tuple[CaseTask, Case]:
     return row, cases.get_case(me(), row.case_id)
 
 
-def _initial(fields: tuple[FormField, ...]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
+def _initial(case: Case, row: CaseTask, fields: tuple[FormField, ...]) -> dict[str, Any]:
+    """A new form: what the case already knows, else the BPMN default, else now for a time."""
+    known = case_view.prefill(case, fields)
+    values: dict[str, Any] = {"measure": known.pop("measure", [])}
     for f in fields:
-        if f.default is not None:
+        if f.id in known:
+            value = known[f.id]
+            if widget(f) in ("file", "towns") and isinstance(value, str):
+                value = [v for v in value.split(",") if v]
+            values[f.id] = (local_input(value) if widget(f) == "datetime" else
+                            value if isinstance(value, list)
+                            else ("true" if value else "false") if f.type == "boolean"
+                            else str(value))
+        elif f.default is not None:
             values[f.id] = ("true" if f.default else "false") if f.type == "boolean" \
                 else str(f.default)
         elif widget(f) == "datetime":
@@ -310,6 +313,9 @@ def _render_task(row: CaseTask, case: Case, values: dict[str, Any],
     element = next((e for e in spec.elements(row.process_id) if e.element_id == row.element_id),
                    None)
     in_main = row.process_id == case.process_id
+    done = [e for e in history.timeline(case, history.events_of(case), spec, everything=False)
+            if e.event.kind == "task" and e.event.new_state == "COMPLETED"
+            and e.element_type == "UserTask"]
     return render_template(
         "cases/task.html", task=row, case=case, fields=spec.form_fields(row.process_id,
                                                                         row.element_id),
@@ -318,7 +324,8 @@ def _render_task(row: CaseTask, case: Case, values: dict[str, Any],
         measures=_measures(case, row.role) if in_main else [],
         handbook=cases.handbook_or_none(_version(case)), attachments=attachments(case),
         scenarios=scenario_names(), completed_by=db.session.get(User, row.completed_by_id or 0),
-        publication=publications.summary(case),
+        publication=publications.summary(case), done=done,
+        series=None if publications.summary(case) else case_view.readings(case),
     ), status
 
 
@@ -328,7 +335,7 @@ def task(task_id: int) -> Response | tuple[str, int]:
     row, case = _task_and_case(task_id)
     fields = compiled(_version(case)).form_fields(row.process_id, row.element_id)
     if request.method == "GET":
-        return _render_task(row, case, _initial(fields))
+        return _render_task(row, case, _initial(case, row, fields))
     sub = _Submission(values={k: v for k, v in request.form.items() if k != "csrf_token"})
     try:
         if not _can_act(me(), row):
@@ -339,10 +346,11 @@ def task(task_id: int) -> Response | tuple[str, int]:
         if sub.errors:
             raise ValidationFailed(_("Please correct the marked fields."), details=sub.errors)
         cases.complete(me(), task_id, sub.form, now=now())
-        chosen = [m["text"] for m in _measures(case, row.role) if m["id"] in sub.values["measure"]]
+        chosen = [m for m in _measures(case, row.role) if m["id"] in sub.values["measure"]]
         if chosen:
             cases.add_comment(me(), case, _("Standard measures carried out: %(list)s",
-                                            list="; ".join(chosen)), now=now())
+                                            list="; ".join(m["text"] for m in chosen)),
+                              now=now(), measures=[m["id"] for m in chosen])
     except (ValidationFailed, Conflict) as exc:
         db.session.rollback()
         row, case = _task_and_case(task_id)
