@@ -520,6 +520,11 @@ class InboxCountsSchema(Schema):
     overdue = fields.Integer()
     mine = fields.Integer()
     by_level = fields.Dict(keys=fields.String(), values=fields.Integer())
+    scenarios = fields.Dict(keys=fields.String(), values=fields.Integer())
+    towns = fields.Method("_towns")
+
+    def _towns(self, counts: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"id": i, "name": n, "count": c} for i, n, c in counts.get("towns", [])]
 
 
 class InboxPageSchema(_PageSchema):

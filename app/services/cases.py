@@ -360,11 +360,16 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
 def _keep_lane(actor: User, done: CaseTask, waiting: set[int], *, now: datetime) -> None:
     """The person who did a step keeps the case's next step in the same lane (claimed for
     them, as if they had claimed it) until they release it: nobody else in the role picks up
-    half of someone's work, and they need not claim again at every step."""
+    half of someone's work, and they need not claim again at every step. Only role lanes of
+    the case's area: a department lane (big loop, warning publication) is the department's to
+    share out."""
+    if done.department_id is not None:
+        return
     db.session.flush()
     for row in db.session.scalars(select(CaseTask).where(
             CaseTask.case_id == done.case_id, CaseTask.status == "ready",
-            CaseTask.role == done.role, CaseTask.claimed_by_id.is_(None))):
+            CaseTask.role == done.role, CaseTask.department_id.is_(None),
+            CaseTask.claimed_by_id.is_(None))):
         if row.id in waiting or not may_take(actor, row) or _done_by(actor, row) is not None:
             continue
         row.claimed_by_id, row.claimed_at = actor.id, now

@@ -112,22 +112,6 @@ def _safe_next(default: str) -> str:
 # ---------------------------------------------------------------- inbox
 
 
-def _facets(user: User) -> dict[str, Any]:
-    """Counts per scenario and per town of the same tasks the inbox lists.
-
-    `inbox.counts` has levels, overdue and mine; the filter bar also needs these two."""
-    base = (select(Case.scenario, Case.node_id).select_from(CaseTask)
-            .join(Case, CaseTask.case_id == Case.id)
-            .where(CaseTask.status == "ready", inbox._eligible(user)).subquery())
-    by_scenario = dict(db.session.execute(
-        select(base.c.scenario, func.count()).group_by(base.c.scenario)).tuples().all())
-    by_node = dict(db.session.execute(
-        select(base.c.node_id, func.count()).group_by(base.c.node_id)).tuples().all())
-    towns = db.session.execute(select(PlatformNode.id, PlatformNode.name).where(
-        PlatformNode.id.in_(list(by_node))).order_by(PlatformNode.path)).tuples().all()
-    return {"scenarios": by_scenario, "towns": [(i, n, by_node[i]) for i, n in towns]}
-
-
 @bp.get("/inbox")
 @login_required
 def inbox_page() -> str:
@@ -150,7 +134,7 @@ def inbox_page() -> str:
         return url_for("cases.inbox_page", **{k: v for k, v in merged.items() if v})
 
     return render_template("cases/inbox.html", found=found, flt=flt, params=params, link=link,
-                           facets=_facets(me()), scenarios=scenario_names())
+                           facets=found.counts, scenarios=scenario_names())
 
 
 @bp.post("/tasks/<int:task_id>/claim")

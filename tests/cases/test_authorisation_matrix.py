@@ -172,6 +172,7 @@ acts_on_case = every(sees_case, may("case.act", case_))
 
 EXPECTED: dict[tuple[str, str], Rule] = {
     ("static", "GET"): public,
+    ("favicon", "GET"): public,
     ("auth.login", "GET"): public,
     ("auth.login", "POST"): public,
     ("auth.logout", "POST"): logged_in,

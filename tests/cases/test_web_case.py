@@ -56,6 +56,14 @@ def multipart(fields: dict[str, str], files: dict[str, tuple[bytes, str, str]]
             "content_type": f"multipart/form-data; boundary={boundary}"}
 
 
+@pytest.fixture
+def responder(as_role, people):
+    """The responder of the case: the one who accepts it keeps its next steps."""
+    browser = as_role((Role.RESPONDER, "town.02"), locale="en")
+    people["responder"] = browser.account["id"]
+    return browser
+
+
 def _ready(app, case_no: str) -> CaseTask:
     with app.app_context():
         task = db.session.scalar(select(CaseTask).join(Case).where(
@@ -88,10 +96,9 @@ def test_the_accept_form_is_built_from_the_bpmn(app, open_case, as_role):
     assert 'name="csrf_token"' in page and 'enctype="multipart/form-data"' in page
 
 
-def test_the_dispose_form_lists_the_standard_measures(app, open_case, as_role, clock):
+def test_the_dispose_form_lists_the_standard_measures(app, open_case, responder, clock):
     case_no = open_case(60.0, stop_at="Activity_dispose")  # orange
     task = _ready(app, case_no)
-    responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     page = responder.text(f"/tasks/{task.id}")
     measures = page.split('class="measures"')[1].split("</fieldset>")[0]
     assert "通知燃气企业关闭上游阀门" in measures  # orange and red
@@ -110,9 +117,8 @@ def test_the_dispose_form_lists_the_standard_measures(app, open_case, as_role, c
     assert "到场用便携式检测仪复测" in body and "开启窨井盖自然通风" in body
 
 
-def test_a_rejected_form_keeps_what_was_typed(app, open_case, as_role):
+def test_a_rejected_form_keeps_what_was_typed(app, open_case, responder):
     task = _ready(app, open_case(stop_at="Activity_dispose"))
-    responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     response = responder.post(f"/tasks/{task.id}", data={
         "on_site_at": "yesterday", "situation": "", "escalate": "medium",
         "escalate_reason": "需要街镇配合封路", "measure": ["retest_gas"]})
@@ -156,10 +162,9 @@ def test_completed_by_someone_else_says_so(app, open_case, as_role, clock):
     assert "This task was completed by 测试wang" in again and 'data-action="complete"' not in again
 
 
-def test_evidence_upload_is_stored_and_named_in_the_field(app, open_case, as_role):
+def test_evidence_upload_is_stored_and_named_in_the_field(app, open_case, responder):
     case_no = open_case(stop_at="Activity_cancel_warning")
     task = _ready(app, case_no)
-    responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     page = responder.text(f"/tasks/{task.id}")
     assert 'name="evidence__upload"' in page and "When a warning may be cancelled" in page
     response = responder.post(f"/tasks/{task.id}", data={
@@ -188,10 +193,9 @@ def test_evidence_upload_is_stored_and_named_in_the_field(app, open_case, as_rol
     (b"plain text", "notes.txt", "text/plain", "Only JPEG, PNG, WebP"),
     (png() + b"\x00" * (10 * 1024 * 1024), "huge.png", "image/png", "larger than 10 MB"),
 ])
-def test_a_wrong_or_oversized_upload_is_refused(app, open_case, as_role, content, name, kind,
+def test_a_wrong_or_oversized_upload_is_refused(app, open_case, responder, content, name, kind,
                                                 message):
     task = _ready(app, open_case(stop_at="Activity_cancel_warning"))
-    responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     response = responder.client.post(f"/tasks/{task.id}", **multipart(
         {"csrf_token": responder.csrf(), "cancel_cause": "hazard_removed",
          "cancel_note": "已排除", "cancelled_at": "2026-07-26T11:00"},
@@ -214,9 +218,8 @@ def test_an_upload_over_the_request_limit_is_refused_with_a_message(app, open_ca
     assert "The upload or request is too large." in response.get_data(as_text=True)
 
 
-def test_evidence_must_belong_to_the_case(app, open_case, as_role):
+def test_evidence_must_belong_to_the_case(app, open_case, responder):
     task = _ready(app, open_case(stop_at="Activity_cancel_warning"))
-    responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     page = responder.post(f"/tasks/{task.id}", data={
         "cancel_cause": "hazard_removed", "cancelled_at": "2026-07-26T11:00",
         "evidence": "999"}).get_data(as_text=True)
