@@ -32,7 +32,15 @@ from app.services import accounts
 from app.services.errors import DomainError
 from app.models import Role
 from app.services.permissions import can
-from app.web.labels import AUDIT_ACTION_LABELS, NODE_KIND_LABELS, ROLE_DUTIES, ROLE_LABELS
+from app.web.labels import (
+    AUDIT_ACTION_LABELS,
+    AUDIT_FIELD_LABELS,
+    AUDIT_OBJECT_LABELS,
+    AUDIT_RESULT_LABELS,
+    NODE_KIND_LABELS,
+    ROLE_DUTIES,
+    ROLE_LABELS,
+)
 from app.web.util import now
 
 # Pages an account that must change its password may still open.
@@ -199,4 +207,7 @@ def register_web(app: Flask) -> None:
         return {"get_locale": get_locale, "stuck_summary": stuck_summary,
                 "can": lambda action, target=None: can(current_user, action, target),
                 "ROLE_LABELS": ROLE_LABELS, "ROLE_DUTIES": ROLE_DUTIES,
-                "NODE_KIND_LABELS": NODE_KIND_LABELS, "AUDIT_ACTION_LABELS": AUDIT_ACTION_LABELS}
+                "NODE_KIND_LABELS": NODE_KIND_LABELS, "AUDIT_ACTION_LABELS": AUDIT_ACTION_LABELS,
+                "AUDIT_OBJECT_LABELS": AUDIT_OBJECT_LABELS,
+                "AUDIT_RESULT_LABELS": AUDIT_RESULT_LABELS,
+                "AUDIT_FIELD_LABELS": AUDIT_FIELD_LABELS}

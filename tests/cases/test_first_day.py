@@ -183,3 +183,21 @@ def test_issued_api_key_has_a_copy_button_and_a_warning_asks_first(app, publishe
     weather = as_role((Role.DEPARTMENT_HEAD, "industry.meteorology"))
     index = weather.text("/operations/")
     assert re.search(r'data-action="draft-warning" data-confirm="[^"]+"', index)
+
+
+def test_the_audit_trail_reads_in_chinese(app, published, as_role, make_user, clock):
+    tech = as_role((Role.TECH_ADMIN, "district"))
+    tech.post("/operations/api-keys", data={"name": "测试系统", "source_type": "iot",
+                                            "scenarios": ["gas"]})
+    auditor = as_role((Role.AUDIT_ADMIN, "district"))
+    page = auditor.text("/admin/audit")
+    options = page.split('id="action"')[1].split("</select>")[0]
+    for code in ("handbook.publish", "handbook.submit", "apikey.issue", "apikey.revoke"):
+        assert f'value="{code}"' in options
+    table = _visible(page.split("<tbody>")[1].split("</tbody>")[0])
+    assert "API 密钥" in table or "API密钥" in table
+    assert "\\u" not in page and "{&#34;" not in page and '{"' not in table
+    for raw in ("api_key", "handbook_version", "apikey.issue", "in_review", " ok "):
+        assert raw not in table, raw
+    published_rows = _visible(auditor.text("/admin/audit?action=handbook.publish"))
+    assert "已发布" in published_rows
