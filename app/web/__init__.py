@@ -28,9 +28,9 @@ from app import rate_limits, sessions
 from app.extensions import db, login_manager
 from app.i18n import _l
 from app.inputs import refuse_unstorable_text
+from app.models import Role
 from app.services import accounts
 from app.services.errors import DomainError
-from app.models import Role
 from app.services.permissions import can
 from app.web.labels import (
     AUDIT_ACTION_LABELS,
@@ -168,6 +168,12 @@ def _publish_page_assets_only(app: Flask) -> None:
         return cast(Response, send_static(filename="img/favicon.ico"))
 
 
+def _scenario_label(code: str) -> str:
+    from app.services.overdue import scenario_names
+
+    return scenario_names().get(code, code)
+
+
 def register_web(app: Flask) -> None:
     from app.web.admin import bp as admin_bp
     from app.web.auth import bp as auth_bp
@@ -199,6 +205,7 @@ def register_web(app: Flask) -> None:
 
     # Macros imported without context (the case timeline) name roles too.
     app.jinja_env.globals["ROLE_LABELS"] = ROLE_LABELS
+    app.jinja_env.globals["scenario_label"] = _scenario_label
     app.jinja_env.filters["role_label"] = lambda code: ROLE_LABELS.get(
         next((r for r in Role if r.value == code), code), code)
 

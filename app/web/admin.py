@@ -16,6 +16,7 @@ from app.inputs import DbInteger
 from app.models import Department, PlatformNode, Role
 from app.services import accounts, audit
 from app.services.errors import DomainError
+from app.services.overdue import scenario_names
 from app.services.permissions import require, scope_paths
 from app.web.util import form_dict, int_arg, me, now, policy, remote_addr
 
@@ -205,4 +206,4 @@ def audit_log() -> str:
     rows, total = audit.list_records(page=int_arg("page"), action=action, actor=actor)
     check = audit.verify_chain() if request.args.get("verify") else None
     return render_template("admin/audit.html", rows=rows, total=total, page=int_arg("page"),
-                           action=action, actor=actor, check=check)
+                           action=action, actor=actor, check=check, scenarios=scenario_names())

@@ -156,7 +156,7 @@ def diagram(case: Case, version: HandbookVersion, events: list[CaseEvent], proce
         if event.kind == "task" and event.element_id and \
                 (event.data or {}).get("process") in drawn:
             last[event.element_id] = event.new_state or ""
-            labels[event.element_id] = event.element_name or event.element_id
+            labels[event.element_id] = event.element_name or ""
     done = {el for el, state in last.items() if state == "COMPLETED"}
     # An event sub-process waits for the whole case: not what anyone is working on.
     active = {el for el, state in last.items()

@@ -19,7 +19,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers.response import Response
@@ -35,7 +35,6 @@ from app.models import (
     CaseTask,
     HandbookVersion,
     MonitoringPoint,
-    PlatformNode,
     User,
 )
 from app.services import case_view, cases, inbox, notify, org, publications

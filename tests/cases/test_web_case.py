@@ -256,7 +256,7 @@ def test_the_case_page(app, open_case, as_role, people, drive):
           stop_at="Activity_scenario_feedback")
     page = responder.text(f"/cases/{case_no}")
     summary = page.split('id="summary"')[1].split("</section>")[0]
-    for text in ("燃气", "窨井", "陆家嘴街道", "GAS-MH-0001", "建交委", "gas v1",
+    for text in ("燃气", "窨井", "陆家嘴街道", "GAS-MH-0001", "建交委", "燃气 v1",
                  'data-loop="small"', "Small loop", "Being handled"):
         assert text in summary, text
     assert re.search(r"Opened</dt><dd>2026-07-26 10:00", summary)  # Beijing time
