@@ -328,8 +328,8 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
     try:
         result = loaded.instance.complete_task(task.task_id, form, actor=actor.username, at=now)
     except FormValidationError as exc:
-        raise ValidationFailed(_l("Please correct the marked fields."),
-                               details={k: [v] for k, v in exc.errors.items()}) from None
+        raise ValidationFailed(_l("Please correct the marked fields."), details={
+            k: [form_rules.describe(p)] for k, p in exc.problems.items()}) from None
     except (TaskNotFoundError, TaskNotReadyError):
         raise Conflict(_l("This task is no longer open; reload the case."),
                        code="task_gone") from None

@@ -251,33 +251,9 @@ def _read_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
     return sub
 
 
-_ENGINE_MESSAGES: tuple[tuple[str, Any], ...] = (
-    ("is required", lambda n: _("Required.")),
-    ("must be a whole number", lambda n: _("Enter a whole number.")),
-    ("must be true or false", lambda n: _("Choose yes or no.")),
-    ("must be a date and time", lambda n: _("Enter a date and time (YYYY-MM-DD HH:MM).")),
-    ("needs a time zone", lambda n: _("Enter a date and time (YYYY-MM-DD HH:MM).")),
-    ("must be a date", lambda n: _("Enter a date (YYYY-MM-DD).")),
-    ("must be one of", lambda n: _("Choose one of the options.")),
-    ("must have at least", lambda n: _("At least %(n)s characters.", n=n)),
-    ("must have at most", lambda n: _("At most %(n)s characters.", n=n)),
-    ("must be at least", lambda n: _("At least %(n)s.", n=n)),
-    ("must be at most", lambda n: _("At most %(n)s.", n=n)),
-)
-
-
-def _translated(messages: dict[str, Any]) -> dict[str, list[str]]:
-    """The engine validates forms in English; say the same in the reader's language."""
-    out: dict[str, list[str]] = {}
-    for key, found in messages.items():
-        texts = []
-        for text in (found if isinstance(found, list) else [found]):
-            number = next((w for w in str(text).split() if w.replace(".", "").isdigit()), "")
-            rule = next((say for start, say in _ENGINE_MESSAGES if str(text).startswith(start)),
-                        None)
-            texts.append(rule(number) if rule else str(text))
-        out[key] = texts
-    return out
+def _as_lists(details: dict[str, Any]) -> dict[str, list[str]]:
+    """The service's per-field messages (already in the reader's language) as lists."""
+    return {k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in details.items()}
 
 
 def _next_step(user: User, case: Case) -> str:
@@ -337,7 +313,7 @@ def task(task_id: int) -> Response | tuple[str, int]:
     except (ValidationFailed, Conflict) as exc:
         db.session.rollback()
         row, case = _task_and_case(task_id)
-        errors = _translated(exc.details) if isinstance(exc, ValidationFailed) else {}
+        errors = _as_lists(exc.details) if isinstance(exc, ValidationFailed) else {}
         return _render_task(row, case, sub.values, errors, exc.message, exc.status)
     db.session.commit()
     flash(_("Done: %(step)s.", step=row.name), "success")

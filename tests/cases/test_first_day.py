@@ -201,3 +201,20 @@ def test_the_audit_trail_reads_in_chinese(app, published, as_role, make_user, cl
         assert raw not in table, raw
     published_rows = _visible(auditor.text("/admin/audit?action=handbook.publish"))
     assert "已发布" in published_rows
+
+
+def test_form_errors_are_codes_worded_once_for_the_page_and_the_api(app, open_case, make_user,
+                                                                    as_role):
+    from helpers import Api
+
+    task = _ready(app, open_case())
+    account = make_user((Role.RESPONDER, "town.02"))
+    api = Api(app.test_client())
+    assert api.login(account["username"]).status_code == 200
+    answer = api.post(f"/tasks/{task.id}/complete", {"eta_minutes": "soon"})
+    assert answer.status_code == 422
+    details = answer.get_json()["details"]
+    assert details["eta_minutes"] == ["请输入整数。"]
+    page = as_role((Role.RESPONDER, "town.02")).post(
+        f"/tasks/{task.id}", data={"eta_minutes": "soon"}).get_data(as_text=True)
+    assert "请输入整数。" in page.split('id="eta_minutes-error"')[1].split("</p>")[0]
