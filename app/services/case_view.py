@@ -121,9 +121,13 @@ def readings(case: Case, limit: int = 200) -> Series | None:
         return None
     width, height = 240, 60
     low, high = min(r.value for r in found), max(r.value for r in found)
-    span = (high - low) or 1.0
+    span = high - low
     step = width / max(len(found) - 1, 1)
-    points = " ".join(f"{i * step:.1f},{height - 4 - (r.value - low) / span * (height - 8):.1f}"
+
+    def y(value: float) -> float:  # a flat series runs through the middle
+        return height / 2 if span == 0 else height - 4 - (value - low) / span * (height - 8)
+
+    points = " ".join(f"{(i * step if len(found) > 1 else width / 2):.1f},{y(r.value):.1f}"
                       for i, r in enumerate(found))
     return Series(found, case.unit or "", points, width, height)
 
