@@ -28,7 +28,7 @@ from app import rate_limits, sessions
 from app.extensions import db, login_manager
 from app.i18n import _l
 from app.inputs import refuse_unstorable_text
-from app.models import Role
+from app.models import ATTACHMENT_EXTENSIONS, Role
 from app.services import accounts
 from app.services.errors import DomainError
 from app.services.permissions import can
@@ -206,6 +206,8 @@ def register_web(app: Flask) -> None:
     # Macros imported without context (the case timeline) name roles too.
     app.jinja_env.globals["ROLE_LABELS"] = ROLE_LABELS
     app.jinja_env.globals["scenario_label"] = _scenario_label
+    # What a file input offers: the evidence types the server accepts (one table).
+    app.jinja_env.globals["attachment_accept"] = ",".join(ATTACHMENT_EXTENSIONS)
     app.jinja_env.filters["role_label"] = lambda code: ROLE_LABELS.get(
         next((r for r in Role if r.value == code), code), code)
 

@@ -43,9 +43,10 @@ from app.services.errors import Conflict, ValidationFailed
 from app.services.overdue import scenario_names
 from app.services.permissions import can, require
 from app.services.verification import verify_case
+from app.timezone import local_zone
 from app.web import case_history as history
-from app.web.case_history import LOCAL_TZ, attachments, local_input, widget
-from app.web.util import int_arg, local_target, me, now
+from app.web.case_history import attachments, local_input, widget
+from app.web.util import int_arg, me, now, safe_next
 from workflows import FormField
 
 bp = Blueprint("cases", __name__)
@@ -104,10 +105,6 @@ def place_choices() -> list[tuple[str, str]]:
     return [(n.code, n.name) for n in org.places()]
 
 
-def _safe_next(default: str) -> str:
-    return local_target(request.form.get("next"), default)
-
-
 # ---------------------------------------------------------------- inbox
 
 
@@ -143,7 +140,7 @@ def claim(task_id: int) -> Response:
     db.session.commit()
     flash(_("You claimed %(step)s of %(case)s.", step=row.name, case=row.case.case_no),
           "success")
-    return redirect(_safe_next(url_for("cases.task", task_id=task_id)))
+    return redirect(safe_next(url_for("cases.task", task_id=task_id)))
 
 
 @bp.post("/tasks/<int:task_id>/release")
@@ -152,7 +149,7 @@ def release(task_id: int) -> Response:
     row = cases.release(me(), task_id, now=now())
     db.session.commit()
     flash(_("Released: others in your role can now take %(step)s.", step=row.name), "success")
-    return redirect(_safe_next(url_for("cases.inbox_page")))
+    return redirect(safe_next(url_for("cases.inbox_page")))
 
 
 # ---------------------------------------------------------------- task form
@@ -241,7 +238,7 @@ def _read_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
         elif raw is not None and widget(f) == "datetime" and raw.strip():
             try:
                 moment = datetime.fromisoformat(raw.strip())
-                moment = moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+                moment = moment if moment.tzinfo else moment.replace(tzinfo=local_zone())
                 sub.form[f.id] = moment.isoformat()
             except ValueError:
                 sub.form[f.id] = raw
@@ -450,4 +447,4 @@ def mark_read() -> Response:
     count = notify.mark_read(me(), ids, now=now())
     db.session.commit()
     flash(_("Marked %(n)d as read.", n=count), "success")
-    return redirect(_safe_next(url_for("cases.notifications")))
+    return redirect(safe_next(url_for("cases.notifications")))

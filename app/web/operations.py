@@ -4,27 +4,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from werkzeug.wrappers.response import Response
 
 from app.extensions import db
 from app.i18n import _l
-from app.inputs import DbInteger
+from app.inputs import DbInteger, field_messages, load_schema
 from app.models import Department, NodeKind, PlatformNode
 from app.services import api_keys, intake, overdue, quality, staffing
-from app.services.errors import DomainError, Forbidden
+from app.services.errors import DomainError, Forbidden, ValidationFailed
 from app.services.permissions import can, require
+from app.timezone import local_zone
 from app.web.util import int_arg, me, now
 
 bp = Blueprint("operations", __name__, url_prefix="/operations")
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 REQUIRED = {"required": _l("Required."), "null": _l("Required.")}
 
@@ -40,7 +39,7 @@ class LocalDateTime(fields.Field):
         except ValueError:
             raise self.make_error("invalid") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=LOCAL_TZ)
+            parsed = parsed.replace(tzinfo=local_zone())
         try:
             return parsed.astimezone(UTC)
         except OverflowError:  # the first or last day of the calendar, shifted out of it
@@ -104,26 +103,14 @@ def _form(*lists: str) -> dict[str, Any]:
 
 def _load(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:
     try:
-        result: dict[str, Any] = schema.load(data, unknown="exclude")
-    except ValidationError as exc:
-        raise DomainError(_("Please correct the marked fields."), status=422,
-                          code="validation_failed",
-                          details=_messages(exc.normalized_messages())) from None
-    return result
-
-
-def _messages(raw: dict[str, Any]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for key, value in raw.items():
-        if isinstance(value, dict):  # a list field reports per item
-            out[key] = [str(m) for item in value.values() for m in item]
-        else:
-            out[key] = [str(m) for m in (value if isinstance(value, list) else [value])]
-    return out
+        return load_schema(schema, data, unknown="exclude")
+    except ValidationFailed as exc:
+        exc.details = field_messages(exc.details)
+        raise
 
 
 def _local(moment: datetime) -> str:
-    return moment.astimezone(LOCAL_TZ).strftime(LOCAL_FORMAT)
+    return moment.astimezone(local_zone()).strftime(LOCAL_FORMAT)
 
 
 def _refuse(exc: DomainError) -> None:
