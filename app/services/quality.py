@@ -29,8 +29,8 @@ from app.models import (
 from app.services import audit, case_engine
 from app.services.cases import handbook_or_none
 from app.services.errors import Conflict, NotFound, ValidationFailed
-from app.services.overdue import in_scope
 from app.services.permissions import require, scope_paths
+from app.services.scenarios import in_scope
 from app.timezone import local_zone
 
 # Who sees the quality lists: the supervising roles that follow overdue cases; correcting

@@ -169,7 +169,7 @@ def _publish_page_assets_only(app: Flask) -> None:
 
 
 def _scenario_label(code: str) -> str:
-    from app.services.overdue import scenario_names
+    from app.services.scenarios import scenario_names
 
     return scenario_names().get(code, code)
 

@@ -16,8 +16,8 @@ from app.inputs import DbInteger, field_messages, load_schema
 from app.models import Department, PlatformNode, Role
 from app.services import accounts, audit
 from app.services.errors import DomainError, ValidationFailed
-from app.services.overdue import scenario_names
 from app.services.permissions import require, scope_paths
+from app.services.scenarios import scenario_names
 from app.web.util import form_dict, int_arg, me, now, policy, remote_addr
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

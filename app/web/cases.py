@@ -40,8 +40,8 @@ from app.models import (
 from app.services import case_view, cases, inbox, notify, org, publications
 from app.services.engine import compiled
 from app.services.errors import Conflict, ValidationFailed
-from app.services.overdue import scenario_names
 from app.services.permissions import can, require
+from app.services.scenarios import scenario_names
 from app.services.verification import verify_case
 from app.timezone import local_zone
 from app.web import case_history as history

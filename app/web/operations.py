@@ -19,6 +19,7 @@ from app.models import Department, NodeKind, PlatformNode
 from app.services import api_keys, intake, overdue, quality, staffing
 from app.services.errors import DomainError, Forbidden, ValidationFailed
 from app.services.permissions import can, require
+from app.services.scenarios import scenario_names, visible_scenarios
 from app.timezone import local_zone
 from app.web.util import int_arg, me, now
 
@@ -173,7 +174,7 @@ def overdue_page() -> str:
     report = overdue.overdue_cases(me(), now(), department=department)
     summary = overdue.overdue_cases(me(), now()) if department else report
     return render_template("operations/overdue.html", report=report, summary=summary,
-                           department=department, scenarios=overdue.scenario_names())
+                           department=department, scenarios=scenario_names())
 
 
 @bp.get("/overdue.json")
@@ -194,7 +195,7 @@ def quality_page() -> str:
     return render_template("operations/quality.html", result=page, rule=rule, state=state,
                            rules=quality.RULES, rules_by_code=quality.RULES_BY_CODE,
                            categories=quality.CATEGORY_LABELS,
-                           scenarios=overdue.scenario_names(), gaps=staffing.open_gaps(me()),
+                           scenarios=scenario_names(), gaps=staffing.open_gaps(me()),
                            departments=staffing.department_names())
 
 
@@ -223,7 +224,7 @@ def issue(issue_id: int) -> Response | str | tuple[str, int]:
                            rule=quality.RULES_BY_CODE.get(found.rule),
                            categories=quality.CATEGORY_LABELS, errors=errors, error=error,
                            values=_form() if error else {},
-                           scenarios=overdue.scenario_names()), status
+                           scenarios=scenario_names()), status
 
 
 @bp.route("/silences", methods=["GET", "POST"])
@@ -232,7 +233,7 @@ def silences() -> Response | str | tuple[str, int]:
     user = me()
     if not (can(user, "silence.manage") or can(user, "overdue.view")):
         require(user, "silence.manage")
-    choices = overdue.visible_scenarios(user, "silence.manage")
+    choices = visible_scenarios(user, "silence.manage")
     errors: dict[str, Any] = {}
     error = None
     status = 200
@@ -261,7 +262,7 @@ def silences() -> Response | str | tuple[str, int]:
     values = _form() if error else {"starts_at": _local(current),
                                      "ends_at": _local(current + timedelta(hours=4))}
     return render_template("operations/silences.html", listing=overdue.silences(user, current),
-                           choices=choices, scenarios=overdue.scenario_names(), errors=errors,
+                           choices=choices, scenarios=scenario_names(), errors=errors,
                            error=error, values=values), status
 
 
@@ -279,7 +280,7 @@ def end_silence(silence_id: int) -> Response:
 def keys() -> Response | str | tuple[str, int]:
     user = me()
     require(user, "apikeys.manage")
-    choices = overdue.visible_scenarios(user, "apikeys.manage")
+    choices = visible_scenarios(user, "apikeys.manage")
     errors: dict[str, Any] = {}
     error = None
     status = 200
@@ -295,11 +296,11 @@ def keys() -> Response | str | tuple[str, int]:
         else:
             db.session.commit()
             return render_template("operations/api_key_issued.html", key=issued.key,
-                                   secret=issued.secret, scenarios=overdue.scenario_names())
+                                   secret=issued.secret, scenarios=scenario_names())
     values = _form("scenarios") if error else {}
     return render_template("operations/api_keys.html", keys=api_keys.list_keys(),
                            choices=choices, source_types=api_keys.SOURCE_TYPES,
-                           scenarios=overdue.scenario_names(), errors=errors, error=error,
+                           scenarios=scenario_names(), errors=errors, error=error,
                            values=values), status
 
 
@@ -321,7 +322,7 @@ def unknown_points() -> str:
         require(user, "case.correct")
     return render_template("operations/unknown_points.html",
                            points=overdue.unknown_points(user),
-                           scenarios=overdue.scenario_names())
+                           scenarios=scenario_names())
 
 
 def _towns() -> list[PlatformNode]:
@@ -372,7 +373,7 @@ def stuck_page() -> str:
     from app.services import stuck
 
     return render_template("operations/stuck.html", rows=stuck.stuck_cases(me()),
-                           scenarios=overdue.scenario_names())
+                           scenarios=scenario_names())
 
 
 @bp.post("/stuck/<int:case_id>/retry")
