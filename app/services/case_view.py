@@ -11,8 +11,18 @@ from typing import Any
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Alert, Case, CaseEvent, HandbookVersion
-from app.services.cases import handbook_or_none
+from app.models import (
+    Alert,
+    Attachment,
+    Case,
+    CaseComment,
+    CaseEvent,
+    CaseTask,
+    HandbookVersion,
+    MonitoringPoint,
+    User,
+)
+from app.services.cases import can_act, get_case_by_no, handbook_or_none
 from workflows import FormField
 
 # A field that asks again for something an earlier step of another handbook part recorded
@@ -130,4 +140,42 @@ def readings(case: Case, limit: int = 200) -> Series | None:
     points = " ".join(f"{(i * step if len(found) > 1 else width / 2):.1f},{y(r.value):.1f}"
                       for i, r in enumerate(found))
     return Series(found, case.unit or "", points, width, height)
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """Everything one case's page (and the API's case detail) shows, for one reader."""
+
+    case: Case
+    version: HandbookVersion
+    point: MonitoringPoint | None
+    tasks: list[CaseTask]  # the ready ones
+    can_act: dict[int, bool]  # task id -> may the reader work on it now
+    alerts: list[Alert]  # newest first
+    comments: list[CaseComment]
+    attachments: list[Attachment]
+    events: list[CaseEvent]
+
+
+def case_view(actor: User, case_no: str, *, alerts: int = 200) -> CaseView:
+    """One case as `actor` may see it (404/403 otherwise): one set of queries for the page
+    and the API."""
+    case = get_case_by_no(actor, case_no)
+    version = db.session.get(HandbookVersion, case.handbook_version_id)
+    assert version is not None
+    tasks = list(db.session.scalars(select(CaseTask).where(
+        CaseTask.case_id == case.id, CaseTask.status == "ready").order_by(CaseTask.id)))
+    return CaseView(
+        case=case, version=version,
+        point=db.session.get(MonitoringPoint, case.point_id) if case.point_id else None,
+        tasks=tasks, can_act={t.id: can_act(actor, t) for t in tasks},
+        alerts=list(db.session.scalars(select(Alert).where(Alert.case_id == case.id).order_by(
+            Alert.received_at.desc(), Alert.id.desc()).limit(alerts))),
+        comments=list(db.session.scalars(select(CaseComment).where(
+            CaseComment.case_id == case.id).order_by(CaseComment.id))),
+        attachments=list(db.session.scalars(select(Attachment).where(
+            Attachment.case_id == case.id).order_by(Attachment.id))),
+        events=list(db.session.scalars(select(CaseEvent).where(
+            CaseEvent.case_id == case.id).order_by(CaseEvent.seq))),
+    )
 

@@ -249,11 +249,15 @@ def _done_by(actor: User, task: CaseTask) -> CaseTask | None:
         CaseTask.completed_by_id == actor.id).limit(1))
 
 
-def takes_part(actor: User, task: CaseTask) -> bool:
+def can_act(actor: User, task: CaseTask) -> bool:
     """May `actor` work on this task now: it is open, not someone else's, in the actor's
-    lane, and not a step the actor must leave to another person."""
+    lane, and not a step the actor must leave to another person. The one rule the pages and
+    the API show (the actions themselves check the same through `_may_act`)."""
     return (task.status == "ready" and task.claimed_by_id in (None, actor.id)
             and may_take(actor, task) and _done_by(actor, task) is None)
+
+
+takes_part = can_act  # the earlier name
 
 
 def _still_ready(task: CaseTask) -> None:

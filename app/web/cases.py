@@ -28,13 +28,10 @@ from app.extensions import db
 from app.inputs import db_id
 from app.models import (
     LEVEL_RANK,
-    Alert,
     Attachment,
     Case,
-    CaseComment,
     CaseTask,
     HandbookVersion,
-    MonitoringPoint,
     User,
 )
 from app.services import case_view, cases, inbox, notify, org, publications
@@ -162,7 +159,7 @@ def _version(case: Case) -> HandbookVersion:
 
 
 def _can_act(user: User, row: CaseTask) -> bool:
-    return cases.takes_part(user, row)
+    return cases.can_act(user, row)
 
 
 def _measures(case: Case, role: str | None = None) -> list[dict[str, Any]]:
@@ -324,27 +321,18 @@ def task(task_id: int) -> Response | tuple[str, int]:
 @login_required
 def case_page(case_no: str) -> str:
     user = me()
-    case = cases.get_case_by_no(user, case_no)
-    version = _version(case)
-    events = history.events_of(case)
+    view = case_view.case_view(user, case_no)
+    case, version, events = view.case, view.version, view.events
     everything = request.args.get("events") == "all"
-    tasks = list(db.session.scalars(select(CaseTask).where(
-        CaseTask.case_id == case.id, CaseTask.status == "ready").order_by(CaseTask.id)))
-    alerts = list(db.session.scalars(select(Alert).where(Alert.case_id == case.id)
-                                     .order_by(Alert.received_at.desc(), Alert.id.desc())
-                                     .limit(200)))
     return render_template(
-        "cases/case.html", case=case, version=version, tasks=tasks, alerts=alerts,
-        can_act={t.id: _can_act(user, t) for t in tasks},
-        point=db.session.get(MonitoringPoint, case.point_id) if case.point_id else None,
+        "cases/case.html", case=case, version=version, tasks=view.tasks, alerts=view.alerts,
+        can_act=view.can_act, point=view.point,
         timeline=history.timeline(case, events, compiled(version), everything=everything),
         everything=everything, event_count=len(events),
         diagram=history.diagram(case, version, events,
                                 request.args.get("diagram") or case.process_id),
         has_diagram=history.diagram_macro_exists(), measures=_measures(case),
-        attachments=attachments(case),
-        comments=list(db.session.scalars(select(CaseComment).where(
-            CaseComment.case_id == case.id).order_by(CaseComment.id))),
+        attachments=view.attachments, comments=view.comments,
         scenarios=scenario_names(), may_act=can(user, "case.act", case),
         may_replay=can(user, "audit.view"), publication=publications.summary(case))
 

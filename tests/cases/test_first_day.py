@@ -218,3 +218,26 @@ def test_form_errors_are_codes_worded_once_for_the_page_and_the_api(app, open_ca
     page = as_role((Role.RESPONDER, "town.02")).post(
         f"/tasks/{task.id}", data={"eta_minutes": "soon"}).get_data(as_text=True)
     assert "请输入整数。" in page.split('id="eta_minutes-error"')[1].split("</p>")[0]
+
+
+@pytest.mark.parametrize(("role", "node", "acts"), [
+    (Role.RESPONDER, "town.02", True), (Role.RESPONDER, "town.22", None),
+    (Role.AUDITOR, "district", False), (Role.BUSINESS_ADMIN, "scenario.gas", False)])
+def test_the_page_and_the_api_show_one_case_view(app, open_case, make_user, role, node, acts):
+    from helpers import Api, Browser
+
+    case_no = open_case()
+    account = make_user((role, node))
+    client = app.test_client()
+    assert Browser(client).login(account["username"]).status_code == 302
+    api = Api(client)
+    detail = api.get(f"/cases/{case_no}")
+    page = client.get(f"/cases/{case_no}")
+    if acts is None:  # outside the reader's scope: refused by both
+        assert detail.status_code == page.status_code == 403
+        return
+    body = detail.get_json()
+    assert [t["can_act"] for t in body["tasks"]] == [acts]
+    html = page.get_data(as_text=True)
+    assert ('class="button primary" href="/tasks/' in html) is acts
+    assert len(body["alerts"]) == html.split('id="alerts"')[1].count("<tr") - 1
