@@ -49,6 +49,8 @@ from workflows import FormField
 bp = Blueprint("cases", __name__)
 
 STATUSES = ("ready", "mine", "claimable")
+# The file input of a task form whose BPMN form has no evidence field of its own.
+EXTRA_EVIDENCE = "evidence__extra"
 # A task form may carry a few evidence files; other posts are small.
 UPLOAD_LIMIT = 3 * cases.MAX_ATTACHMENT_BYTES + 1024 * 1024
 FORM_LIMIT = 256 * 1024
@@ -242,6 +244,16 @@ def _read_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
         elif raw is not None:
             sub.form[f.id] = raw
     sub.values["measure"] = request.form.getlist("measure")
+    if not any(widget(f) == "file" for f in fields):
+        # A form without an evidence field still takes photos of what was done.
+        for upload in request.files.getlist(EXTRA_EVIDENCE):
+            if not upload.filename:
+                continue
+            try:
+                _store(case, upload)
+                sub.stored += 1
+            except ValidationFailed as exc:
+                sub.errors[EXTRA_EVIDENCE] = [str(exc.message)]
     return sub
 
 
@@ -277,7 +289,9 @@ def _render_task(row: CaseTask, case: Case, values: dict[str, Any],
         measures=_measures(case, row.role) if in_main else [],
         handbook=cases.handbook_or_none(_version(case)), attachments=attachments(case),
         scenarios=scenario_names(), completed_by=db.session.get(User, row.completed_by_id or 0),
-        publication=publications.summary(case), done=done,
+        publication=publications.summary(case), done=done, extra_evidence=EXTRA_EVIDENCE,
+        has_file_field=any(widget(f) == "file" for f in spec.form_fields(row.process_id,
+                                                                          row.element_id)),
         series=None if publications.summary(case) else case_view.readings(case),
     ), status
 

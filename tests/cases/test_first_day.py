@@ -241,3 +241,31 @@ def test_the_page_and_the_api_show_one_case_view(app, open_case, make_user, role
     html = page.get_data(as_text=True)
     assert ('class="button primary" href="/tasks/' in html) is acts
     assert len(body["alerts"]) == html.split('id="alerts"')[1].count("<tr") - 1
+
+
+def test_a_form_without_an_evidence_field_still_takes_photos(app, open_case, as_role, people,
+                                                            drive):
+    from io import BytesIO
+
+    from app.models import Attachment
+    from test_web_case import png
+
+    responder = as_role((Role.RESPONDER, "town.02"))
+    case_no = open_case(stop_at="Activity_accept")
+    drive(case_no, {**people, "responder": responder.account["id"]}, stop_at="Activity_dispose")
+    task = _ready(app, case_no)
+    page = responder.text(f"/tasks/{task.id}")
+    assert 'name="evidence__extra"' in page
+    response = responder.post(f"/tasks/{task.id}", data={
+        "on_site_at": "2026-07-26T10:20", "situation": "已到场复测, 开井通风。",
+        "escalate": "none", "evidence__extra": (BytesIO(png()), "井口.png", "image/png")},
+        content_type="multipart/form-data")
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(Attachment.filename)) == "井口.png"
+    bad = _ready(app, case_no)
+    refused = responder.post(f"/tasks/{bad.id}", data={
+        "evidence__extra": (BytesIO(b"MZ not a photo"), "x.png", "image/png")},
+        content_type="multipart/form-data")
+    assert refused.status_code == 422
+    assert "JPEG" in refused.get_data(as_text=True).split('id="evidence__extra-error"')[1][:200]
