@@ -247,8 +247,9 @@ def test_a_form_without_an_evidence_field_still_takes_photos(app, open_case, as_
                                                             drive):
     from io import BytesIO
 
-    from app.models import Attachment
     from test_web_case import png
+
+    from app.models import Attachment
 
     responder = as_role((Role.RESPONDER, "town.02"))
     case_no = open_case(stop_at="Activity_accept")
