@@ -98,6 +98,21 @@ def people(make_user: Callable[..., dict[str, Any]]) -> dict[str, int]:
 
 
 @pytest.fixture
+def open_case(published: None, point: Callable[..., str], send: Callable[..., dict[str, Any]],
+              drive: Callable[..., list[str]], people: dict[str, int]) -> Callable[..., str]:
+    """`open_case(value, stop_at=...)`: a gas case in 陆家嘴 driven by `people` until
+    `stop_at` is ready (to its end with None); returns its number."""
+
+    def make(value: float = 30.0, stop_at: str | None = "Activity_accept") -> str:
+        code = point("GAS-MH-0001", "gas")
+        case_no = str(send("gas", "ch4_lel", value, code)["case_no"])
+        drive(case_no, people, stop_at=stop_at)
+        return case_no
+
+    return make
+
+
+@pytest.fixture
 def gas_case(app: Flask, published: None, point: Callable[..., str],
              send: Callable[..., dict[str, Any]]) -> str:
     point("GAS-MH-0001", "gas")

@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Case, CaseTask, Role, User
+from app.models import Case, Role, User
 from app.services import cases
-from cases_fixtures import fill_form
-
-OpenCase = Callable[..., str]
-
-
-@pytest.fixture
-def open_case(published, point, send, drive, people) -> OpenCase:
-    """A gas case in 陆家嘴 driven until `stop_at` is ready; returns its number."""
-
-    def make(value: float = 30.0, stop_at: str | None = "Activity_accept") -> str:
-        code = point("GAS-MH-0001", "gas")
-        case_no = send("gas", "ch4_lel", value, code)["case_no"]
-        drive(case_no, people, stop_at=stop_at)
-        return case_no
-
-    return make
-
-
-def _ready(app, case_no: str) -> CaseTask:
-    with app.app_context():
-        task = db.session.scalar(select(CaseTask).join(Case).where(
-            Case.case_no == case_no, CaseTask.status == "ready").order_by(CaseTask.id))
-        db.session.expunge_all()
-        return task
+from cases_fixtures import fill_form, ready_task
 
 
 def _visible(page: str) -> str:
@@ -62,10 +38,10 @@ def test_the_responder_keeps_the_next_step_of_the_case(app, open_case, as_role, 
     case_no = open_case()
     responder = as_role((Role.RESPONDER, "town.02"), username="li")
     colleague = as_role((Role.RESPONDER, "town.02"), username="zhao")
-    accept = _ready(app, case_no)
+    accept = ready_task(app, case_no)
     assert responder.post(f"/tasks/{accept.id}", data={
         "accepted": "true", "eta_minutes": "20", "accept_note": "收到"}).status_code == 302
-    dispose = _ready(app, case_no)
+    dispose = ready_task(app, case_no)
     assert dispose.element_id == "Activity_dispose"
     assert dispose.claimed_by_id == responder.account["id"]  # no second claim needed
     page = responder.text(f"/tasks/{dispose.id}")
@@ -74,7 +50,7 @@ def test_the_responder_keeps_the_next_step_of_the_case(app, open_case, as_role, 
     assert "测试li" in colleague.text(f"/tasks/{dispose.id}")
     assert colleague.post(f"/tasks/{dispose.id}/claim").status_code == 409
     assert responder.post(f"/tasks/{dispose.id}/release").status_code == 302
-    assert _ready(app, case_no).claimed_by_id is None
+    assert ready_task(app, case_no).claimed_by_id is None
 
 
 def test_forms_start_from_what_the_case_already_knows(app, open_case, as_role, people, drive,
@@ -83,11 +59,11 @@ def test_forms_start_from_what_the_case_already_knows(app, open_case, as_role, p
     responder = as_role((Role.RESPONDER, "town.02"))
     mine = {**people, "responder": responder.account["id"]}
     drive(case_no, mine, stop_at="Activity_dispose")
-    dispose = _ready(app, case_no)
+    dispose = ready_task(app, case_no)
     assert responder.post(f"/tasks/{dispose.id}", data={
         "on_site_at": "2026-07-26T10:20", "situation": "已到场复测, 开井通风。",
         "escalate": "none", "measure": ["retest_gas", "ventilate"]}).status_code == 302
-    nxt = _ready(app, case_no)
+    nxt = ready_task(app, case_no)
     assert nxt.element_id == "Activity_scenario_feedback"
     page = responder.text(f"/tasks/{nxt.id}")
     if 'class="measures"' in page:  # the same checklist comes back ticked
@@ -100,7 +76,7 @@ def test_forms_start_from_what_the_case_already_knows(app, open_case, as_role, p
                        fill_form(fields), now=clock())
         db.session.commit()
     drive(case_no, mine, stop_at="Activity_feedback")
-    feedback = _ready(app, case_no)
+    feedback = ready_task(app, case_no)
     assert feedback.element_id == "Activity_feedback"
     page = responder.text(f"/tasks/{feedback.id}")
     assert re.search(r'name="arrived_at"[^>]*value="2026-07-26T10:20"', page)
@@ -110,7 +86,7 @@ def test_forms_start_from_what_the_case_already_knows(app, open_case, as_role, p
 
 def test_the_verifier_sees_what_to_judge(app, open_case, as_role, people, drive, clock):
     case_no = open_case(stop_at="Activity_feedback")
-    feedback = _ready(app, case_no)
+    feedback = ready_task(app, case_no)
     with app.app_context():
         fields = cases.case_engine.load(db.session.get(Case, feedback.case_id)).compiled \
             .form_fields(feedback.process_id, feedback.element_id)
@@ -118,7 +94,7 @@ def test_the_verifier_sees_what_to_judge(app, open_case, as_role, people, drive,
         cases.complete(db.session.get(User, people["responder"]), feedback.id, form,
                        now=clock())
         db.session.commit()
-    verify = _ready(app, case_no)
+    verify = ready_task(app, case_no)
     assert verify.element_id == "Activity_verify"
     head = as_role((Role.DEPARTMENT_HEAD, "industry.construction"))
     page = head.text(f"/tasks/{verify.id}")
@@ -132,7 +108,7 @@ def test_the_assessment_shows_the_readings_as_a_series(app, open_case, as_role, 
     for value in (35.0, 42.0):
         clock.advance(minutes=2)
         send("gas", "ch4_lel", value, "GAS-MH-0001")
-    task = _ready(app, case_no)
+    task = ready_task(app, case_no)
     assert task.element_id == "Activity_assessment"
     admin = as_role((Role.BUSINESS_ADMIN, "scenario.gas"))
     page = admin.text(f"/tasks/{task.id}")
@@ -144,7 +120,7 @@ def test_the_assessment_shows_the_readings_as_a_series(app, open_case, as_role, 
 
 
 def test_a_read_only_task_form_has_no_submit_button(app, open_case, as_role):
-    task = _ready(app, open_case())
+    task = ready_task(app, open_case())
     page = as_role((Role.AUDITOR, "district")).text(f"/tasks/{task.id}")
     assert re.search(r"<fieldset\s+disabled", page)
     assert 'data-action="complete"' not in page
@@ -207,7 +183,7 @@ def test_form_errors_are_codes_worded_once_for_the_page_and_the_api(app, open_ca
                                                                     as_role):
     from helpers import Api
 
-    task = _ready(app, open_case())
+    task = ready_task(app, open_case())
     account = make_user((Role.RESPONDER, "town.02"))
     api = Api(app.test_client())
     assert api.login(account["username"]).status_code == 200
@@ -254,7 +230,7 @@ def test_a_form_without_an_evidence_field_still_takes_photos(app, open_case, as_
     responder = as_role((Role.RESPONDER, "town.02"))
     case_no = open_case(stop_at="Activity_accept")
     drive(case_no, {**people, "responder": responder.account["id"]}, stop_at="Activity_dispose")
-    task = _ready(app, case_no)
+    task = ready_task(app, case_no)
     page = responder.text(f"/tasks/{task.id}")
     assert 'name="evidence__extra"' in page
     response = responder.post(f"/tasks/{task.id}", data={
@@ -264,7 +240,7 @@ def test_a_form_without_an_evidence_field_still_takes_photos(app, open_case, as_
     assert response.status_code == 302
     with app.app_context():
         assert db.session.scalar(select(Attachment.filename)) == "井口.png"
-    bad = _ready(app, case_no)
+    bad = ready_task(app, case_no)
     refused = responder.post(f"/tasks/{bad.id}", data={
         "evidence__extra": (BytesIO(b"MZ not a photo"), "x.png", "image/png")},
         content_type="multipart/form-data")

@@ -6,29 +6,14 @@ import io
 import re
 import struct
 import zlib
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Attachment, Case, CaseComment, CaseTask, Notification, Role, User
+from app.models import Attachment, Case, CaseComment, Notification, Role, User
 from app.services import cases
-
-OpenCase = Callable[..., str]
-
-
-@pytest.fixture
-def open_case(published, point, send, drive, people, clock) -> OpenCase:
-    """A gas case in 陆家嘴 driven until `stop_at` is ready; returns its number."""
-
-    def make(value: float = 30.0, stop_at: str = "Activity_accept") -> str:
-        code = point("GAS-MH-0001", "gas")
-        case_no = send("gas", "ch4_lel", value, code)["case_no"]
-        drive(case_no, people, stop_at=stop_at)
-        return case_no
-
-    return make
+from cases_fixtures import ready_task
 
 
 def png() -> bytes:
@@ -64,14 +49,6 @@ def responder(as_role, people):
     return browser
 
 
-def _ready(app, case_no: str) -> CaseTask:
-    with app.app_context():
-        task = db.session.scalar(select(CaseTask).join(Case).where(
-            Case.case_no == case_no, CaseTask.status == "ready").order_by(CaseTask.id))
-        db.session.expunge_all()
-        return task
-
-
 def _field_error(page: str, field: str) -> str:
     assert f'id="{field}-error"' in page, f"no message next to {field}"
     return page.split(f'id="{field}-error"')[1].split("</p>")[0]
@@ -85,7 +62,7 @@ def _value(page: str, field: str) -> str:
 
 
 def test_the_accept_form_is_built_from_the_bpmn(app, open_case, as_role):
-    task = _ready(app, open_case())
+    task = ready_task(app, open_case())
     responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     page = responder.text(f"/tasks/{task.id}")
     assert "<h1>接单受理" in page
@@ -98,7 +75,7 @@ def test_the_accept_form_is_built_from_the_bpmn(app, open_case, as_role):
 
 def test_the_dispose_form_lists_the_standard_measures(app, open_case, responder, clock):
     case_no = open_case(60.0, stop_at="Activity_dispose")  # orange
-    task = _ready(app, case_no)
+    task = ready_task(app, case_no)
     page = responder.text(f"/tasks/{task.id}")
     measures = page.split('class="measures"')[1].split("</fieldset>")[0]
     assert "通知燃气企业关闭上游阀门" in measures  # orange and red
@@ -118,7 +95,7 @@ def test_the_dispose_form_lists_the_standard_measures(app, open_case, responder,
 
 
 def test_a_rejected_form_keeps_what_was_typed(app, open_case, responder):
-    task = _ready(app, open_case(stop_at="Activity_dispose"))
+    task = ready_task(app, open_case(stop_at="Activity_dispose"))
     response = responder.post(f"/tasks/{task.id}", data={
         "on_site_at": "yesterday", "situation": "", "escalate": "medium",
         "escalate_reason": "需要街镇配合封路", "measure": ["retest_gas"]})
@@ -132,11 +109,11 @@ def test_a_rejected_form_keeps_what_was_typed(app, open_case, responder):
     assert _value(page, "escalate_reason") == "需要街镇配合封路"
     assert '<option value="medium" selected>' in page
     assert re.search(r'value="retest_gas" checked', page)
-    assert _ready(app, task.case.case_no).element_id == "Activity_dispose"  # nothing moved
+    assert ready_task(app, task.case.case_no).element_id == "Activity_dispose"  # nothing moved
 
 
 def test_engine_messages_are_translated(app, open_case, as_role):
-    task = _ready(app, open_case())
+    task = ready_task(app, open_case())
     responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     page = responder.post(f"/tasks/{task.id}", data={"eta_minutes": "soon"}).get_data(
         as_text=True)
@@ -144,7 +121,7 @@ def test_engine_messages_are_translated(app, open_case, as_role):
 
 
 def test_completed_by_someone_else_says_so(app, open_case, as_role, clock):
-    task = _ready(app, open_case())
+    task = ready_task(app, open_case())
     me = as_role((Role.RESPONDER, "town.02"), locale="en")
     assert me.get(f"/tasks/{task.id}").status_code == 200  # the form is open on my phone
     colleague = as_role((Role.RESPONDER, "town.02"), username="wang")
@@ -164,7 +141,7 @@ def test_completed_by_someone_else_says_so(app, open_case, as_role, clock):
 
 def test_evidence_upload_is_stored_and_named_in_the_field(app, open_case, responder):
     case_no = open_case(stop_at="Activity_cancel_warning")
-    task = _ready(app, case_no)
+    task = ready_task(app, case_no)
     page = responder.text(f"/tasks/{task.id}")
     assert 'name="evidence__upload"' in page and "When a warning may be cancelled" in page
     response = responder.post(f"/tasks/{task.id}", data={
@@ -195,7 +172,7 @@ def test_evidence_upload_is_stored_and_named_in_the_field(app, open_case, respon
 ])
 def test_a_wrong_or_oversized_upload_is_refused(app, open_case, responder, content, name, kind,
                                                 message):
-    task = _ready(app, open_case(stop_at="Activity_cancel_warning"))
+    task = ready_task(app, open_case(stop_at="Activity_cancel_warning"))
     response = responder.client.post(f"/tasks/{task.id}", **multipart(
         {"csrf_token": responder.csrf(), "cancel_cause": "hazard_removed",
          "cancel_note": "已排除", "cancelled_at": "2026-07-26T11:00"},
@@ -209,7 +186,7 @@ def test_a_wrong_or_oversized_upload_is_refused(app, open_case, responder, conte
 
 
 def test_an_upload_over_the_request_limit_is_refused_with_a_message(app, open_case, as_role):
-    task = _ready(app, open_case(stop_at="Activity_cancel_warning"))
+    task = ready_task(app, open_case(stop_at="Activity_cancel_warning"))
     responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     response = responder.client.post(f"/tasks/{task.id}", **multipart(
         {"csrf_token": responder.csrf()},
@@ -219,7 +196,7 @@ def test_an_upload_over_the_request_limit_is_refused_with_a_message(app, open_ca
 
 
 def test_evidence_must_belong_to_the_case(app, open_case, responder):
-    task = _ready(app, open_case(stop_at="Activity_cancel_warning"))
+    task = ready_task(app, open_case(stop_at="Activity_cancel_warning"))
     page = responder.post(f"/tasks/{task.id}", data={
         "cancel_cause": "hazard_removed", "cancelled_at": "2026-07-26T11:00",
         "evidence": "999"}).get_data(as_text=True)
@@ -228,7 +205,7 @@ def test_evidence_must_belong_to_the_case(app, open_case, responder):
 
 def test_a_form_without_csrf_token_is_refused(app, open_case, as_role):
     case_no = open_case()
-    task = _ready(app, case_no)
+    task = ready_task(app, case_no)
     responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     for path, data in ((f"/tasks/{task.id}", {"accepted": "true"}),
                        (f"/tasks/{task.id}/claim", {}),
@@ -237,11 +214,11 @@ def test_a_form_without_csrf_token_is_refused(app, open_case, as_role):
         response = responder.client.post(path, data=data)
         assert response.status_code == 400, path
         assert "security token is missing" in response.get_data(as_text=True)
-    assert _ready(app, case_no).claimed_by_id is None
+    assert ready_task(app, case_no).claimed_by_id is None
 
 
 def test_a_task_of_another_role_is_read_only(app, open_case, as_role):
-    task = _ready(app, open_case(stop_at="Activity_verify"))
+    task = ready_task(app, open_case(stop_at="Activity_verify"))
     responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     page = responder.text(f"/tasks/{task.id}")
     assert "You can read this task but not complete it" in page
