@@ -173,8 +173,27 @@ def test_el_condition_gets_python_hint():
     </bpmn:sequenceFlow>
     <bpmn:sequenceFlow id="f_no" sourceRef="work" targetRef="end" />""")
     message = messages_of({"g.bpmn": definitions(body)})
-    assert "Python expressions, not Camunda/JUEL" in message
+    assert "conditions here are Python expressions: write 'confirmed'" in message
     assert "'${confirmed}'" in message
+
+
+@pytest.mark.parametrize(("condition", "python"), [
+    ("${amount &gt; 1000 &amp;&amp; !approved}", "amount > 1000 and not approved"),
+    ("#{level eq 'red'}", "level == 'red'"),
+    ("= amount &gt; 1000 and approved = true", "amount > 1000 and approved == True"),
+    ("=x &lt;= 3", "x <= 3"),
+])
+def test_feel_and_juel_conditions_name_the_python_to_write(condition, python):
+    body = linear_process(f"""
+    <bpmn:exclusiveGateway id="work" default="f_no" />
+    <bpmn:sequenceFlow id="f_yes" sourceRef="work" targetRef="end">
+      <bpmn:conditionExpression>{condition}</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f_no" sourceRef="work" targetRef="end" />""")
+    (problem,) = problems_of({"g.bpmn": definitions(body)})
+    assert problem.code == "foreign_expression"
+    assert problem.params["python"] == python
+    assert problem.element == "f_yes" and problem.process is not None
 
 
 def test_empty_form_field_is_refused():
