@@ -130,7 +130,7 @@ class _ScenarioBuilder:
         catch_escalation(p, "Event_accept_big_loop", "提请大闭环", "Activity_call_accept",
                          BIG_LOOP_ESCALATION.id)
         script(p, "Activity_sync_after_accept", "同步案件动态", 9,
-               code=scripts.SYNC_UPDATES + "accepted_at = now().isoformat()\n",
+               code=scripts.SYNC_AFTER_ACCEPT,
                reads=(_reference(p, "DataObjectReference_sync_after_accept", 9, 1),))
 
         p.connect("Event_alert", "Activity_register")
@@ -239,7 +239,7 @@ class _ScenarioBuilder:
                "需跨部门联动、出现伤亡或请求支援的选择“大闭环”。")
         if measures:
             doc += "\n标准措施:\n" + measures
-        user(p, "Activity_dispose", "到场处置", "responder", d, doc=doc, fields=(
+        user(p, "Activity_dispose", "到场处置", "responder", d, properties=(("step", "dispose"),), doc=doc, fields=(
             moment("on_site_at", "到场时间", required=True),
             textarea("situation", "现场情况及处置", required=True),
             choice("escalate", "是否升级", (("none", "无需升级(小闭环)"), ("medium", "中闭环"),

@@ -85,7 +85,7 @@ def common_assessment() -> Definitions:
                               "判断是否属于重大风险(第十条)。")
     ba = lane_id("business_admin")
     start(p, "Event_assessment_start", "开始研判", ba, 0)
-    user(p, "Activity_assessment", "研判", "business_admin", 1, doc=(
+    user(p, "Activity_assessment", "研判", "business_admin", 1, properties=(("step", "assessment"),), doc=(
         "核实报警信息(监测值、点位、视频或现场反馈),判定是否为误报或设备故障;确认预警的,"
         "按指挥手册的分级标准核定预警等级(不选则沿用报警等级),并判断是否属于需要专家研判"
         "的重大风险。"),
@@ -135,7 +135,7 @@ def common_accept() -> Definitions:
     script(p, "Activity_prepare_accept", "开始计数", 1, code=scripts.PREPARE_ACCEPT)
     gateway(p, "Gateway_accept_merge", "", responder, 2)
     script(p, "Activity_schedule_accept", "计算接单时限", 3, code=scripts.SCHEDULE_ACCEPT)
-    accept = user(p, "Activity_accept", "接单受理", "responder", 4, doc=(
+    accept = user(p, "Activity_accept", "接单受理", "responder", 4, properties=(("step", "accept"),), doc=(
         "查看预警工单(事项、等级、点位、监测值),确认由本人负责处置并接单,填写预计到场时间。"
         "不属于本单位职责的,选择不接单并说明原因,工单将由分管责任人督办改派。"),
         fields=(
@@ -223,7 +223,7 @@ def common_closure(handbooks: Mapping[str, Handbook] | None = None) -> Definitio
     responder, head = lane_id("responder"), lane_id("department_head")
     start(p, "Event_closure_start", "开始销警", responder, 0)
     script(p, "Activity_prepare_closure", "准备闭环", 1, code=scripts.PREPARE_CLOSURE)
-    user(p, "Activity_cancel_warning", "销警", "responder", 2, doc=(
+    user(p, "Activity_cancel_warning", "销警", "responder", 2, properties=(("step", "cancel"),), doc=(
         "风险消除后销警:选择销警原因,上传证明材料(现场照片、检测记录等),填写销警时间。"),
         fields=(
             choice("cancel_cause", "销警原因", causes),
@@ -232,7 +232,7 @@ def common_closure(handbooks: Mapping[str, Handbook] | None = None) -> Definitio
             moment("cancelled_at", "销警时间", required=True),
         ))
     gateway(p, "Gateway_feedback_merge", "", responder, 3)
-    user(p, "Activity_feedback", "闭环反馈", "responder", 4, doc=(
+    user(p, "Activity_feedback", "闭环反馈", "responder", 4, properties=(("step", "feedback"),), doc=(
         "填写闭环反馈:原因分类、处置位置、到场人数、到场和完成时间、已采取的措施、伤亡人数、"
         "遗留风险,并上传现场照片。存在遗留风险的,在说明中写明后续管控安排;部门责任人核查时"
         "据此决定是否退回,风险尚未消除且需其他部门支援的,可另行提请大闭环。"),
@@ -242,7 +242,7 @@ def common_closure(handbooks: Mapping[str, Handbook] | None = None) -> Definitio
     script(p, "Activity_remind_feedback", "提醒闭环反馈", 4, 1, code=scripts.REMINDED,
            properties=notify("responder,department_head", "reminder"))
     end(p, "Event_feedback_reminded", "已提醒", SYSTEM, 5, 1)
-    user(p, "Activity_verify", "核查", "department_head", 5, doc=(
+    user(p, "Activity_verify", "核查", "department_head", 5, properties=(("step", "verify"),), doc=(
         "核查销警依据和闭环反馈是否完整、真实、符合逻辑(如到场时间不应晚于完成时间)。"
         "通过则归档;内容缺失或不规范的退回处置人员重新反馈,并写明退回原因。"),
         fields=(
