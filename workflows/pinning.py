@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import TypedDict
 
 from lxml import etree
 
@@ -20,6 +21,13 @@ BPMNDI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
 _B = f"{{{BPMN_NS}}}"
 _DI = f"{{{BPMNDI_NS}}}"
 _CONTAINERS = {f"{_B}process", f"{_B}subProcess", f"{_B}transaction", f"{_B}adHocSubProcess"}
+
+
+class Place(TypedDict):
+    element: str | None
+    child: str | None
+    process: str | None
+    diagram: str | None
 
 
 class FileIndex:
@@ -46,7 +54,7 @@ class FileIndex:
             p.get("processRef", ""): p.get("id", "") for p in root.iter(f"{_B}participant")
             if p.get("processRef") and p.get("id")}
 
-    def place(self, element: etree._Element) -> dict[str, str | None]:
+    def place(self, element: etree._Element) -> Place:
         """element / child / process / diagram for a problem found on `element`."""
         own_id = element.get("id")
         pinned: etree._Element | None = None

@@ -24,18 +24,18 @@ from app.models import (
     HandbookVersion,
     User,
 )
-from app.services.bpmn_index import VersionIndex, index_for
+from app.services.bpmn_index import STEP, VersionIndex, index_for
 from app.services.engine import compiled, runtime
 from app.services.handbook_schema import parse_duration
 from app.services.lanes import assignee
 from workflows import CompiledVersion, Instance, StepResult
 
-# Which process variable sets a task's deadline when the task does not name one itself
-# (a `due` property on the user task wins).
+# Which process variable sets a task's deadline, by the task's step mark, when the task does
+# not name one itself (a `due` property on the user task wins).
 DEFAULT_DUE_VARIABLE = {
-    "Activity_accept": "accept_limit",
-    "Activity_dispose": "on_site_limit",
-    "Activity_feedback": "feedback_limit",
+    "accept": "accept_limit",
+    "dispose": "on_site_limit",
+    "feedback": "feedback_limit",
 }
 
 
@@ -113,7 +113,8 @@ class Completed:
 
 def _due(data: dict[str, Any], properties: dict[str, str], element_id: str,
          now: datetime) -> datetime | None:
-    variable = properties.get("due") or DEFAULT_DUE_VARIABLE.get(element_id) or "close_limit"
+    variable = (properties.get("due") or DEFAULT_DUE_VARIABLE.get(properties.get(STEP, ""))
+                or "close_limit")
     value = data.get(variable)
     if not isinstance(value, str):
         return None

@@ -335,7 +335,8 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
                        code="task_gone") from None
     task.claimed_by_id = task.claimed_by_id or actor.id
     task.completed_by_id, task.completed_at = actor.id, now
-    if task.element_id == "Activity_accept" and case.accepted_at is None:
+    if (case.accepted_at is None
+            and loaded.index.step_of(task.process_id, task.element_id) == "accept"):
         case.accepted_at = now
     level_before = case.level
     completed = case_engine.record_step(loaded, result, now=now, actor=actor)

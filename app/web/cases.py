@@ -38,7 +38,7 @@ from app.models import (
     PlatformNode,
     User,
 )
-from app.services import cases, inbox, notify, org, publications
+from app.services import cases, inbox, notify, org, publications, steps
 from app.services.engine import compiled
 from app.services.errors import Conflict, ValidationFailed
 from app.services.overdue import scenario_names
@@ -319,6 +319,7 @@ def _render_task(row: CaseTask, case: Case, values: dict[str, Any],
         handbook=cases.handbook_or_none(_version(case)), attachments=attachments(case),
         scenarios=scenario_names(), completed_by=db.session.get(User, row.completed_by_id or 0),
         publication=publications.summary(case),
+        step=steps.version_index(_version(case)).step_of(row.process_id, row.element_id),
     ), status
 
 
