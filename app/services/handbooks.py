@@ -150,7 +150,8 @@ def check_files(bundle: Bundle, *, compiled: CompiledVersion | None = None) -> l
         try:
             compiled = compile_version(bpmn)
         except DefinitionError as exc:
-            return exc.problems
+            # A missing step is worth naming even when the engine refuses the files too.
+            return exc.problems + pin_problems(_missing_steps(bundle), list(bpmn.items()))
     problems: list[Problem] = []
     if bundle.process_id not in compiled.process_ids:
         problems.append(Problem(
@@ -161,6 +162,19 @@ def check_files(bundle: Bundle, *, compiled: CompiledVersion | None = None) -> l
     return pin_problems(problems, list(bpmn.items()))
 
 
+def _missing_steps(bundle: Bundle) -> list[Problem]:
+    from app.services.bpmn_index import build_index
+    from app.services.handbook_checks import file_of_processes, missing_steps
+
+    if f"handbooks/scenarios/{bundle.key}.json" not in bundle.files:
+        return []
+    try:
+        return missing_steps(build_index(bundle.files), bundle.process_id,
+                             file_of_processes(bundle.files).get(bundle.process_id, ""))
+    except (SyntaxError, ValueError):
+        return []  # files lxml cannot read: the compile's problems say so already
+
+
 def check_draft(version: HandbookVersion, files: dict[str, str], *,
                 migration_plan: Mapping[str, str] | None = None) -> list[Problem]:
     """What saving `files` as a draft of `version`'s handbook would refuse: the engine's
@@ -168,9 +182,13 @@ def check_draft(version: HandbookVersion, files: dict[str, str], *,
     no longer have (unless `migration_plan`, old element id -> new element id, moves them)."""
     bundle = Bundle(version.handbook_key, version.node.code, version.process_id, files)
     problems = check_files(bundle)
-    file_of = _file_of(files)
+    try:
+        file_of = _file_of(files)
+        waiting_steps = removed_waiting_steps(version.handbook_key, files)
+    except (SyntaxError, ValueError):
+        return problems  # files lxml cannot read: the compile's problems say so already
     plan = dict(migration_plan or {})
-    for waiting in removed_waiting_steps(version.handbook_key, files):
+    for waiting in waiting_steps:
         if waiting.element_id in plan:
             continue
         problems.append(Problem(
