@@ -14,7 +14,7 @@ from typing import TypedDict
 
 from lxml import etree
 
-from .documents import BPMN_NS
+from .documents import BPMN_NS, CAMUNDA_NS
 from .errors import Problem
 
 BPMNDI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
@@ -90,10 +90,15 @@ class FileIndex:
 
 
 def element_id_or_none(element: etree._Element, pinned: etree._Element | None) -> str | None:
-    """The inner element's own id when it is not the pinned one itself."""
-    if pinned is not None and element is pinned:
-        return None
-    return element.get("id")
+    """The id of the innermost element with one, from `element` up to (not including) the
+    pinned one: the child a problem concerns (a timer definition, a loop setting, ...)."""
+    for current in [element, *element.iterancestors()]:
+        if current is pinned:
+            return None
+        if current.get("id") and (str(current.tag).startswith(_B)
+                                  or current.tag == f"{{{CAMUNDA_NS}}}formField"):
+            return current.get("id")
+    return None
 
 
 def pin_on(problem: Problem, index: FileIndex, element: etree._Element) -> Problem:

@@ -184,6 +184,14 @@ class _DocumentChecker:
                          code="loop_maximum", value=maximum)
 
     def _timer(self, element: etree._Element, kind: TimerKind) -> None:
+        suggestion = python_for_foreign(element.text or "")
+        if suggestion is not None:
+            self.problem(element, f"timer: {(element.text or '').strip()!r} is a FEEL or JUEL "
+                                  f"expression; timers here are ISO 8601 text or Python "
+                                  f"expressions: write {suggestion!r}", code="foreign_expression",
+                         what="timer", expression=(element.text or "").strip(),
+                         python=suggestion)
+            return
         for message in check_timer_text(kind, element.text, self.limits):
             self.problem(element, message, code="timer_invalid", kind=kind,
                          text=(element.text or "").strip())

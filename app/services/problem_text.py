@@ -11,7 +11,7 @@ from workflows import Problem
 
 # What a piece of designer-written text is, as problems name it.
 WHAT = {
-    "script": _l("script"), "condition": _l("condition"),
+    "script": _l("script"), "condition": _l("condition"), "timer": _l("timer"),
     "loop_condition": _l("loop condition"), "completion_condition": _l("completion condition"),
     "message_payload": _l("message payload"),
     "correlation_expression": _l("correlation expression"),

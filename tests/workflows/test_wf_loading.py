@@ -351,3 +351,18 @@ def test_one_parser_per_version_allows_same_process_in_two_versions():
     two = compile_version({"a.bpmn": fixture_bytes("alert_handling.bpmn"),
                            "b.bpmn": definitions(linear_process(USER_TASK))})
     assert one.spec("p") is not two.spec("p")
+
+
+def test_a_form_field_problem_is_pinned_on_its_task_with_the_field_as_child():
+    body = linear_process("""
+    <bpmn:userTask id="work">
+      <bpmn:extensionElements>
+        <camunda:formData>
+          <camunda:formField id="amount" label="Amount" type="long" defaultValue="many" />
+        </camunda:formData>
+      </bpmn:extensionElements>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="f_end" sourceRef="work" targetRef="end" />""")
+    (problem,) = problems_of({"f.bpmn": definitions(body)})
+    assert (problem.code, problem.element, problem.child) == ("form_field", "work", "amount")
+    assert problem.to_dict()["child"] == "amount" and problem.to_dict()["code"] == "form_field"
