@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from app.services.bpmn_index import VersionIndex, build_index
@@ -117,12 +118,12 @@ def missing_steps(index: VersionIndex, entry: str, file: str) -> list[Problem]:
     processes = set(reachable(index, entry))
     marked = {facts.step for (pid, _), facts in index.elements.items()
               if pid in processes and facts.step}
-    return [_problem(file, None, "step_missing",
+    found = [_problem(file, None, "step_missing",
                      f"no step of process {entry} (or of the processes it calls) is marked "
                      f"as '{step}'; the application needs it: mark the task with the "
                      f"property step = {step} (Extensions > Properties), or put it back",
-                     step=step, process_id=entry)
-            for step in REQUIRED if step not in marked]
+                     step=step, process_id=entry) for step in REQUIRED if step not in marked]
+    return [replace(p, process=entry) for p in found]
 
 
 def _lane_properties(file: str, index: VersionIndex, facts: Any) -> list[Problem]:

@@ -286,6 +286,12 @@ def deploy(*, author: User | None, now: datetime, note: str = "", root: Path = R
         PlatformNode.code.in_([b.node_code for b in bundles])))}
     created: list[HandbookVersion] = []
     unchanged: list[str] = []
+    waiting = [f"{bundle.key}: {step.cases} running case(s) of version {step.version_number} "
+               f"wait in step {step.name or step.element_id} ({step.element_id}), which the "
+               "files no longer have; keep the step, or migrate those cases first"
+               for bundle in bundles for step in removed_waiting_steps(bundle.key, bundle.files)]
+    if waiting:
+        raise DeployRefused("; ".join(waiting[:10]), details={"problems": waiting})
     for bundle in bundles:
         if bundle.node_code not in nodes:
             raise DeployRefused(f"{bundle.key}: no platform node {bundle.node_code}; "

@@ -38,6 +38,17 @@ def published(app: Flask, dbconn: Any, clock: Any, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.fixture
+def people(make_user: Callable[..., dict[str, Any]]) -> dict[str, int]:
+    """One user per role of a gas case in 陆家嘴 (town.02): role -> user id."""
+    return {
+        "business_admin": make_user((Role.BUSINESS_ADMIN, "scenario.gas"))["id"],
+        "responder": make_user((Role.RESPONDER, "town.02"))["id"],
+        "department_head": make_user((Role.DEPARTMENT_HEAD, "industry.construction"))["id"],
+        "leader_in_charge": make_user((Role.LEADER_IN_CHARGE, "industry.construction"))["id"],
+    }
+
+
+@pytest.fixture
 def gas_case(app: Flask, published: None, point: Callable[..., str],
              send: Callable[..., dict[str, Any]]) -> str:
     point("GAS-MH-0001", "gas")

@@ -134,16 +134,6 @@ def renamed_accept(app, published, tmp_path, clock) -> None:
         db.session.commit()
 
 
-@pytest.fixture
-def people(make_user) -> dict[str, int]:
-    return {
-        "business_admin": make_user((Role.BUSINESS_ADMIN, "scenario.gas"))["id"],
-        "responder": make_user((Role.RESPONDER, "town.02"))["id"],
-        "department_head": make_user((Role.DEPARTMENT_HEAD, "industry.construction"))["id"],
-        "leader_in_charge": make_user((Role.LEADER_IN_CHARGE, "industry.construction"))["id"],
-    }
-
-
 def test_a_renamed_accept_step_keeps_times_deadlines_overdue_and_quality(
         app, renamed_accept, point, send, people, drive, clock, make_user):
     point("GAS-MH-0001", "gas")
@@ -196,3 +186,18 @@ def test_a_draft_removing_a_step_running_cases_wait_in_is_refused_unless_planned
             version, files, migration_plan={"Activity_dispose": "Gateway_escalate"})
         assert [p.code for p in planned] == ["step_missing"]
         assert handbooks.removed_waiting_steps("gas", version.files) == []
+
+
+def test_deploying_a_rename_while_cases_wait_in_the_step_is_refused(
+        app, published, point, send, people, drive, tmp_path):
+    point("GAS-MH-0001", "gas")
+    case_no = send("gas", "ch4_lel", 30.0, "GAS-MH-0001")["case_no"]
+    drive(case_no, people, stop_at="Activity_accept", answers=YELLOW)
+    root = _copy_root(tmp_path)
+    path = root / "bpmn" / "shared" / "common_accept.bpmn"
+    path.write_text(path.read_text("utf-8").replace('"Activity_accept"', '"Activity_take_on"')
+                    .replace(">Activity_accept<", ">Activity_take_on<"), "utf-8")
+    with app.app_context(), pytest.raises(handbooks.DeployRefused) as refused:
+        handbooks.deploy(author=None, now=datetime.now(UTC), root=root)
+    (problem,) = refused.value.details["problems"]
+    assert problem.startswith("gas: 1 running case(s) of version 1 wait in step 接单受理")
