@@ -220,20 +220,23 @@ class WaitingStep:
     cases: int
 
 
-def removed_waiting_steps(handbook_key: str, new_files: Mapping[str, str]
+def removed_waiting_steps(old: str | HandbookVersion, new_files: Mapping[str, str]
                           ) -> list[WaitingStep]:
-    """The steps that open cases of `handbook_key` wait in (their ready tasks) and that
-    `new_files` no longer define (by process and element id), most waited-in first. Test runs
-    are left out: they never move to another version."""
+    """The steps that open cases wait in (their ready tasks) and that `new_files` no longer
+    define (by process and element id), most waited-in first: the cases of every version of a
+    handbook (`old` its key) or of one version (`old` that version). Test runs are left out:
+    they never move to another version."""
     from app.models import Case, CaseTask
     from app.services.bpmn_index import build_index
 
+    which = (HandbookVersion.id == old.id if isinstance(old, HandbookVersion)
+             else HandbookVersion.handbook_key == old)
     rows = db.session.execute(
         select(HandbookVersion.number, CaseTask.process_id, CaseTask.element_id,
                func.max(CaseTask.name), func.count(func.distinct(CaseTask.case_id)))
         .join(Case, Case.id == CaseTask.case_id)
         .join(HandbookVersion, HandbookVersion.id == Case.handbook_version_id)
-        .where(HandbookVersion.handbook_key == handbook_key, CaseTask.status == "ready",
+        .where(which, CaseTask.status == "ready",
                Case.is_test.is_(False))
         .group_by(HandbookVersion.number, CaseTask.process_id, CaseTask.element_id)).all()
     if not rows:

@@ -186,6 +186,9 @@ def test_a_draft_removing_a_step_running_cases_wait_in_is_refused_unless_planned
             version, files, migration_plan={"Activity_dispose": "Gateway_escalate"})
         assert [p.code for p in planned] == ["step_missing"]
         assert handbooks.removed_waiting_steps("gas", version.files) == []
+        assert handbooks.removed_waiting_steps(version, files) == [waiting]
+        elevator = handbooks.published_version("elevator")
+        assert handbooks.removed_waiting_steps(elevator, files) == []
 
 
 def test_deploying_a_rename_while_cases_wait_in_the_step_is_refused(
