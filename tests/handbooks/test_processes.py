@@ -3,6 +3,7 @@ through the real runtime (happy path, false alarm, missed deadlines, big loop, m
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -200,7 +201,7 @@ def test_shared_rules_are_written_once_and_called_in_one_line() -> None:
     assert repeated, "the scenario files share no script at all"
     for text in repeated:
         assert "\n" not in text, f"a script copied into {repeated[text]} files: {text[:80]}"
-    called = {text.split("(")[0] for text in seen if text.endswith(")") and "(" in text}
+    called = {m[1] for text in seen if (m := re.match(r"^([a-z_]+)\(.*\)$", text))}
     assert {"register_case", "grade_and_push", "sync_case_updates", "apply_level_upgrade",
             "record_back_to_normal", "track_overdue", "schedule_accept"} <= called <= set(RULES)
     assert not any("level_limits" in text for text in seen)
