@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 from sqlalchemy import select
@@ -43,8 +44,10 @@ KNOWN_NAMESPACES = frozenset({
     "http://www.omg.org/spec/DD/20100524/DC", "http://www.omg.org/spec/DD/20100524/DI",
     "http://www.w3.org/2001/XMLSchema-instance", "http://www.w3.org/2001/XMLSchema",
     "http://bpmn.io/schema/bpmn", "http://www.w3.org/XML/1998/namespace",
+    "http://camunda.org/schema/modeler/1.0",
 })
 FILE_NAME = re.compile(r"^bpmn/(?:shared/)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,98}\.bpmn$")
+PLATFORM_TZ = ZoneInfo("Asia/Shanghai")
 MAX_FILES_PER_SAVE = 30
 MAX_NOTE = 2000
 
@@ -186,10 +189,11 @@ def last_editor(version: HandbookVersion) -> tuple[str, datetime]:
 
 def _stale(draft: HandbookVersion) -> Conflict:
     who, when = last_editor(draft)
+    local = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(PLATFORM_TZ)
     return Conflict(
         _l("%(who)s saved this draft (revision %(revision)d) at %(when)s, after you opened it. "
-           "Compare the two, then save again on top of theirs.", who=who,
-           revision=draft.revision, when=when.isoformat(timespec="minutes")),
+           "Compare the two, then save again.", who=who,
+           revision=draft.revision, when=local.strftime("%Y-%m-%d %H:%M")),
         code="stale_draft",
         details={"draft_id": draft.id, "revision": draft.revision, "updated_by": who,
                  "updated_at": when.isoformat(), "status": draft.status.value})

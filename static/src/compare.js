@@ -78,8 +78,11 @@ function changeTable(changes, texts) {
   }
   for (const [id, change] of Object.entries(changes._changed)) {
     for (const [property, values] of Object.entries(change.attrs || {})) {
-      row('changed', id, nameOf(change.model), property, show(values.oldValue),
-        show(values.newValue));
+      // bpmn-js-differ 3.2 hands jsondiffpatch's [old, new] pair to
+      // ChangeHandler.changed(model, key, newValue, oldValue) in that order, so its
+      // `oldValue` holds the newer value (the comparison test pins the direction).
+      row('changed', id, nameOf(change.model), property, show(values.newValue),
+        show(values.oldValue));
     }
   }
   return table;

@@ -363,7 +363,9 @@ export class Designer {
       this.versionId = result.draft_id;
       this.root.dataset.draftId = String(result.draft_id);
       this.root.dataset.draftRevision = String(result.revision);
+      clearTimeout(this.autosaveTimer);
       localStorage.removeItem(ws.storageKey);
+      delete this.root.dataset.autosaved;
       this.dirty = false;
       this.problems.show(result.problems);
       this.root.dataset.save = 'saved';
