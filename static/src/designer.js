@@ -112,7 +112,8 @@ export class Designer {
     for (const [elementId, list] of Object.entries(issues || {})) {
       for (const issue of list) {
         found.push({
-          file: this.name, element: elementId === issue.id ? elementId : issue.id || elementId,
+          // A process drawn as its participant is reported there, its own id kept aside.
+          file: this.name, element: issue.actualElementId || issue.id || elementId,
           message: this.translate(issue.message, {}), severity: issue.category,
           rule: issue.rule,
         });
