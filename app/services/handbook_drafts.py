@@ -131,8 +131,9 @@ def read_upload(name: str, content: bytes, *, max_bytes: int = DEFAULT_MAX_FILE_
         warnings.append(str(_l("The file defines %(n)d processes (%(ids)s): a case starts the "
                                "handbook's entry process; the others must be called from it.",
                                n=len(processes), ids=", ".join(processes))))
-    unknown = sorted({etree.QName(el).namespace or "" for el in root.iter(etree.Element)}
-                     - KNOWN_NAMESPACES - {""})
+    used = {etree.QName(name).namespace or "" for el in root.iter(etree.Element)
+            for name in [el.tag, *el.attrib]}
+    unknown = sorted(used - KNOWN_NAMESPACES - {""})
     for uri in unknown:
         warnings.append(str(_l("Elements of the namespace %(uri)s are kept in the file but "
                                "ignored by the engine.", uri=uri)))

@@ -50,6 +50,7 @@ export class Designer {
     this.versionId = Number(root.dataset.versionId);
     this.status = root.querySelector('[data-designer-status]');
     this.dirty = false;
+    this.fileWarnings = [];
     this.chinese = document.documentElement.lang.startsWith('zh');
     this.translate = this.chinese ? zh : (text, values) => fill(text, values || {});
     setLintTexts(readJSON(root, 'script[data-lint-text]'));
@@ -124,8 +125,9 @@ export class Designer {
   }
 
   afterOpen(warnings) {
+    // Another diagram of the same file: the file's import warnings stay listed.
     this.problems.render();
-    this.showWarnings(warnings || [], []);
+    this.showWarnings([...this.fileWarnings, ...(warnings || [])], []);
   }
 
   async importText(xml, { serverWarnings = [] } = {}) {
@@ -135,7 +137,8 @@ export class Designer {
     if (this.diagrams) {
       this.diagrams.refresh();
     }
-    this.showWarnings(warnings, serverWarnings);
+    this.fileWarnings = [...serverWarnings.map((message) => ({ message })), ...warnings];
+    this.showWarnings(this.fileWarnings, []);
     return warnings;
   }
 
@@ -152,7 +155,7 @@ export class Designer {
       return item;
     }));
     box.hidden = !items.length;
-    this.root.dataset.importWarnings = String(items.length);
+    this.root.dataset.warningCount = String(items.length);
   }
 
   async load(url) {

@@ -231,3 +231,87 @@ def test_import_fix_save_conflict_compare_review_and_run(
     assert database(lambda: db.session.scalar(select(Case.handbook_version_id).where(
         Case.case_no == case_no))) == draft_id
     assert time.monotonic() - started < 150
+
+
+TWO_DIAGRAMS = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI"
+  xmlns:dc="http://www.omg.org/spec/DD/20100524/DC"
+  xmlns:di="http://www.omg.org/spec/DD/20100524/DI"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xmlns:trisotech="http://www.trisotech.com/2015/triso/modeling"
+  id="Defs_two" targetNamespace="http://example.com" trisotech:version="1">
+  <bpmn:process id="Process_one" name="第一" isExecutable="true">
+    <bpmn:startEvent id="Start_one" name="开始"><bpmn:outgoing>Flow_one</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="Flow_one" sourceRef="Start_one" targetRef="End_one">
+      <bpmn:conditionExpression id="Condition_one" xsi:type="bpmn:tFormalExpression">ok</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:endEvent id="End_one" name="结束"><bpmn:incoming>Flow_one</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+  <bpmn:process id="Process_two" name="第二" isExecutable="false">
+    <bpmn:startEvent id="Start_two" name="开始"><bpmn:outgoing>Flow_two</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="Flow_two" sourceRef="Start_two" targetRef="Task_two"/>
+    <bpmn:task id="Task_two" name="第二个图中的任务"><bpmn:incoming>Flow_two</bpmn:incoming></bpmn:task>
+  </bpmn:process>
+  <bpmndi:BPMNDiagram id="Diagram_one" name="主流程">
+    <bpmndi:BPMNPlane id="Plane_one" bpmnElement="Process_one">
+      <bpmndi:BPMNShape id="Start_one_di" bpmnElement="Start_one"><dc:Bounds x="100" y="100" width="36" height="36"/></bpmndi:BPMNShape>
+      <bpmndi:BPMNShape id="End_one_di" bpmnElement="End_one"><dc:Bounds x="300" y="100" width="36" height="36"/></bpmndi:BPMNShape>
+      <bpmndi:BPMNEdge id="Flow_one_di" bpmnElement="Flow_one"><di:waypoint x="136" y="118"/><di:waypoint x="300" y="118"/></bpmndi:BPMNEdge>
+    </bpmndi:BPMNPlane>
+  </bpmndi:BPMNDiagram>
+  <bpmndi:BPMNDiagram id="Diagram_two" name="被调用流程">
+    <bpmndi:BPMNPlane id="Plane_two" bpmnElement="Process_two">
+      <bpmndi:BPMNShape id="Start_two_di" bpmnElement="Start_two"><dc:Bounds x="100" y="100" width="36" height="36"/></bpmndi:BPMNShape>
+      <bpmndi:BPMNShape id="Task_two_di" bpmnElement="Task_two"><dc:Bounds x="200" y="78" width="100" height="80"/></bpmndi:BPMNShape>
+      <bpmndi:BPMNEdge id="Flow_two_di" bpmnElement="Flow_two"><di:waypoint x="136" y="118"/><di:waypoint x="200" y="118"/></bpmndi:BPMNEdge>
+    </bpmndi:BPMNPlane>
+  </bpmndi:BPMNDiagram>
+</bpmn:definitions>
+"""
+
+
+def test_pasted_file_with_two_diagrams_pins_every_problem(tab: Any, live_server: dict[str, Any],
+                                                         screenshot: Any) -> None:
+    """Problems in the shape the checks give them: on a flow, on a child id (a condition) via
+    its drawn parent, on an element of the other diagram (switch to it), on the whole file."""
+    started = time.monotonic()
+    page = tab("hb_admin")
+    open_workspace(page, f"{live_server['url']}/designer/handbooks/elevator")
+    page.locator("[data-designer-paste]").click()
+    page.locator("#paste-text").fill(TWO_DIAGRAMS)
+    page.get_by_role("button", name="导入", exact=True).click()
+    page.wait_for_selector("[data-designer][data-imported]")
+    warnings = page.locator("[data-import-warnings] li").all_inner_texts()
+    assert any("Process_one, Process_two" in w for w in warnings), warnings
+    assert any("trisotech" in w for w in warnings), warnings
+    switch = page.locator("[data-diagram-switch]")
+    assert switch.is_visible()
+    assert switch.locator("option").all_inner_texts() == ["1. 主流程", "2. 被调用流程"]
+    name = page.locator("[data-designer]").get_attribute("data-file-name")
+    page.evaluate("""(file) => window.designer.problems.show([
+      {file, element: 'Flow_one', child: 'Condition_one', message: '条件无法解析'},
+      {file, element: 'Task_two', message: '第二个图的问题'},
+      {file, element: null, message: '整个文件的问题'},
+    ])""", name)
+    assert page.locator('g.djs-connection[data-element-id="Flow_one"].has-problem').count() == 1
+    # The path of the flow is drawn red (not the arrow's <defs>).
+    stroke = page.evaluate("""() => getComputedStyle(document.querySelector(
+      'g.djs-connection[data-element-id="Flow_one"] .djs-visual > path')).stroke""")
+    assert stroke == "rgb(179, 38, 30)", stroke
+    items = page.locator("[data-designer-problems] li[data-source=server]")
+    assert items.nth(2).inner_text().count("整个文件") >= 1
+    items.nth(1).locator("button.link").click()
+    page.wait_for_function("() => window.designer.modeler.get('selection').get()"
+                           ".map((e) => e.id).join() === 'Task_two'")
+    assert switch.locator("select").input_value() == "Diagram_two"
+    assert page.locator("[data-import-warnings] li").count() == len(warnings)  # still listed
+    assert page.locator('g.djs-shape[data-element-id="Task_two"].has-problem').count() == 1
+    screenshot(page, "workspace-other-diagram")
+    # A new check clears the old markers: its own problems replace them.
+    page.locator("[data-designer-validate]").click()
+    page.wait_for_selector("[data-designer][data-validation=invalid]")
+    assert page.locator('g.djs-shape[data-element-id="Task_two"].has-problem').count() == 0
+    assert "第二个图的问题" not in page.locator("[data-designer-problems]").inner_text()
+    page.evaluate("() => { window.designer.dirty = false; }")
+    assert time.monotonic() - started < 60
