@@ -233,42 +233,8 @@ def test_import_fix_save_conflict_compare_review_and_run(
     assert time.monotonic() - started < 150
 
 
-TWO_DIAGRAMS = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI"
-  xmlns:dc="http://www.omg.org/spec/DD/20100524/DC"
-  xmlns:di="http://www.omg.org/spec/DD/20100524/DI"
-  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-  xmlns:trisotech="http://www.trisotech.com/2015/triso/modeling"
-  id="Defs_two" targetNamespace="http://example.com" trisotech:version="1">
-  <bpmn:process id="Process_one" name="第一" isExecutable="true">
-    <bpmn:startEvent id="Start_one" name="开始"><bpmn:outgoing>Flow_one</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:sequenceFlow id="Flow_one" sourceRef="Start_one" targetRef="End_one">
-      <bpmn:conditionExpression id="Condition_one" xsi:type="bpmn:tFormalExpression">ok</bpmn:conditionExpression>
-    </bpmn:sequenceFlow>
-    <bpmn:endEvent id="End_one" name="结束"><bpmn:incoming>Flow_one</bpmn:incoming></bpmn:endEvent>
-  </bpmn:process>
-  <bpmn:process id="Process_two" name="第二" isExecutable="false">
-    <bpmn:startEvent id="Start_two" name="开始"><bpmn:outgoing>Flow_two</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:sequenceFlow id="Flow_two" sourceRef="Start_two" targetRef="Task_two"/>
-    <bpmn:task id="Task_two" name="第二个图中的任务"><bpmn:incoming>Flow_two</bpmn:incoming></bpmn:task>
-  </bpmn:process>
-  <bpmndi:BPMNDiagram id="Diagram_one" name="主流程">
-    <bpmndi:BPMNPlane id="Plane_one" bpmnElement="Process_one">
-      <bpmndi:BPMNShape id="Start_one_di" bpmnElement="Start_one"><dc:Bounds x="100" y="100" width="36" height="36"/></bpmndi:BPMNShape>
-      <bpmndi:BPMNShape id="End_one_di" bpmnElement="End_one"><dc:Bounds x="300" y="100" width="36" height="36"/></bpmndi:BPMNShape>
-      <bpmndi:BPMNEdge id="Flow_one_di" bpmnElement="Flow_one"><di:waypoint x="136" y="118"/><di:waypoint x="300" y="118"/></bpmndi:BPMNEdge>
-    </bpmndi:BPMNPlane>
-  </bpmndi:BPMNDiagram>
-  <bpmndi:BPMNDiagram id="Diagram_two" name="被调用流程">
-    <bpmndi:BPMNPlane id="Plane_two" bpmnElement="Process_two">
-      <bpmndi:BPMNShape id="Start_two_di" bpmnElement="Start_two"><dc:Bounds x="100" y="100" width="36" height="36"/></bpmndi:BPMNShape>
-      <bpmndi:BPMNShape id="Task_two_di" bpmnElement="Task_two"><dc:Bounds x="200" y="78" width="100" height="80"/></bpmndi:BPMNShape>
-      <bpmndi:BPMNEdge id="Flow_two_di" bpmnElement="Flow_two"><di:waypoint x="136" y="118"/><di:waypoint x="200" y="118"/></bpmndi:BPMNEdge>
-    </bpmndi:BPMNPlane>
-  </bpmndi:BPMNDiagram>
-</bpmn:definitions>
-"""
+# Two processes, each on its own diagram, with a vendor namespace (as Trisotech exports).
+TWO_DIAGRAMS = (Path(__file__).parent / "files" / "two_diagrams.bpmn").read_text(encoding="utf-8")
 
 
 def test_pasted_file_with_two_diagrams_pins_every_problem(tab: Any, live_server: dict[str, Any],
