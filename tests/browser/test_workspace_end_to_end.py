@@ -279,5 +279,18 @@ def test_pasted_file_with_two_diagrams_pins_every_problem(tab: Any, live_server:
     page.wait_for_selector("[data-designer][data-validation=invalid]")
     assert page.locator('g.djs-shape[data-element-id="Task_two"].has-problem').count() == 0
     assert "第二个图的问题" not in page.locator("[data-designer-problems]").inner_text()
+    # A file binding camunda: to another namespace still exports (the prefix is renamed).
+    other = TWO_DIAGRAMS.replace(
+        'xmlns:trisotech="http://www.trisotech.com/2015/triso/modeling"',
+        'xmlns:camunda="http://example.com/not-camunda"').replace("trisotech:", "camunda:")
+    page.evaluate("() => { document.querySelector('[data-designer-status]').textContent = ''; }")
+    page.locator("[data-designer-paste]").click()
+    page.locator("#paste-text").fill(other)
+    page.get_by_role("button", name="导入", exact=True).click()
+    page.wait_for_function("() => document.querySelector('[data-designer-status]')"
+                           ".textContent.includes('已导入')")
+    exported = page.evaluate("() => window.designer.exportXML()")
+    assert 'xmlns:camunda_other="http://example.com/not-camunda"' in exported
+    assert 'camunda_other:version="1"' in exported
     page.evaluate("() => { window.designer.dirty = false; }")
     assert time.monotonic() - started < 60
