@@ -22,7 +22,7 @@ class VersionStatus(enum.StrEnum):
 
 
 class HandbookVersion(Base):
-    """One immutable bundle of files for one handbook (a scenario, or warning publication).
+    """One bundle of files for one handbook (a scenario, or warning publication).
 
     The files of a version change only while it is a draft (saved from the designer's
     workspace); from review on only the review fields and status move. Cases
