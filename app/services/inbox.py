@@ -62,7 +62,7 @@ def _eligible(user: User) -> ColumnElement[bool]:
 
 def _filtered(user: User, flt: InboxFilter, now: datetime) -> Any:
     query = select(CaseTask).join(Case, CaseTask.case_id == Case.id).where(
-        CaseTask.status == "ready", _eligible(user))
+        CaseTask.status == "ready", Case.is_test.is_(False), _eligible(user))
     if flt.status == "mine":
         query = query.where(CaseTask.claimed_by_id == user.id)
     elif flt.status == "claimable":
@@ -100,7 +100,7 @@ def inbox(user: User, flt: InboxFilter | None = None, *, now: datetime, page: in
 def counts(user: User, *, now: datetime) -> dict[str, Any]:
     """Counts per filter value, for the filter bar (one grouped query each)."""
     base = select(CaseTask).join(Case, CaseTask.case_id == Case.id).where(
-        CaseTask.status == "ready", _eligible(user)).subquery()
+        CaseTask.status == "ready", Case.is_test.is_(False), _eligible(user)).subquery()
     by_level = dict(db.session.execute(
         select(base.c.level, func.count()).group_by(base.c.level)).tuples().all())
     overdue = db.session.scalar(select(func.count()).select_from(base).where(

@@ -118,7 +118,8 @@ def _facets(user: User) -> dict[str, Any]:
     `inbox.counts` has levels, overdue and mine; the filter bar also needs these two."""
     base = (select(Case.scenario, Case.node_id).select_from(CaseTask)
             .join(Case, CaseTask.case_id == Case.id)
-            .where(CaseTask.status == "ready", inbox._eligible(user)).subquery())
+            .where(CaseTask.status == "ready", Case.is_test.is_(False),
+                   inbox._eligible(user)).subquery())
     by_scenario = dict(db.session.execute(
         select(base.c.scenario, func.count()).group_by(base.c.scenario)).tuples().all())
     by_node = dict(db.session.execute(
@@ -203,7 +204,7 @@ def _task_and_case(task_id: int) -> tuple[CaseTask, Case]:
     return row, cases.get_case(me(), row.case_id)
 
 
-def _initial(fields: tuple[FormField, ...]) -> dict[str, Any]:
+def initial_values(fields: tuple[FormField, ...]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for f in fields:
         if f.default is not None:
@@ -227,7 +228,7 @@ class _Submission:
     stored: int = 0
 
 
-def _read_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
+def read_task_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
     """The posted values as the engine expects them; evidence files are stored first."""
     sub = _Submission(values={k: v for k, v in request.form.items() if k != "csrf_token"})
     known = {a.id for a in attachments(case)}
@@ -280,7 +281,7 @@ _ENGINE_MESSAGES: tuple[tuple[str, Any], ...] = (
 )
 
 
-def _translated(messages: dict[str, Any]) -> dict[str, list[str]]:
+def translated_errors(messages: dict[str, Any]) -> dict[str, list[str]]:
     """The engine validates forms in English; say the same in the reader's language."""
     out: dict[str, list[str]] = {}
     for key, found in messages.items():
@@ -328,12 +329,12 @@ def task(task_id: int) -> Response | tuple[str, int]:
     row, case = _task_and_case(task_id)
     fields = compiled(_version(case)).form_fields(row.process_id, row.element_id)
     if request.method == "GET":
-        return _render_task(row, case, _initial(fields))
+        return _render_task(row, case, initial_values(fields))
     sub = _Submission(values={k: v for k, v in request.form.items() if k != "csrf_token"})
     try:
         if not _can_act(me(), row):
             cases.complete(me(), task_id, {}, now=now())  # raises the service's own refusal
-        sub = _read_form(case, fields)
+        sub = read_task_form(case, fields)
         if sub.stored:
             db.session.commit()  # evidence stays on the case when the form needs correcting
         if sub.errors:
@@ -346,7 +347,7 @@ def task(task_id: int) -> Response | tuple[str, int]:
     except (ValidationFailed, Conflict) as exc:
         db.session.rollback()
         row, case = _task_and_case(task_id)
-        errors = _translated(exc.details) if isinstance(exc, ValidationFailed) else {}
+        errors = translated_errors(exc.details) if isinstance(exc, ValidationFailed) else {}
         return _render_task(row, case, sub.values, errors, exc.message, exc.status)
     db.session.commit()
     flash(_("Done: %(step)s.", step=row.name), "success")
