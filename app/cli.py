@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from app.cli_alerts import register as register_alerts_cli
+from app.cli_migration import register as register_migration_cli
 from app.extensions import db
 from app.services import audit, demo, org
 from app.services.errors import SeedError
@@ -222,3 +223,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(handbooks_cli)
     app.cli.add_command(serve)
     register_alerts_cli(app)
+    register_migration_cli(app)
