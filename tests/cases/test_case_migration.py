@@ -17,17 +17,13 @@ from app.models import (
     Case,
     CaseEvent,
     CaseTask,
-    HandbookVersion,
     Role,
     User,
-    VersionStatus,
 )
 from app.services import case_engine, case_migration, handbooks
 from app.services.errors import Forbidden, ValidationFailed
 from app.services.verification import verify_case
-from cases_fixtures import ANSWERS
-
-GAS_BPMN = "bpmn/scenario_gas.bpmn"
+from cases_fixtures import ANSWERS, REMOVED, RENAMED, publish_edit
 
 
 @pytest.fixture
@@ -39,34 +35,6 @@ def people(make_user) -> dict[str, int]:
         "department_head": make_user((Role.DEPARTMENT_HEAD, "industry.construction"),
                                      username="jjw.head")["id"],
     }
-
-
-def publish_edit(app, clock, *edits: tuple[str, str]) -> int:
-    """Publish a new gas version whose process file has `edits` applied; its id."""
-    from app.services.handbook_diff import content_hash
-
-    with app.app_context():
-        current = handbooks.published_version("gas")
-        files = dict(current.files)
-        for old, new in edits:
-            assert old in files[GAS_BPMN], old
-            files[GAS_BPMN] = files[GAS_BPMN].replace(old, new)
-        version = HandbookVersion(
-            handbook_key="gas", node_id=current.node_id, number=current.number + 1,
-            status=VersionStatus.IN_REVIEW, content_hash=content_hash(files),
-            process_id=current.process_id, files=files, change_note="edit", diff_summary={},
-            author_name="hb.writer", created_at=clock())
-        db.session.add(version)
-        db.session.flush()
-        head = db.session.scalar(select(User).where(User.username == "hb.reviewer"))
-        handbooks.approve(head, version.id, comment="同意", now=clock())
-        db.session.commit()
-        return version.id
-
-
-RENAMED = (('name="到场处置"', 'name="到场处置（新）"'),)
-# The dispose step gets a new id: for the engine the old step is gone.
-REMOVED = (("Activity_dispose", "Activity_on_site"),)
 
 
 def _case(app, case_no: str) -> Case:

@@ -25,28 +25,10 @@ from app.models import (
 )
 from app.services import inbox, overdue, quality, stuck, test_runs, timers
 from app.services.errors import Conflict, Forbidden, ValidationFailed
-from cases_fixtures import ANSWERS, fill_form
+from cases_fixtures import ANSWERS, draft_of, fill_form
 from helpers import Api
 
 GAS_ITEM = "GAS-CH4-MANHOLE"
-
-
-def draft_of(key: str, now: Any, files: dict[str, str] | None = None) -> int:
-    """A new draft of `key` holding the published version's files (or `files`)."""
-    from app.services.handbook_diff import content_hash
-
-    published = db.session.scalar(select(HandbookVersion).where(
-        HandbookVersion.handbook_key == key, HandbookVersion.status == VersionStatus.PUBLISHED))
-    number = db.session.scalar(select(func.max(HandbookVersion.number)).where(
-        HandbookVersion.handbook_key == key))
-    body = dict(files if files is not None else published.files)
-    draft = HandbookVersion(handbook_key=key, node_id=published.node_id, number=number + 1,
-                            status=VersionStatus.DRAFT, content_hash=content_hash(body),
-                            process_id=published.process_id, files=body, change_note="test",
-                            diff_summary={}, author_name="hb.writer", created_at=now)
-    db.session.add(draft)
-    db.session.flush()
-    return draft.id
 
 
 @pytest.fixture
