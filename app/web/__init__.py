@@ -160,6 +160,7 @@ def register_web(app: Flask) -> None:
     from app.web.case_migration import bp as case_migration_bp
     from app.web.cases import bp as cases_bp
     from app.web.designer import bp as designer_bp
+    from app.web.handbook_data import bp as handbook_data_bp
     from app.web.handbooks import bp as handbooks_bp
     from app.web.main import bp as main_bp
     from app.web.operations import bp as operations_bp
@@ -181,6 +182,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(designer_bp)
     app.register_blueprint(test_runs_bp)
     app.register_blueprint(case_migration_bp)
+    app.register_blueprint(handbook_data_bp)
     _register_errors(app)
     _register_request_checks(app)
     _publish_page_assets_only(app)
