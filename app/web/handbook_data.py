@@ -23,7 +23,7 @@ bp = Blueprint("handbook_data", __name__, url_prefix="/designer")
 
 # Names people read for the keys of the handbook data (the key itself is shown beside them).
 FIELD_LABELS: dict[str, Any] = {
-    "name": _l("Name"), "basis": _l("Basis"), "note": _l("Note"), "code": _l("Code"),
+    "name": _l("Name of the entry"), "basis": _l("Basis"), "note": _l("Note"), "code": _l("Code"),
     "warning_items": _l("Warning items and thresholds"), "thresholds": _l("Thresholds"),
     "value": _l("Value"), "unit": _l("Unit"), "direction": _l("Direction"),
     "duration": _l("Duration rule"), "back_to_normal": _l("Back to normal below/above"),
@@ -31,7 +31,7 @@ FIELD_LABELS: dict[str, Any] = {
     "on_site": _l("On site within"), "feedback": _l("Feedback within"),
     "close": _l("Close within"), "escalation_ladder": _l("Escalation ladder"),
     "missed_accept": _l("Not accepted in time"),
-    "overdue_not_closed": _l("Overdue, not closed"), "after": _l("After"),
+    "overdue_not_closed": _l("Overdue, not closed"), "after": _l("Delay after the missed deadline"),
     "repeat_every": _l("Repeat every"), "to": _l("To roles"), "measures": _l("Measures"),
     "text": _l("Text"), "cancellation": _l("Cancellation"), "causes": _l("Causes"),
     "criteria": _l("Criteria"), "evidence": _l("Evidence"),
