@@ -262,7 +262,10 @@ def get_batch(actor: User, batch_id: int) -> CaseMigrationBatch:
 def step_batch(actor: User, batch_id: int, *, now: datetime) -> CaseMigrationBatch:
     """Move the batch's next case (one per call); finish when none is left."""
     batch = get_batch(actor, batch_id)
-    db.session.refresh(batch, with_for_update=True)
+    # One step at a time per batch (two tabs, a double click): the row lock serialises them.
+    db.session.scalar(select(CaseMigrationBatch).where(CaseMigrationBatch.id == batch.id)
+                      .with_for_update(of=CaseMigrationBatch))
+    db.session.refresh(batch)
     if batch.status != "running":
         return batch
     case_id = batch.next_case_id
