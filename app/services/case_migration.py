@@ -11,6 +11,7 @@ stop it; every move is a case event and an audit record.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,32 @@ from workflows import ElementChange, MigrationRefusedError, WorkflowsError, chec
 from workflows.migration import diff_versions
 
 MAX_BATCH = 500
+
+# The engine's refusals (workflows.migration), said again in the reader's language.
+_REMOVED = re.compile(r"^(?:process|called process) '(?P<process>[^']+)': element "
+                      r"'(?P<element>[^']+)' was removed but the instance (?P<status>.+)$")
+_NOT_CALLED = re.compile(r"^called process '(?P<process>[^']+)' is running but the target "
+                         r"version does not call it$")
+
+
+def _reason(text: str, names: dict[str, str]) -> str:
+    found = _REMOVED.match(text)
+    if found is not None:
+        step = names.get(found["element"], found["element"])
+        status = found["status"]
+        if status.startswith("is at it"):
+            return str(_l("The new version no longer has the step %(step)s, where the case "
+                          "is now.", step=step))
+        if status.startswith("has already used"):
+            return str(_l("The new version no longer has the step %(step)s, which the case "
+                          "has already been through.", step=step))
+        return str(_l("The new version no longer has the step %(step)s, which the case may "
+                      "still reach.", step=step))
+    found = _NOT_CALLED.match(text)
+    if found is not None:
+        return str(_l("The case is inside %(process)s, which the new version no longer calls.",
+                      process=names.get(found["process"], found["process"])))
+    return text
 
 
 @dataclass(frozen=True)
@@ -135,7 +162,10 @@ def _plan(case: Case, target: HandbookVersion) -> DryRun:
         plan.reasons.append(str(exc))
         return plan
     plan.can_move = check.can_migrate
-    plan.reasons.extend(check.reasons)
+    index = case_engine.index_for(source.content_hash, lambda: source.files)
+    names = {element: facts.name or element
+             for (_process, element), facts in index.elements.items()}
+    plan.reasons.extend(_reason(text, names) for text in check.reasons)
     diff = diff_versions(loaded.compiled, new, case.process_id)
     plan.changed = list(diff.changed)
     changed_ids = {c.element_id for c in diff.changed}

@@ -60,7 +60,7 @@ def test_a_case_waiting_in_a_removed_step_is_blocked_not_broken(app, published, 
         old_version, state = case.handbook_version_id, dict(case.state)
         plan = case_migration.dry_run(_admin(people), case.id, target)
         assert not plan.can_move
-        assert any("Activity_dispose" in r for r in plan.reasons)
+        assert any("到场处置" in r for r in plan.reasons), plan.reasons
         outcome = case_migration.migrate_case(_admin(people), case.id, target, now=clock())
         db.session.commit()
         assert outcome.outcome == "blocked"
