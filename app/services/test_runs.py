@@ -40,6 +40,7 @@ from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.handbook_data import Handbook
 from app.services.handbooks import get_version
 from app.services.permissions import require
+from workflows import DefinitionError
 
 # Versions a test run may start on: what is being written or reviewed.
 RUNNABLE = (VersionStatus.DRAFT, VersionStatus.IN_REVIEW)
@@ -109,6 +110,12 @@ def start_run(actor: User, version_id: int, sample: SampleAlert, *, note: str = 
         raise Conflict(_l("Only a draft or a version in review can be test-run; start a draft "
                           "from this version first."), code="not_a_draft")
     handbook = _handbook(version)
+    try:
+        case_engine.compiled(version)
+    except DefinitionError as exc:
+        raise Conflict(_l("This version does not compile; check it in the process designer "
+                          "first: %(problem)s", problem=str(exc.problems[0]) if exc.problems
+                          else str(exc)), code="does_not_compile") from None
     item, value, town = _checked_sample(handbook, sample)
     if len(note) > 500:
         raise _field_error("note", _l("At most 500 characters."))

@@ -104,6 +104,20 @@ def test_only_a_draft_of_a_handbook_one_designs_can_be_run(app, gas_draft, desig
         _start(app, clock, other, gas_draft)
 
 
+def test_a_draft_that_does_not_compile_is_refused_with_its_problem(app, published, designer,
+                                                                  clock):
+    with app.app_context():
+        files = dict(db.session.scalar(select(HandbookVersion).where(
+            HandbookVersion.handbook_key == "gas")).files)
+        files["bpmn/scenario_gas.bpmn"] = files["bpmn/scenario_gas.bpmn"].replace(
+            "</bpmn:definitions>", "")
+        broken = draft_of("gas", clock(), files)
+        db.session.commit()
+    with pytest.raises(Conflict) as refused:
+        _start(app, clock, designer, broken)
+    assert refused.value.code == "does_not_compile"
+
+
 def test_tasks_are_completed_with_the_real_form_rules(app, gas_draft, designer, clock):
     run_id = _start(app, clock, designer, gas_draft)
     with app.app_context():
