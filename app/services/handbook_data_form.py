@@ -27,10 +27,11 @@ from app.extensions import db
 from app.i18n import _l
 from app.models import HandbookValueConfirmation, HandbookVersion, User, VersionStatus
 from app.services import audit
-from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.handbook_data import _cross_check, department_codes, platform_scenarios
 from app.services.handbook_diff import content_hash, diff_bundles
 from app.services.handbook_schema import _Handbook
+from app.services.handbooks import _review as review_version
 from app.services.handbooks import get_version, published_version
 from app.services.permissions import require
 
@@ -283,12 +284,8 @@ def unconfirmed(version: HandbookVersion) -> list[str]:
 
 def confirm(actor: User, version_id: int, path: str, *, now: datetime) -> InferredValue:
     """A reviewer confirms one inferred value of a version in review."""
-    version = get_version(version_id)
-    require(actor, "handbook.review", version.node)
-    if version.status != VersionStatus.IN_REVIEW:
-        raise Conflict(_l("This version is not awaiting review."))
-    if version.author_id == actor.id:
-        raise Forbidden(_l("You cannot review a version you wrote."), code="own_version")
+    # The same reviewer as for approving: in review, on the owning node, not its author.
+    version = review_version(actor, version_id)
     wanted = next((v for v in inferred_values(version) if v.path == path), None) \
         if _PATH.match(path or "") else None
     if wanted is None:
