@@ -181,6 +181,62 @@ def read_form(original: dict[str, Any], posted: dict[str, str],
 # ---------------------------------------------------------------- saving into a draft
 
 
+MAX_DOCUMENT_CHARS = 1_000_000
+
+
+def working_document(version: HandbookVersion, carried: str | None) -> dict[str, Any]:
+    """The document being edited: the one the form carries (entries added or removed and
+    not saved yet), else the stored one. The schema checks it in full before it is saved."""
+    if carried and len(carried) <= MAX_DOCUMENT_CHARS:
+        try:
+            found = json.loads(carried)
+        except ValueError:
+            found = None
+        if isinstance(found, dict) and found.get("scenario") == version.handbook_key:
+            return found
+    return document(version)
+
+
+def _node_at(doc: Any, path: str) -> Any:
+    node = doc
+    for part in path.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise KeyError(path)
+    return node
+
+
+def change_entries(doc: dict[str, Any], operation: str) -> dict[str, Any]:
+    """`add:<list>` appends a copy of the list's last entry (to edit); `remove:<list>.<n>`
+    drops an entry. A list of entries keeps at least the one it is copied from."""
+    kind, _, path = operation.partition(":")
+    changed = json.loads(json.dumps(doc))
+    try:
+        if not _PATH.match(path):
+            raise KeyError(path)
+        if kind == "add":
+            entries = _node_at(changed, path)
+            if not (isinstance(entries, list) and entries and isinstance(entries[-1], dict)):
+                raise KeyError(path)
+            entries.append(json.loads(json.dumps(entries[-1])))
+            return changed
+        if kind == "remove" and "." in path:
+            parent_path, index = path.rsplit(".", 1)
+            entries = _node_at(changed, parent_path)
+            if isinstance(entries, list) and index.isdigit() and int(index) < len(entries) \
+                    and len(entries) > 1:
+                del entries[int(index)]
+                return changed
+    except KeyError:
+        pass
+    raise ValidationFailed(_l("This entry cannot be added or removed."),
+                           details={"fields": {path: [str(_l("This entry cannot be added or "
+                                                             "removed."))]}})
+
+
 def editable(actor: User, version_id: int) -> HandbookVersion:
     version = get_version(version_id)
     require(actor, "handbook.design", version.node)
@@ -189,8 +245,10 @@ def editable(actor: User, version_id: int) -> HandbookVersion:
 
 
 def save(actor: User, version_id: int, *, posted: dict[str, str], flags: set[str],
-         base_hash: str, note: str, now: datetime) -> HandbookVersion:
-    """Save the posted handbook data into the draft's files; all or nothing."""
+         base_hash: str, note: str, now: datetime, carried: str | None = None
+         ) -> HandbookVersion:
+    """Save the posted handbook data into the draft's files; all or nothing. `carried` is the
+    document the form was drawn from (with entries added or removed), when it carries one."""
     from app.services.engine import runtime
     from app.services.handbooks import Bundle, check_bundle
 
@@ -202,7 +260,7 @@ def save(actor: User, version_id: int, *, posted: dict[str, str], flags: set[str
         raise Conflict(_l("This draft changed after you opened it; reload it and make your "
                           "changes again."), code="stale_draft",
                        details={"content_hash": version.content_hash})
-    result = read_form(document(version), posted, flags)
+    result = read_form(working_document(version, carried), posted, flags)
     problems = result.problems or field_problems(version.handbook_key, result.doc)
     if not problems:
         files = {**version.files, data_file(version): json.dumps(
@@ -213,7 +271,8 @@ def save(actor: User, version_id: int, *, posted: dict[str, str], flags: set[str
             problems.setdefault("", []).append(text)
     if problems:
         raise ValidationFailed(_l("Please correct the marked fields."),
-                               details={"fields": problems, "values": result.values})
+                               details={"fields": problems, "values": result.values,
+                                        "doc": result.doc})
     before, old_values = version.content_hash, leaves(document(version))
     base = published_version(version.handbook_key)
     version.files = files

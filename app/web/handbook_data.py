@@ -46,8 +46,9 @@ FIELD_LABELS: dict[str, Any] = {
 
 
 def _render(version: Any, values: dict[str, Any], problems: dict[str, list[str]],
-            error: Any = None, status: int = 200) -> tuple[str, int]:
-    doc = data_form.document(version)
+            error: Any = None, status: int = 200, *, doc: dict[str, Any] | None = None,
+            unsaved: bool = False) -> tuple[str, int]:
+    doc = doc if doc is not None else data_form.document(version)
     drawn = set(data_form.leaves(doc))
     drawn |= {p[:i] for p in drawn for i, c in enumerate(p) if c == "."}
     # A problem goes to its field, or to the nearest group the form draws (an item of a list
@@ -63,6 +64,7 @@ def _render(version: Any, values: dict[str, Any], problems: dict[str, list[str]]
     return render_template(
         "handbook_data/form.html", version=version, doc=doc, values=values,
         problems=problems, elsewhere=elsewhere, error=error, labels=FIELD_LABELS,
+        unsaved=unsaved,
         may_save=version.status.value == "draft" and can(me(), "handbook.design", version.node),
         scenarios=scenario_names()), status
 
@@ -79,19 +81,34 @@ def form(version_id: int) -> tuple[str, int]:
 @login_required
 def save(version_id: int) -> Response | tuple[str, int]:
     require(me(), "handbook.design")
-    data_form.editable(me(), version_id)
-    posted = {k: v for k, v in request.form.items() if k not in ("csrf_token", "_flag")}
+    version = data_form.editable(me(), version_id)
+    posted = {k: v for k, v in request.form.items() if not k.startswith("_")}
+    flags, carried = set(request.form.getlist("_flag")), request.form.get("_doc")
+    operation = request.form.get("_op", "save")
+    if operation != "save":
+        # Add or remove an entry: the form comes back with it, nothing is saved yet.
+        result = data_form.read_form(data_form.working_document(version, carried), posted,
+                                     flags)
+        if result.problems:
+            return _render(version, result.values, result.problems,
+                           _("Please correct the marked fields."), 422, doc=result.doc)
+        try:
+            doc = data_form.change_entries(result.doc, operation)
+        except ValidationFailed as exc:
+            return _render(version, result.values, exc.details["fields"], exc.message, 422,
+                           doc=result.doc)
+        return _render(version, data_form.leaves(doc), {}, doc=doc, unsaved=True)
     try:
-        version = data_form.save(me(), version_id, posted=posted,
-                                 flags=set(request.form.getlist("_flag")),
+        version = data_form.save(me(), version_id, posted=posted, flags=flags,
                                  base_hash=request.form.get("_base", ""),
-                                 note=request.form.get("_note", ""), now=now())
+                                 note=request.form.get("_note", ""), now=now(),
+                                 carried=carried)
     except ValidationFailed as exc:
         db.session.rollback()
         version = handbooks.get_version(version_id)
         details = exc.details
         return _render(version, details.get("values") or {}, details.get("fields") or {},
-                       exc.message, 422)
+                       exc.message, 422, doc=details.get("doc"))
     db.session.commit()
     flash(_("Handbook data saved into draft v%(n)s.", n=version.number), "success")
     return redirect(url_for("handbook_data.form", version_id=version_id))

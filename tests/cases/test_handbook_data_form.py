@@ -150,3 +150,41 @@ def test_changed_inferred_values_are_confirmed_one_by_one_before_approval(
         handbooks.approve(reviewer, draft, comment="同意", now=clock())
         db.session.commit()
         assert db.session.get(HandbookVersion, draft).status == VersionStatus.PUBLISHED
+
+
+def _doc_field(page: str) -> str:
+    import html
+
+    return html.unescape(re.search(r"name=\"_doc\" value='([^']*)'", page).group(1))
+
+
+def test_entries_are_added_and_removed_before_saving(app, draft, designer):
+    url = f"/designer/versions/{draft}/data"
+    page = designer.text(url)
+    body: dict[str, Any] = {**_form(page), "_flag": _flags(page), "_doc": _doc_field(page),
+                            "_op": "add:weather_warnings"}
+    added = designer.post(url, body)
+    assert added.status_code == 200
+    page = added.get_data(as_text=True)
+    assert 'name="weather_warnings.2.type" value="cold_wave"' in page  # a copy to edit
+    assert _data(app, draft)["weather_warnings"] == _data(app, draft)["weather_warnings"][:2]
+    body = {**_form(page), "_flag": _flags(page), "_doc": _doc_field(page), "_op": "save",
+            "_base": re.search(r'name="_base" value="([0-9a-f]+)"', page).group(1)}
+    duplicate = designer.post(url, body)
+    assert duplicate.status_code == 422  # two entries of the same type
+    assert 'id="e-weather_warnings-2-type"' in duplicate.get_data(as_text=True)
+    body["weather_warnings.2.type"] = "rainstorm"
+    assert designer.post(url, body).status_code == 302
+    assert [w["type"] for w in _data(app, draft)["weather_warnings"]] == [
+        "typhoon", "cold_wave", "rainstorm"]
+    page = designer.text(url)
+    body = {**_form(page), "_flag": _flags(page), "_doc": _doc_field(page),
+            "_op": "remove:weather_warnings.0"}
+    removed = designer.post(url, body).get_data(as_text=True)
+    body = {**_form(removed), "_flag": _flags(removed), "_doc": _doc_field(removed),
+            "_op": "save", "_base": re.search(r'name="_base" value="([0-9a-f]+)"',
+                                              removed).group(1)}
+    assert designer.post(url, body).status_code == 302
+    assert [w["type"] for w in _data(app, draft)["weather_warnings"]] == [
+        "cold_wave", "rainstorm"]
+    assert designer.post(url, {**body, "_op": "remove:nowhere.3"}).status_code == 422
