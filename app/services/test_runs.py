@@ -211,6 +211,17 @@ def advance_clock(actor: User, run_id: int, *, minutes: int) -> tuple[HandbookTe
     return run, fired
 
 
+def retry_run(actor: User, run_id: int) -> bool:
+    """Run the failed step of a stuck test case again at the run's clock (a test case is not
+    on the technical administrators' list of stuck cases: its designers retry it)."""
+    from app.services import stuck
+
+    run = _locked(actor, run_id)
+    if run.case.stuck_since is None:
+        raise Conflict(_l("This case is not stuck (any more)."), code="not_stuck")
+    return stuck._retry(run.case, actor=actor, now=run.clock_at)
+
+
 def delete_run(actor: User, run_id: int, *, now: datetime) -> str:
     """Delete a test run with its test case and everything recorded on it (audited)."""
     run = _locked(actor, run_id)

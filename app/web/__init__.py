@@ -191,6 +191,7 @@ def register_web(app: Flask) -> None:
 
     # Macros imported without context (the case timeline) name roles too.
     app.jinja_env.globals["ROLE_LABELS"] = ROLE_LABELS
+    app.jinja_env.globals["stuck_summary"] = stuck_summary  # a failed step's line
 
     @app.context_processor
     def inject() -> dict[str, Any]:

@@ -142,6 +142,18 @@ def clock(run_id: int) -> Response:
     return redirect(url_for("test_runs.run_page", run_id=run_id))
 
 
+@bp.post("/test-runs/<int:run_id>/retry")
+@login_required
+def retry(run_id: int) -> Response:
+    test_runs.get_run(me(), run_id, design=True)
+    moved_on = test_runs.retry_run(me(), run_id)
+    db.session.commit()
+    flash(_("The failed step ran again and the case moved on.") if moved_on else
+          _("The step failed again; see the reason on the page."),
+          "success" if moved_on else "error")
+    return redirect(url_for("test_runs.run_page", run_id=run_id))
+
+
 @bp.post("/test-runs/<int:run_id>/delete")
 @login_required
 def delete(run_id: int) -> Response:

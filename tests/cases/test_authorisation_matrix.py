@@ -255,6 +255,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("test_runs.run_page", "GET"): may("handbook.view"),
     ("test_runs.complete", "POST"): may("handbook.design", version_node),
     ("test_runs.clock", "POST"): may("handbook.design", version_node),
+    ("test_runs.retry", "POST"): may("handbook.design", version_node),
     ("test_runs.delete", "POST"): may("handbook.design", version_node),
     ("case_migration.cases", "GET"): may("handbook.design", version_node),
     ("handbook_data.form", "GET"): may("handbook.design", version_node),

@@ -229,3 +229,33 @@ def test_the_database_keeps_a_real_case_history_and_its_test_flag(app, gas_case,
             with db.session.begin_nested():
                 db.session.execute(sa.update(Case).where(Case.id == case_id)
                                    .values(is_test=True))
+
+
+def test_a_stuck_test_case_is_shown_and_retried_on_its_run(app, published, designer, clock,
+                                                          as_role):
+    with app.app_context():
+        files = dict(db.session.scalar(select(HandbookVersion).where(
+            HandbookVersion.handbook_key == "gas")).files)
+        name = "bpmn/shared/common_accept.bpmn"
+        files[name] = files[name].replace("<bpmn:script>reminded_at = now().isoformat()",
+                                          "<bpmn:script>reminded_at = now().isoformat() + gone")
+        version_id = draft_of("gas", clock(), files)
+        db.session.commit()
+    run_id = _start(app, clock, designer, version_id)
+    _complete_ready(app, designer, run_id)
+    with app.app_context():
+        run, _fired = test_runs.advance_clock(db.session.get(User, designer["id"]), run_id,
+                                              minutes=45)
+        db.session.commit()
+        assert run.case.stuck_since is not None
+        assert stuck.count_stuck() == 0  # not on the technical administrators' list
+    browser = as_role((Role.BUSINESS_ADMIN, "scenario.gas"))
+    page = browser.text(f"/designer/test-runs/{run_id}")
+    assert "stuck-banner" in page and 'data-action="retry"' in page
+    assert browser.post(f"/designer/test-runs/{run_id}/retry").status_code == 302
+    with app.app_context():
+        run = db.session.get(HandbookTestRun, run_id)
+        kinds = [e.kind for e in db.session.scalars(select(CaseEvent).where(
+            CaseEvent.case_id == run.case_id).order_by(CaseEvent.seq))]
+        # The failed reminder ran again (and failed again, recorded on the case).
+        assert kinds.count("error") == 2
