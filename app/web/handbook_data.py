@@ -69,17 +69,19 @@ def _render(version: Any, values: dict[str, Any], problems: dict[str, list[str]]
         scenarios=scenario_names()), status
 
 
-@bp.get("/versions/<int:version_id>/data")
+# One rule per page for reading and posting: a POST with an id beyond the id column is then a
+# 404 like the GET (two rules on one path would answer it 405).
+@bp.route("/versions/<int:version_id>/data", methods=["GET", "POST"])
 @login_required
-def form(version_id: int) -> tuple[str, int]:
+def form(version_id: int) -> Response | tuple[str, int]:
+    if request.method == "POST":
+        return _save(version_id)
     require(me(), "handbook.design")
     version = data_form.editable(me(), version_id)
     return _render(version, data_form.leaves(data_form.document(version)), {})
 
 
-@bp.post("/versions/<int:version_id>/data")
-@login_required
-def save(version_id: int) -> Response | tuple[str, int]:
+def _save(version_id: int) -> Response | tuple[str, int]:
     require(me(), "handbook.design")
     version = data_form.editable(me(), version_id)
     posted = {k: v for k, v in request.form.items() if not k.startswith("_")}
@@ -114,9 +116,11 @@ def save(version_id: int) -> Response | tuple[str, int]:
     return redirect(url_for("handbook_data.form", version_id=version_id))
 
 
-@bp.get("/versions/<int:version_id>/inferred")
+@bp.route("/versions/<int:version_id>/inferred", methods=["GET", "POST"])
 @login_required
-def inferred(version_id: int) -> str:
+def inferred(version_id: int) -> Response | str:
+    if request.method == "POST":
+        return _confirm(version_id)
     require(me(), "handbook.view")
     version = handbooks.get_version(version_id)
     values = data_form.inferred_values(version)
@@ -127,9 +131,7 @@ def inferred(version_id: int) -> str:
                            may_confirm=may_confirm, scenarios=scenario_names())
 
 
-@bp.post("/versions/<int:version_id>/inferred")
-@login_required
-def confirm(version_id: int) -> Response:
+def _confirm(version_id: int) -> Response:
     require(me(), "handbook.review")
     found = data_form.confirm(me(), version_id, request.form.get("path", ""), now=now())
     db.session.commit()

@@ -27,10 +27,14 @@ bp = Blueprint("test_runs", __name__, url_prefix="/designer")
 CLOCK_STEPS = (5, 30, 60, 240, 1440)
 
 
-@bp.get("/versions/<int:version_id>/test-runs")
+# One rule for reading and starting: a POST with an id beyond the id column is then a 404
+# like the GET (two rules on one path would answer it 405).
+@bp.route("/versions/<int:version_id>/test-runs", methods=["GET", "POST"])
 @login_required
-def runs(version_id: int) -> str:
+def runs(version_id: int) -> Response | str | tuple[str, int]:
     """A version's test runs (the reviewer reads them) and, for its designers, a new one."""
+    if request.method == "POST":
+        return _start(version_id)
     require(me(), "handbook.view")
     version = handbooks.get_version(version_id)
     may_run = can(me(), "handbook.design", version.node) and version.status in test_runs.RUNNABLE
@@ -50,9 +54,7 @@ def _number(raw: str | None) -> float | None:
                                details={"value": [_("Enter a number.")]}) from None
 
 
-@bp.post("/versions/<int:version_id>/test-runs")
-@login_required
-def start(version_id: int) -> Response | tuple[str, int]:
+def _start(version_id: int) -> Response | tuple[str, int]:
     version = handbooks.get_version(version_id)
     require(me(), "handbook.design", version.node)
     form = request.form
