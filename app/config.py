@@ -102,6 +102,16 @@ SETTINGS: tuple[Setting, ...] = (
             lambda v: None if v == "" or v.startswith(("http://", "https://"))
             else "must be an http:// or https:// URL",
             "where reminders and escalations are also POSTed as JSON; empty: in-app only"),
+    Setting("NOTIFY_WECOM_URL", "", str,
+            lambda v: None if v == "" or v.startswith(("http://", "https://"))
+            else "must be an http:// or https:// URL",
+            "a WeCom (企业微信) group robot's webhook URL; notices go there as markdown"),
+    Setting("NOTIFY_DINGTALK_URL", "", str,
+            lambda v: None if v == "" or v.startswith(("http://", "https://"))
+            else "must be an http:// or https:// URL",
+            "a DingTalk (钉钉) group robot's webhook URL; notices go there as markdown"),
+    Setting("NOTIFY_DINGTALK_SECRET", "", str, None,
+            "the DingTalk robot's signing secret (加签); empty: unsigned"),
     Setting("TIMER_POLL_SECONDS", 0.5, float, _positive,
             "how often the scheduler looks for due timers"),
     Setting("MAX_ALERT_BATCH", 500, int, _positive),

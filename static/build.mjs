@@ -1,4 +1,5 @@
-// Bundles the BPMN designer and viewer and copies htmx into dist/ (ignored by git).
+// Bundles the BPMN designer and viewer and the oversight pages (ECharts); copies htmx
+// into dist/ (ignored by git).
 import { build } from 'esbuild';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -12,7 +13,7 @@ await mkdir(dist, { recursive: true });
 
 await build({
   absWorkingDir: here,
-  entryPoints: { designer: 'src/designer.js', viewer: 'src/viewer.js' },
+  entryPoints: { designer: 'src/designer.js', viewer: 'src/viewer.js', oversight: 'src/oversight.js' },
   outdir: dist,
   bundle: true,
   format: 'esm',

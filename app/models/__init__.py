@@ -20,11 +20,13 @@ from app.models.cases import (
 from app.models.handbooks import HandbookVersion, VersionStatus
 from app.models.intake import Alert, ApiKey, MonitoringPoint, Silence
 from app.models.org import Department, NodeKind, PlatformNode
+from app.models.oversight import CaseFollower
 from app.models.system import Heartbeat
 
 __all__ = [
     "ATTACHMENT_EXTENSIONS", "LEVEL_RANK", "Alert", "ApiKey", "Attachment", "Case",
-    "CaseComment", "CaseEvent", "CaseNumber", "CaseTask", "DataQualityIssue", "MonitoringPoint",
+    "CaseComment", "CaseEvent", "CaseFollower", "CaseNumber", "CaseTask", "DataQualityIssue",
+    "MonitoringPoint",
     "Notification", "OutboundMessage", "Silence", "StaffingGap",
     "AuditRecord", "Base", "Department", "HandbookVersion", "Heartbeat", "NodeKind",
     "PlatformNode", "Role", "RoleAssignment", "User", "VersionStatus",

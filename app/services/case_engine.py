@@ -163,6 +163,10 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
         case.level = data["level"]
     if LEVEL_RANK.get(case.level, 0) > LEVEL_RANK.get(case.highest_level, 0):
         case.highest_level = case.level
+    # The loop a case is handled in (small / medium / big), when its handbook records one.
+    if data.get("loop_level") in ("small", "medium", "big") and \
+            data["loop_level"] != case.loop_level:
+        case.loop_level = data["loop_level"]
     if instance.finished:
         case.status = "false_alarm" if data.get("verdict") in ("false_alarm", "device_fault") \
             else "closed"

@@ -68,4 +68,6 @@ AUDIT_ACTION_LABELS: dict[str, Any] = {
     "role.assign": _l("Role assigned"),
     "role.revoke": _l("Role revoked"),
     "case.retry": _l("Stuck case retried"),
+    "cases.export": _l("Case list exported"),
+    "task.delegate": _l("Task handed to a named person"),
 }
