@@ -34,6 +34,17 @@ from app.web.util import local_target, me, now, remote_addr
 
 bp = Blueprint("oversight", __name__)
 
+
+@bp.app_template_global()
+def delegation_choices(task: Any) -> list[Any]:
+    """The people the signed-in user may hand `task` to (empty: no hand-over form)."""
+    return assignment.candidates(me(), task)
+
+
+@bp.app_template_global()
+def is_following(case: Any) -> bool:
+    return assignment.is_following(me(), case)
+
 # Column headings of the exports, in the order of case_search.EXPORT_COLUMNS.
 EXPORT_HEADINGS = ("案件编号", "状态", "当前等级", "最高等级", "场景", "预警事项", "街镇",
                    "责任部门", "闭环层级", "来源类型", "监测点", "报警次数", "最新值", "单位",
