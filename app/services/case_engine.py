@@ -109,6 +109,7 @@ class Completed:
     element_id: str
     name: str
     properties: dict[str, str]
+    by_person: bool = False  # a user task: a step the case's followers are told of
 
 
 def _due(data: dict[str, Any], properties: dict[str, str], element_id: str,
@@ -140,9 +141,13 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
                   "type": event.element_type, "delta": event.data_delta}))
         if event.new_state == "COMPLETED":
             facts = index.get(event.process_id, event.element_id)
-            if facts is not None and facts.properties.get("notify"):
+            # Steps that notify someone, and every person's step (a case's followers hear
+            # of those); consumers read the properties they care about.
+            if facts is not None and (facts.properties.get("notify")
+                                      or event.element_type == "UserTask"):
                 completed.append(Completed(event.process_id, event.element_id,
-                                           event.element_name or facts.name, facts.properties))
+                                           event.element_name or facts.name, facts.properties,
+                                           event.element_type == "UserTask"))
     rows.append(_event_row(case, kind="input", at=now, version_hash=version_hash,
                            actor=actor, data=result.input.to_dict()))
     # One statement for the step's history instead of an object per event.

@@ -203,7 +203,7 @@ def followers_told(case: Case, completed: Iterable[Completed], *, now: datetime)
     """Tell the case's followers which steps were just done (one notice per step)."""
     from app.models import CaseFollower
 
-    names = [e.name for e in completed if e.name]
+    names = [e.name for e in completed if e.by_person and e.name]
     if not names:
         return 0
     with db.session.no_autoflush:
