@@ -26,6 +26,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers.response import Response as Redirect
 
 from app.extensions import db
+from app.i18n import _l
 from app.inputs import db_id
 from app.services import assignment, audit, case_search, duty_board
 from app.services.errors import ValidationFailed
@@ -92,9 +93,9 @@ def _query_string(pairs: list[tuple[str, str]]) -> str:
     return ("?" + urlencode(pairs)) if pairs else ""
 
 
-SORT_LABELS = {"-opened": "Newest first", "opened": "Oldest first",
-               "-level": "Highest level first", "due": "Deadline first",
-               "-closed": "Recently closed", "case_no": "Case number"}
+SORT_LABELS = {"-opened": _l("Newest first"), "opened": _l("Oldest first"),
+               "-level": _l("Highest level first"), "due": _l("Deadline first"),
+               "-closed": _l("Recently closed"), "case_no": _l("Case number")}
 
 
 # ---------------------------------------------------------------- exports
