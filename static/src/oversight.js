@@ -159,6 +159,7 @@ function startMap(root) {
     const filters = [...query.entries()];
     const most = Math.max(1, ...data.towns.map((t) => t.count));
     chart.setOption({
+      animation: false, // a map, not a show: every click lands on what is drawn
       tooltip: { formatter: (p) => p.data.tip },
       xAxis: { type: 'value', min: 121.44, max: 122.0, show: false },
       yAxis: { type: 'value', min: 30.84, max: 31.37, show: false },
