@@ -26,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
 )
 from sqlalchemy.sql.elements import ColumnElement
 from werkzeug.datastructures import MultiDict
@@ -459,25 +460,80 @@ def _town_of_nodes(node_ids: set[int]) -> dict[int, PlatformNode]:
     return out
 
 
-def facets(query: CaseQuery, scope: Scope, *, now: datetime) -> dict[str, list[FacetValue]]:
+def _source_of() -> ColumnElement[str]:
+    """The source type of a case: the first part of its de-duplication key."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return func.substr(Case.dedup_key, 1, func.instr(Case.dedup_key, "|") - 1)
+    return func.split_part(Case.dedup_key, "|", 1)
+
+
+def _facet_columns() -> dict[str, Any]:
+    return {"state": state_of(), "level": Case.level, "scenario": Case.scenario,
+            "town": Case.node_id, "department": Case.owner_department_id,
+            "loop": Case.loop_level, "source": _source_of()}
+
+
+def _counted(query: CaseQuery, scope: Scope, now: datetime
+             ) -> tuple[dict[str, dict[Any, int]], int]:
+    """Counts per value of every facet, and the total of the search itself.
+
+    The facets without a filter of their own share the search's WHERE: on PostgreSQL one
+    scan with GROUPING SETS counts all of them and the total; a facet whose own filter is
+    set is counted by its own query without that filter."""
+    columns = _facet_columns()
+    own = {"state": bool(query.states), "level": bool(query.levels),
+           "scenario": bool(query.scenarios), "town": bool(query.towns),
+           "department": bool(query.department), "loop": bool(query.loop),
+           "source": bool(query.source)}
+    counts: dict[str, dict[Any, int]] = {}
+    shared = [name for name in FACETS if not own[name]]
+    where = conditions(query, scope, now=now)
+    total: int | None = None
+    if db.session.get_bind().dialect.name == "postgresql" and shared:
+        inner = select(*[columns[n].label(n) for n in shared]).where(*where).subquery()
+        flags = [func.grouping(inner.c[n]).label(f"g_{n}") for n in shared]
+        sets = [tuple_(inner.c[n]) for n in shared] + [tuple_()]
+        rows = db.session.execute(
+            select(*[inner.c[n] for n in shared], *flags, func.count())
+            .group_by(func.grouping_sets(*sets))).all()
+        counts = {n: {} for n in shared}
+        for row in rows:
+            values, grouped, n = row[:len(shared)], row[len(shared):-1], int(row[-1])
+            member = [name for name, g in zip(shared, grouped, strict=True) if g == 0]
+            if not member:
+                total = n
+            else:
+                name = member[0]
+                counts[name][values[shared.index(name)]] = n
+    else:
+        for name in shared:
+            counts[name] = _grouped(columns[name], where)
+    for name in FACETS:
+        if own[name]:
+            counts[name] = _grouped(columns[name], conditions(query, scope, now=now,
+                                                               without=name))
+    if total is None:
+        total = db.session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
+    return counts, total
+
+
+def facets(query: CaseQuery, scope: Scope, *, now: datetime,
+           counted: dict[str, dict[Any, int]] | None = None) -> dict[str, list[FacetValue]]:
     """Counts per value of each facet, with every filter except the facet's own."""
     names = scenario_names()
+    counts = counted if counted is not None else _counted(query, scope, now)[0]
     found: dict[str, list[FacetValue]] = {}
-
-    def where(name: str) -> list[ColumnElement[bool]]:
-        return conditions(query, scope, now=now, without=name)
-
-    by_state = _grouped(state_of(), where("state"))
+    by_state = counts["state"]
     found["state"] = [FacetValue(s, str(STATE_LABELS[s]), by_state.get(s, 0),
                                  s in query.states) for s in STATES]
-    by_level = _grouped(Case.level, where("level"))
+    by_level = counts["level"]
     found["level"] = [FacetValue(lv, str(LEVEL_LABELS[lv]), by_level.get(lv, 0),
                                  lv in query.levels) for lv in LEVELS]
-    by_scenario = _grouped(Case.scenario, where("scenario"))
+    by_scenario = counts["scenario"]
     found["scenario"] = [FacetValue(code, names.get(code, code), n, code in query.scenarios)
                          for code, n in sorted(by_scenario.items(), key=lambda kv: -kv[1])]
-    by_node = _grouped(Case.node_id, where("town"))
-    towns = _town_of_nodes(set(by_node))
+    by_node = counts["town"]
+    towns = _town_of_nodes({k for k in by_node if k is not None})
     per_town: dict[str, tuple[PlatformNode, int]] = {}
     for node_id, n in by_node.items():
         town = towns.get(node_id)
@@ -486,19 +542,16 @@ def facets(query: CaseQuery, scope: Scope, *, now: datetime) -> dict[str, list[F
             per_town[town.code] = (town, seen + n)
     found["town"] = [FacetValue(code, node.name, n, code in query.towns)
                      for code, (node, n) in sorted(per_town.items(), key=lambda kv: kv[1][0].path)]
-    by_department = _grouped(Case.owner_department_id, where("department"))
+    by_department = counts["department"]
     departments = {d.id: d for d in db.session.scalars(select(Department).where(
         Department.id.in_([k for k in by_department if k is not None])))}
     found["department"] = [FacetValue(d.code, d.name, by_department[i], d.code == query.department)
                            for i, d in sorted(departments.items(),
                                               key=lambda kv: -by_department[kv[0]])]
-    by_loop = _grouped(Case.loop_level, where("loop"))
+    by_loop = counts["loop"]
     found["loop"] = [FacetValue(lp, str(LOOP_LABELS[lp]), by_loop.get(lp, 0), lp == query.loop)
                      for lp in LOOPS]
-    source = func.substr(Case.dedup_key, 1, func.instr(Case.dedup_key, "|") - 1) \
-        if db.session.get_bind().dialect.name == "sqlite" else \
-        func.split_part(Case.dedup_key, "|", 1)
-    by_source = _grouped(source, where("source"))
+    by_source = counts["source"]
     found["source"] = [FacetValue(s, str(SOURCE_LABELS[s]), by_source.get(s, 0),
                                   s == query.source) for s in SOURCES]
     return found
@@ -509,13 +562,17 @@ def search(user: User, query: CaseQuery, *, now: datetime, with_facets: bool = T
     """One page of the cases `user` may see that match `query`, with facet counts."""
     scope = scope_of(user)
     where = conditions(query, scope, now=now)
-    total = db.session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
+    counted: dict[str, dict[Any, int]] | None = None
+    if with_facets:
+        counted, total = _counted(query, scope, now)
+    else:
+        total = db.session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
     page = min(query.page, max(1, -(-total // query.per_page)))
     items = list(db.session.scalars(select(Case).where(*where).order_by(*SORTS[query.sort])
                                     .offset((page - 1) * query.per_page)
                                     .limit(query.per_page)))
     found = SearchResult(replace(query, page=page), items, total,
-                         facets(query, scope, now=now) if with_facets else {})
+                         facets(query, scope, now=now, counted=counted) if with_facets else {})
     towns = _town_of_nodes({c.node_id for c in items})
     found.towns = {c.id: towns[c.node_id].name for c in items if c.node_id in towns}
     return found
