@@ -38,6 +38,9 @@ DEFAULT_DUE_VARIABLE = {
     "Activity_feedback": "feedback_limit",
 }
 
+# Closed loops, narrowest first (DOMAIN.md §4): a case's loop only ever widens.
+LOOP_RANK = {"small": 0, "medium": 1, "big": 2}
+
 
 @dataclass
 class Loaded:
@@ -168,10 +171,12 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
         case.level = data["level"]
     if LEVEL_RANK.get(case.level, 0) > LEVEL_RANK.get(case.highest_level, 0):
         case.highest_level = case.level
-    # The loop a case is handled in (small / medium / big), when its handbook records one.
-    if data.get("loop_level") in ("small", "medium", "big") and \
-            data["loop_level"] != case.loop_level:
-        case.loop_level = data["loop_level"]
+    # The loop a case is handled in: raised when the disposal escalates it (`escalate` of the
+    # handbooks' dispose form) or a handbook records `loop_level`; never lowered.
+    loop = data.get("loop_level") if data.get("loop_level") in LOOP_RANK else \
+        data.get("escalate") if data.get("escalate") in ("medium", "big") else None
+    if loop and LOOP_RANK[loop] > LOOP_RANK.get(case.loop_level, 0):
+        case.loop_level = loop
     if instance.finished:
         case.status = "false_alarm" if data.get("verdict") in ("false_alarm", "device_fault") \
             else "closed"

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Case, Role
@@ -131,3 +131,21 @@ def test_town_centres_keep_their_relative_positions():
     assert lujiazui[1] > sanlin[1] and lujiazui[0] < zhangjiang[0]
     assert all(nanhui[0] >= p[0] and nanhui[1] <= p[1] + 0.05 for p in places.values()
                if p is not places["lingang"])
+
+
+def test_a_disposal_escalated_to_the_medium_loop_counts_on_the_board(
+        app, published, point, send, drive, make_user, as_role):
+    people = {"business_admin": make_user((Role.BUSINESS_ADMIN, "district"))["id"],
+              "responder": make_user((Role.RESPONDER, "district"))["id"],
+              "department_head": make_user((Role.DEPARTMENT_HEAD, "district"))["id"],
+              "leader_in_charge": make_user((Role.LEADER_IN_CHARGE, "district"))["id"]}
+    point("PT-LOOP", "gas", town="town.02")
+    case_no = send("gas", "ch4_lel", 30.0, "PT-LOOP")["case_no"]
+    done = drive(case_no, people, answers={"Activity_dispose": {"escalate": "medium"}},
+                 steps=4)
+    assert "Activity_dispose" in done
+    with app.app_context():
+        assert db.session.scalar(select(Case.loop_level).where(
+            Case.case_no == case_no)) == "medium"
+    officer = as_role((Role.DISTRICT_OFFICE, "district"), locale="en")
+    assert _data(officer)["escalated"]["medium"] == 1
