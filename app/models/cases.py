@@ -40,6 +40,11 @@ class Case(Base):
         Index("ix_case_opened_at", "opened_at"),
         Index("ix_case_closed_at", "closed_at"),
         Index("ix_case_board", "status", "level", "scenario"),
+        # The duty board reads only open real cases: their figures come from this index alone.
+        Index("ix_case_open_board", "scenario", "level", "node_id", "loop_level",
+              "owner_department_id", "stuck_since", "due_at",
+              sqlite_where=text("status = 'open' AND is_test IS false"),
+              postgresql_where=text("status = 'open' AND is_test IS false")),
         Index("ix_case_loop_level", "loop_level"),
     )
 

@@ -41,9 +41,14 @@ def upgrade():
     op.create_index('ix_case_closed_at', 'warning_case', ['closed_at'])
     op.create_index('ix_case_board', 'warning_case', ['status', 'level', 'scenario'])
     op.create_index('ix_case_loop_level', 'warning_case', ['loop_level'])
+    open_real = sa.text("status = 'open' AND is_test IS false")
+    op.create_index('ix_case_open_board', 'warning_case',
+                    ['scenario', 'level', 'node_id', 'loop_level', 'owner_department_id',
+                     'stuck_since', 'due_at'], sqlite_where=open_real, postgresql_where=open_real)
 
 
 def downgrade():
+    op.drop_index('ix_case_open_board', table_name='warning_case')
     op.drop_index('ix_case_loop_level', table_name='warning_case')
     op.drop_index('ix_case_board', table_name='warning_case')
     op.drop_index('ix_case_closed_at', table_name='warning_case')
