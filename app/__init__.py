@@ -68,6 +68,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
     csrf.exempt(api_bp)
     install_rate_limits(app)
 
+    from app.metrics import install_metrics
+
+    install_metrics(app)
+
     from app.cli import register_cli
 
     register_cli(app)

@@ -130,6 +130,31 @@ SETTINGS: tuple[Setting, ...] = (
             help="refused log-ins per client address"),
     Setting("RATE_LIMIT_LOGIN_USER", "10/minute", _rate_limits,
             help="refused log-ins per user name"),
+    # Feed health (Art 8): when a reading counts as late, a point or a source as silent.
+    Setting("FEED_LATE_SECONDS", 300, int, _positive,
+            help="a reading received this long after its observation counts as late"),
+    Setting("FEED_SILENT_FACTOR", 2.0, float, _positive,
+            help="a point is silent after this many of its reporting intervals without data"),
+    Setting("FEED_SOURCE_SILENT_MINUTES", 30, int, _positive,
+            help="a source system that sent nothing for this long has stopped"),
+    # MQTT intake (`flask intake mqtt`).
+    Setting("MQTT_HOST", "127.0.0.1", str, lambda v: None if v.strip() else "must not be empty"),
+    Setting("MQTT_PORT", 1883, int, lambda v: None if 0 < v < 65536 else "must be a TCP port"),
+    Setting("MQTT_TLS", False, _bool, help="connect with TLS (MQTT_CA_FILE to trust a CA)"),
+    Setting("MQTT_CA_FILE", "", str),
+    Setting("MQTT_USERNAME", "", str),
+    Setting("MQTT_PASSWORD", "", str),
+    Setting("MQTT_CLIENT_ID", "pudong-ops-intake", str,
+            lambda v: None if 0 < len(v.strip()) <= 64 else "must be 1-64 characters"),
+    Setting("MQTT_TOPIC_ROOT", "pudong", str,
+            lambda v: None if v and not set(v) & set("+#/") else "one topic level, no + # /",
+            "topics are ROOT/<API key prefix>/alerts and ROOT/<API key prefix>/heartbeat"),
+    Setting("MQTT_BATCH", 500, int, _positive,
+            help="messages taken in per transaction at most"),
+    Setting("METRICS_TOKEN", "", str,
+            lambda v: None if v == "" or len(v) >= 16 else "must be at least 16 characters",
+            "bearer token for GET /metrics; empty: /metrics answers 404"),
+    Setting("FILING_MAX_MB", 20, int, _positive, help="largest filed rules document"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -131,6 +131,8 @@ def start_scheduler(app: Flask) -> None:
     scheduler.add_job(deliver_outbound, "interval", args=[app], id="outbound", seconds=15)
     scheduler.add_job(retry_stuck, "interval", args=[app], id="stuck", seconds=30)
     scheduler.add_job(scan_quality, "interval", args=[app], id="quality", hours=1)
+    scheduler.add_job(scan_feeds, "interval", args=[app], id="feeds", minutes=1)
+    scheduler.add_job(snapshot_coverage, "interval", args=[app], id="coverage", hours=1)
     # Daily; asked hourly so a restart does not push it back a day.
     scheduler.add_job(scan_staffing, "interval", args=[app], id="staffing", hours=1)
     scheduler.add_job(maintain_partitions, "interval", args=[app], id="partitions", hours=6)
@@ -196,3 +198,21 @@ def maintain_partitions(app: Flask) -> list[str]:
         return done.created + done.dropped
 
     return _in_transaction(app, "partition upkeep", work, [], exclusive="partitions")
+
+
+def scan_feeds(app: Flask) -> int:
+    """Open outages for points silent beyond their interval and sources that stopped."""
+    from app.services import feeds
+
+    return _in_transaction(app, "feed-health scan", lambda now: feeds.scan(now).opened, 0,
+                           exclusive="feeds")
+
+
+def snapshot_coverage(app: Flask) -> int:
+    """Keep the day's coverage figures (Art 12); hourly, so the day's last run wins."""
+    from zoneinfo import ZoneInfo
+
+    from app.services import coverage
+
+    return _in_transaction(app, "coverage snapshot", lambda now: coverage.snapshot(
+        now, now.astimezone(ZoneInfo("Asia/Shanghai")).date()), 0, exclusive="coverage")

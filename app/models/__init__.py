@@ -20,6 +20,14 @@ from app.models.cases import (
 from app.models.handbooks import HandbookVersion, VersionStatus
 from app.models.intake import Alert, ApiKey, MonitoringPoint, Silence
 from app.models.org import Department, NodeKind, PlatformNode
+from app.models.sensing import (
+    CoverageSnapshot,
+    DeadLetter,
+    FeedOutage,
+    FeedTally,
+    MaintenanceRecord,
+    RuleFiling,
+)
 from app.models.system import Heartbeat
 
 __all__ = [
@@ -28,4 +36,6 @@ __all__ = [
     "Notification", "OutboundMessage", "Silence", "StaffingGap",
     "AuditRecord", "Base", "Department", "HandbookVersion", "Heartbeat", "NodeKind",
     "PlatformNode", "Role", "RoleAssignment", "User", "VersionStatus",
+    "CoverageSnapshot", "DeadLetter", "FeedOutage", "FeedTally", "MaintenanceRecord",
+    "RuleFiling",
 ]

@@ -18,7 +18,7 @@ PREFIXES = {
     "hazardous_chemicals": "WH", "gas": "RQ", "bridge": "QL", "utility_tunnel": "GL",
     "construction_site": "JZ", "water": "GP", "forest_fire": "SL", "oil_gas_pipeline": "YQ",
     "traffic": "JT", "crowd": "KL", "elevator": "DT", "power_supply": "GD",
-    "warning_publication": "QX",
+    "warning_publication": "QX", "feed_outage": "YW",
 }
 
 

@@ -13,9 +13,11 @@ from app.services.handbook_schema import WEATHER_WARNING_TYPES
 if TYPE_CHECKING:
     from app.services.handbooks import Bundle
 
-# Lanes a user task may sit in: the business roles, and the department lanes of the
-# cross-department processes (big loop, warning publication).
-ROLE_LANES = {"business_admin", "responder", "department_head", "leader_in_charge"}
+# Lanes a user task may sit in: the business roles, the technical roles (technical cases of
+# feed outages), and the department lanes of the cross-department processes (big loop,
+# warning publication).
+ROLE_LANES = {"business_admin", "responder", "department_head", "leader_in_charge",
+              "tech_admin", "tech_unit_head"}
 DEPARTMENT_LANES = {"emergency", "city_ops", "meteorology", "departments"}
 HUMAN = {"userTask", "manualTask"}
 

@@ -31,6 +31,8 @@ SHARED_BPMN = "shared"
 STANDALONE = {
     "warning_publication": ("industry.meteorology", "warning_publication",
                             "warning_publication.bpmn"),
+    # Technical operations: a silent point or a stopped source (Art 8, 13, 15).
+    "feed_outage": ("industry.emergency", "feed_outage", "feed_outage.bpmn"),
 }
 
 

@@ -50,6 +50,15 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "overdue.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
                                R.DISTRICT_OFFICE, R.AUDITOR}),
     "apikeys.manage": frozenset({R.TECH_ADMIN, R.SYSTEM_ADMIN}),
+    # The monitoring-point registry (Art 8): the scenario's and the town's people see it;
+    # business and technical administrators keep it; maintenance records likewise (Art 15).
+    "points.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
+                              R.DISTRICT_OFFICE, R.AUDITOR, R.TECH_ADMIN, R.TECH_UNIT_HEAD}),
+    "points.manage": frozenset({R.BUSINESS_ADMIN, R.TECH_ADMIN}),
+    # Filing of a unit's own operating rules (Art 19): a unit's head or administrator files,
+    # 区安委办 acknowledges.
+    "filing.submit": frozenset({R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN, R.TECH_UNIT_HEAD}),
+    "filing.acknowledge": frozenset({R.DISTRICT_OFFICE}),
     # Cases whose engine step failed: technical administrators see them and retry (audited).
     "case.retry": frozenset({R.TECH_ADMIN, R.SYSTEM_ADMIN}),
     # Weather warnings are drafted by 区气象局 (annex 7): its department head and business
@@ -63,7 +72,8 @@ WRITE_ACTIONS = frozenset({"accounts.manage", "roles.assign", "accounts.unlock",
                            "roles.assign_admin", "handbook.draft", "handbook.review",
                            "handbook.design",
                            "case.act", "case.correct", "silence.manage", "apikeys.manage",
-                           "publication.start", "case.retry"})
+                           "publication.start", "case.retry", "points.manage",
+                           "filing.submit", "filing.acknowledge"})
 
 # Three separated administrators (三员分立): one person holds at most one of these.
 SEPARATED_ADMIN_ROLES = frozenset({R.SYSTEM_ADMIN, R.SECURITY_ADMIN, R.AUDIT_ADMIN})

@@ -315,9 +315,10 @@ class ScanResult:
 def scan(now: datetime, *, since: datetime | None = None, batch: int = 200) -> ScanResult:
     """Check closed cases (those closed since `since`, or all) against every rule and record
     one issue per case and broken rule. Running it again flags nothing twice."""
-    # Warning publications are not warnings: their records follow no disposal rules.
+    # Warning publications and technical cases of feed outages are not warnings: their
+    # records follow no disposal rules.
     query = select(Case.id).where(Case.status.in_(CLOSED_STATUSES),
-                                  Case.scenario != "warning_publication")
+                                  Case.scenario.not_in(("warning_publication", "feed_outage")))
     if since is not None:
         query = query.where(Case.closed_at >= since)
     ids = list(db.session.scalars(query.order_by(Case.id)))
@@ -484,8 +485,35 @@ def register_point(actor: User, *, scenario: str, code: str, name: str, node_id:
                             owner_department_id=scenario_node.department_id, lat=lat, lon=lon)
     db.session.add(point)
     db.session.flush()
+    moved = _move_to_point(point, node, scenario_node)
     audit.record(actor=actor, action="point.register", object_type="monitoring_point",
                  object_id=point.id,
                  after={"code": code, "name": point.name, "scenario": scenario,
-                        "node": node.code, "lat": lat, "lon": lon}, at=now)
+                        "node": node.code, "lat": lat, "lon": lon, **moved}, at=now)
     return point
+
+
+def _move_to_point(point: MonitoringPoint, town: PlatformNode,
+                   scenario_node: PlatformNode) -> dict[str, Any]:
+    """The alerts of a point that arrived unknown now name it, and its open cases (on the
+    scenario's own line until now) move to its town, with their inbox tasks."""
+    from sqlalchemy import update
+
+    from app.models import Alert, CaseTask
+
+    alerts = db.session.execute(update(Alert).where(
+        Alert.point_code == point.code, Alert.scenario == point.scenario,
+        Alert.point_id.is_(None)).values(point_id=point.id)
+        .execution_options(synchronize_session=False))
+    cases = list(db.session.scalars(select(Case).where(
+        Case.point_code == point.code, Case.scenario == point.scenario,
+        Case.status == "open", Case.point_id.is_(None))))
+    for case in cases:
+        case.point_id, case.node_id, case.scope_path = point.id, town.id, town.path
+        case.scenario_path = scenario_node.path
+    if cases:
+        db.session.execute(update(CaseTask).where(
+            CaseTask.case_id.in_([c.id for c in cases])).values(scope_path=town.path)
+            .execution_options(synchronize_session=False))
+    return {"alerts_moved": int(getattr(alerts, "rowcount", 0) or 0),
+            "cases_moved": [c.case_no for c in cases]}

@@ -162,6 +162,7 @@ def register_web(app: Flask) -> None:
     from app.web.handbooks import bp as handbooks_bp
     from app.web.main import bp as main_bp
     from app.web.operations import bp as operations_bp
+    from app.web.registry import bp as registry_bp
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please log in to open this page.")
@@ -175,6 +176,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(handbooks_bp)
     app.register_blueprint(operations_bp)
+    app.register_blueprint(registry_bp)
     app.register_blueprint(cases_bp)
     app.register_blueprint(designer_bp)
     _register_errors(app)

@@ -68,6 +68,7 @@ class ApiKeyForm(Schema):
                                                         error=_l("Choose a source type.")))
     scenarios = fields.List(fields.String(), required=True,
                             error_messages={"required": _l("Choose at least one scenario.")})
+    node_codes = fields.List(fields.String(), load_default=list)
 
 
 class CorrectionForm(Schema):
@@ -298,10 +299,11 @@ def keys() -> Response | str | tuple[str, int]:
     status = 200
     if request.method == "POST":
         try:
-            data = _load(ApiKeyForm(), _form("scenarios"))
+            data = _load(ApiKeyForm(), _form("scenarios", "node_codes"))
             issued = api_keys.issue(user, name=data["name"], source_type=data["source_type"],
                                     scenarios=data["scenarios"], now=now(),
-                                    known_scenarios=set(choices))
+                                    known_scenarios=set(choices),
+                                    node_codes=data["node_codes"])
         except DomainError as exc:
             _refuse(exc)
             errors, error, status = exc.details, exc.message, exc.status
@@ -309,8 +311,9 @@ def keys() -> Response | str | tuple[str, int]:
             db.session.commit()
             return render_template("operations/api_key_issued.html", key=issued.key,
                                    secret=issued.secret, scenarios=overdue.scenario_names())
-    values = _form("scenarios") if error else {}
-    return render_template("operations/api_keys.html", keys=api_keys.list_keys(),
+    values = _form("scenarios", "node_codes") if error else {}
+    return render_template("operations/api_keys.html", keys=api_keys.list_keys(user),
+                           towns=_towns(),
                            choices=choices, source_types=api_keys.SOURCE_TYPES,
                            scenarios=overdue.scenario_names(), errors=errors, error=error,
                            values=values), status

@@ -153,7 +153,7 @@ SELECT_PANEL_ELEMENTS = """async () => {
 def test_every_bpmn_file_round_trips_through_the_modeler(
         designer_page: Any, live_server: dict[str, Any],
         versions: dict[str, tuple[int, dict]]) -> None:
-    assert len(ALL_BPMN) == 21
+    assert len(ALL_BPMN) == 22
     url = live_server["url"]
     started = time.monotonic()
     first_id, _ = bundle_of(versions, ALL_BPMN[0])

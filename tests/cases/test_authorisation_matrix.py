@@ -28,7 +28,7 @@ from app.models import (
     User,
     VersionStatus,
 )
-from app.services import api_keys, cases, handbooks, intake, org
+from app.services import api_keys, cases, filings, handbooks, intake, org
 from app.services.intake import AlertIn
 from app.services.permissions import ACTIONS, can, holds_role_over
 from cases_fixtures import publish_all
@@ -81,6 +81,9 @@ def world(app: Flask, dbconn: Any, clock: Any, make_user: Callable[..., dict[str
         silence = intake.silence(writer, scenario=SCENARIO, point_code="RAIN-0001",
                                  indicator=None, starts_at=now, ends_at=now + timedelta(hours=1),
                                  reason="检修", now=now)
+        filing = filings.submit(writer, node_id=org.node_by_code(f"scenario.{SCENARIO}").id,
+                                title="运行管理制度", filename="制度.pdf",
+                                content=b"%PDF-1.4\n" + b"0" * 64, now=now)
         issue = DataQualityIssue(case_id=case.id, rule="matrix", message="测试", detected_at=now)
         db.session.add(issue)
         db.session.commit()
@@ -98,7 +101,9 @@ def world(app: Flask, dbconn: Any, clock: Any, make_user: Callable[..., dict[str
             "node_id": str(case.node_id), "version_id": str(version.id), "name": PROCESS_FILE,
             "action": "submit", "key": SCENARIO, "issue_id": str(issue.id),
             "silence_id": str(silence.id), "key_id": str(issued.key.id),
-            "case_id": str(case.id),
+            "case_id": str(case.id), "fmt": "csv", "filing_id": str(filing.id),
+            "point_id": str(db.session.scalar(select(MonitoringPoint.id).where(
+                MonitoringPoint.code == "RAIN-0001"))),
             "filename": "css/app.css"}
         # Everything the rules read is loaded now: they run outside any request.
         for row in (case, task, target, version, publication):
@@ -214,7 +219,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("operations.end_silence", "POST"): may("silence.manage", scenario),
     ("operations.keys", "GET"): may("apikeys.manage"),
     ("operations.keys", "POST"): may("apikeys.manage"),
-    ("operations.revoke_key", "POST"): may("apikeys.manage"),
+    ("operations.revoke_key", "POST"): may("apikeys.manage", scenario),
     ("operations.unknown_points", "GET"): some(may("case.correct"), may("overdue.view")),
     ("operations.register_point", "GET"): may("case.correct", scenario),
     ("operations.register_point", "POST"): may("case.correct", scenario),
@@ -236,6 +241,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("designer.preview", "GET"): may("handbook.view"),
     ("api.health", "GET"): public,
     ("api.alerts.receive_alerts", "POST"): nobody,
+    ("api.alerts.receive_heartbeat", "POST"): nobody,
     ("api.session.csrf_token", "GET"): public,
     ("api.session.who_am_i", "GET"): logged_in,
     ("api.session.log_in", "POST"): public,
@@ -249,6 +255,24 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("api.cases.add_comment", "POST"): acts_on_case,
     ("api.cases.add_attachment", "POST"): acts_on_case,
     ("api.openapi.openapi_document", "GET"): public,
+    ("metrics.metrics", "GET"): nobody,  # a bearer token (METRICS_TOKEN), never a session
+    ("registry.points_page", "GET"): may("points.view"),
+    ("registry.point", "GET"): may("points.view", case_),
+    ("registry.point", "POST"): may("points.manage", case_),
+    ("registry.retire_point", "POST"): may("points.manage", case_),
+    ("registry.import_points", "GET"): may("points.manage"),
+    ("registry.import_points", "POST"): may("points.manage"),
+    ("registry.export_points", "GET"): may("points.view"),
+    ("registry.feeds_page", "GET"): some(may("system.status"), may("points.view")),
+    ("registry.maintenance_page", "GET"): may("points.view"),
+    ("registry.maintenance_page", "POST"): may("points.manage"),
+    ("registry.account_lifecycle", "GET"): may("accounts.view"),
+    ("registry.coverage_page", "GET"): may("points.view"),
+    ("registry.filings_page", "GET"): some(may("filing.submit"), may("filing.acknowledge")),
+    ("registry.filings_page", "POST"): may("filing.submit"),
+    ("registry.acknowledge_filing", "POST"): may("filing.acknowledge"),
+    ("registry.filing_file", "GET"): some(may("filing.submit", scenario),
+                                          may("filing.acknowledge", scenario)),
 }
 # Answered last: they end the session the other requests run in.
 ENDS_SESSION = {("auth.logout", "POST"), ("api.session.log_out", "DELETE")}
