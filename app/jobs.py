@@ -136,12 +136,16 @@ def start_scheduler(app: Flask) -> None:
     # Daily; asked hourly so a restart does not push it back a day.
     scheduler.add_job(scan_staffing, "interval", args=[app], id="staffing", hours=1)
     scheduler.add_job(maintain_partitions, "interval", args=[app], id="partitions", hours=6)
+    # Monthly reports on the 1st, annual ones in January; asked hourly and idempotent, so a
+    # scheduler that was down on the 1st makes them when it comes back.
+    scheduler.add_job(generate_reports, "interval", args=[app], id="reports", hours=1)
     scheduler.start()
     app.extensions["scheduler"] = scheduler
     # Beat once at start so the status page is right from the first request; make sure the
     # coming months have their partitions.
     scheduler.add_job(heartbeat, args=[app], id="heartbeat-now")
     scheduler.add_job(maintain_partitions, args=[app], id="partitions-now")
+    scheduler.add_job(generate_reports, args=[app], id="reports-now")
 
 
 class SchedulerRunning(RuntimeError):
@@ -216,3 +220,12 @@ def snapshot_coverage(app: Flask) -> int:
 
     return _in_transaction(app, "coverage snapshot", lambda now: coverage.snapshot(
         now, now.astimezone(ZoneInfo("Asia/Shanghai")).date()), 0, exclusive="coverage")
+
+
+def generate_reports(app: Flask) -> int:
+    """Create the monthly (and in January the annual) reports due for every platform level."""
+    from app.services import reports
+
+    return _in_transaction(app, "report generation",
+                           lambda now: len(reports.generate_due(now)), 0,
+                           exclusive="reports")

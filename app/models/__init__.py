@@ -20,6 +20,7 @@ from app.models.cases import (
 from app.models.handbooks import HandbookVersion, VersionStatus
 from app.models.intake import Alert, ApiKey, MonitoringPoint, Silence
 from app.models.org import Department, NodeKind, PlatformNode
+from app.models.reports import NARRATIVE_SECTIONS, REPORT_KINDS, Report
 from app.models.sensing import (
     CoverageSnapshot,
     DeadLetter,
@@ -38,4 +39,6 @@ __all__ = [
     "PlatformNode", "Role", "RoleAssignment", "User", "VersionStatus",
     "CoverageSnapshot", "DeadLetter", "FeedOutage", "FeedTally", "MaintenanceRecord",
     "RuleFiling",
+    "NARRATIVE_SECTIONS", "PlatformNode", "REPORT_KINDS", "Report", "Role", "RoleAssignment",
+    "User", "VersionStatus",
 ]

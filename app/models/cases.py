@@ -66,9 +66,21 @@ class Case(Base):
     alert_count: Mapped[int] = mapped_column(default=1)
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
-    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     accepted_at: Mapped[datetime | None]
-    closed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The milestones the figures of Art 16/17 count, each with the deadline in force when it
+    # was reached (a level change moves open deadlines, so the limit is that of the level at
+    # the time): stamped by the step that reaches them, never recomputed.
+    pushed_at: Mapped[datetime | None]
+    accept_due_at: Mapped[datetime | None]
+    arrived_at: Mapped[datetime | None]
+    arrive_due_at: Mapped[datetime | None]
+    feedback_at: Mapped[datetime | None]
+    feedback_due_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    medium_loop_at: Mapped[datetime | None]
+    big_loop_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None] = mapped_column(index=True)
     # Engine state without the spec; the optimistic counter guards concurrent writers.
     state: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)

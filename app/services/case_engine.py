@@ -39,6 +39,41 @@ DEFAULT_DUE_VARIABLE = {
 }
 
 
+# The milestones the figures of Art 16/17 count, stamped on the case by the step that reaches
+# them: when a task of the element (or of the process) is created, and when it is completed,
+# with the deadline the task had at that moment (the limit of the level then in force).
+CREATED_MILESTONES = {"Activity_accept": "pushed_at", "Activity_medium_loop": "medium_loop_at"}
+PROCESS_MILESTONES = {"big_loop": "big_loop_at"}
+COMPLETED_MILESTONES: dict[str, tuple[str, str | None]] = {
+    "Activity_accept": ("accepted_at", "accept_due_at"),
+    "Activity_dispose": ("arrived_at", "arrive_due_at"),
+    "Activity_feedback": ("feedback_at", "feedback_due_at"),
+    "Activity_cancel_warning": ("cancelled_at", None),
+}
+LOOP_OF_MILESTONE = {"medium_loop_at": "medium", "big_loop_at": "big"}
+
+
+def _stamp_created(case: Case, process_id: str, element_id: str, now: datetime) -> None:
+    for column in (CREATED_MILESTONES.get(element_id), PROCESS_MILESTONES.get(process_id)):
+        if column is None or getattr(case, column) is not None:
+            continue
+        setattr(case, column, now)
+        loop = LOOP_OF_MILESTONE.get(column)
+        if loop == "big" or (loop == "medium" and case.loop_level == "small"):
+            case.loop_level = loop
+
+
+def _stamp_completed(case: Case, row: CaseTask) -> None:
+    found = COMPLETED_MILESTONES.get(row.element_id)
+    if found is None or row.completed_at is None:
+        return
+    at_column, due_column = found
+    if getattr(case, at_column) is None:
+        setattr(case, at_column, row.completed_at)
+    if due_column is not None and getattr(case, due_column) is None:
+        setattr(case, due_column, row.due_at)
+
+
 @dataclass
 class Loaded:
     case: Case
@@ -215,6 +250,7 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
         elif row.status == "ready":
             # Completed by an action (set by the caller) or cancelled by an interrupting event.
             row.status = "completed" if row.completed_at else "cancelled"
+            _stamp_completed(case, row)
     known = {r.task_id for r in rows}
     data = instance.data
     for task_id, task in ready.items():
@@ -223,6 +259,7 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
         lane = loaded.index.role_of(task.process_id, task.element_id) or "business_admin"
         who = assignee(case, lane, task.properties)
         role, paths = who.role, who.paths
+        _stamp_created(case, task.process_id, task.element_id, now)
         db.session.add(CaseTask(
             case_id=case.id, task_id=task_id, process_id=task.process_id,
             department_id=who.department_id,

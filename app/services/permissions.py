@@ -64,6 +64,13 @@ ACTIONS: dict[str, frozenset[Role]] = {
     # Weather warnings are drafted by 区气象局 (annex 7): its department head and business
     # administrators, on the bureau's own nodes (see OfDepartment).
     "publication.start": frozenset({R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN}),
+    # Figures, monthly and annual reports, bulletins (Art 11, 16, 17): read within the scope
+    # held; a business administrator writes a report's narrative, a department head of the
+    # node approves and issues it (never the one who wrote it).
+    "report.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
+                              R.DISTRICT_OFFICE, R.AUDITOR}),
+    "report.write": frozenset({R.BUSINESS_ADMIN}),
+    "report.approve": frozenset({R.DEPARTMENT_HEAD}),
 }
 
 # Read-only roles never receive an action that changes something.
@@ -73,7 +80,8 @@ WRITE_ACTIONS = frozenset({"accounts.manage", "roles.assign", "accounts.unlock",
                            "handbook.design",
                            "case.act", "case.correct", "silence.manage", "apikeys.manage",
                            "publication.start", "case.retry", "points.manage",
-                           "filing.submit", "filing.acknowledge"})
+                           "filing.submit", "filing.acknowledge", "report.write",
+                           "report.approve"})
 
 # Three separated administrators (三员分立): one person holds at most one of these.
 SEPARATED_ADMIN_ROLES = frozenset({R.SYSTEM_ADMIN, R.SECURITY_ADMIN, R.AUDIT_ADMIN})

@@ -163,6 +163,7 @@ def register_web(app: Flask) -> None:
     from app.web.main import bp as main_bp
     from app.web.operations import bp as operations_bp
     from app.web.registry import bp as registry_bp
+    from app.web.reports import bp as reports_bp
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please log in to open this page.")
@@ -179,6 +180,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(registry_bp)
     app.register_blueprint(cases_bp)
     app.register_blueprint(designer_bp)
+    app.register_blueprint(reports_bp)
     _register_errors(app)
     _register_request_checks(app)
     _publish_page_assets_only(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from app.models import (
     HandbookVersion,
     MonitoringPoint,
     PlatformNode,
+    Report,
     Role,
     User,
     VersionStatus,
@@ -50,6 +51,8 @@ class World:
     version: HandbookVersion
     publication: HandbookVersion
     scenario_node: PlatformNode
+    report: Report
+    district: PlatformNode
     values: dict[str, str]
 
 
@@ -86,6 +89,11 @@ def world(app: Flask, dbconn: Any, clock: Any, make_user: Callable[..., dict[str
                                 content=b"%PDF-1.4\n" + b"0" * 64, now=now)
         issue = DataQualityIssue(case_id=case.id, rule="matrix", message="测试", detected_at=now)
         db.session.add(issue)
+        report = Report(kind="monthly", node=org.node_by_code("town.02"),
+                        period_start=date(2026, 6, 1), period_end=date(2026, 7, 1),
+                        doc_no="matrix-1", title="月报", status="draft", narrative={},
+                        generated_at=now)
+        db.session.add(report)
         db.session.commit()
         task = db.session.scalar(select(CaseTask).where(CaseTask.case_id == case.id,
                                                         CaseTask.status == "ready"))
@@ -104,15 +112,18 @@ def world(app: Flask, dbconn: Any, clock: Any, make_user: Callable[..., dict[str
             "case_id": str(case.id), "fmt": "csv", "filing_id": str(filing.id),
             "point_id": str(db.session.scalar(select(MonitoringPoint.id).where(
                 MonitoringPoint.code == "RAIN-0001"))),
+            "report_id": str(report.id),
             "filename": "css/app.css"}
         # Everything the rules read is loaded now: they run outside any request.
-        for row in (case, task, target, version, publication):
+        for row in (case, task, target, version, publication, report):
             db.session.refresh(row)
         _ = (case.node, version.node, publication.node, target.home_node,
-             [a.node for a in target.assignments])
+             [a.node for a in target.assignments], report.node)
         scenario_node = org.node_by_code(f"scenario.{SCENARIO}")
+        district = org.node_by_code("district")
         db.session.expunge_all()
-        return World(case, task, target, version, publication, scenario_node, values)
+        return World(case, task, target, version, publication, scenario_node, report, district,
+                     values)
 
 
 def _tech_admin() -> User:
@@ -174,6 +185,8 @@ target = lambda world: world.target  # noqa: E731
 version_node = lambda world: world.version.node  # noqa: E731
 scenario = lambda world: world.scenario_node  # noqa: E731
 acts_on_case = every(sees_case, may("case.act", case_))
+report_ = lambda world: world.report  # noqa: E731
+district = lambda world: world.district  # noqa: E731
 
 EXPECTED: dict[tuple[str, str], Rule] = {
     ("static", "GET"): public,
@@ -273,6 +286,20 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("registry.acknowledge_filing", "POST"): may("filing.acknowledge"),
     ("registry.filing_file", "GET"): some(may("filing.submit", scenario),
                                           may("filing.acknowledge", scenario)),
+    ("reports.figures_page", "GET"): may("report.view"),
+    ("reports.figures_xlsx", "GET"): may("report.view"),
+    ("reports.figures_pdf", "GET"): may("report.view"),
+    ("reports.report_list", "GET"): may("report.view"),
+    ("reports.report_page", "GET"): may("report.view", report_),
+    ("reports.save_narrative", "POST"): may("report.write", report_),
+    ("reports.submit", "POST"): may("report.write", report_),
+    ("reports.approve", "POST"): may("report.approve", report_),
+    ("reports.return_report", "POST"): may("report.approve", report_),
+    ("reports.report_xlsx", "GET"): may("report.view", report_),
+    ("reports.report_pdf", "GET"): may("report.view", report_),
+    ("reports.bulletin", "GET"): may("report.view", district),
+    ("reports.bulletin_xlsx", "GET"): may("report.view", district),
+    ("reports.bulletin_pdf", "GET"): may("report.view", district),
 }
 # Answered last: they end the session the other requests run in.
 ENDS_SESSION = {("auth.logout", "POST"), ("api.session.log_out", "DELETE")}
