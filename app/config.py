@@ -62,6 +62,17 @@ def _locale(raw: str) -> str:
     return value
 
 
+def _time_zone(raw: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = raw.strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("an IANA time zone name such as Asia/Shanghai") from None
+    return value
+
+
 def _rate_limits(raw: str) -> str:
     """A limit in the `limits` notation, several separated by ";" ("100/second;3000/minute")."""
     from limits import parse_many
@@ -97,6 +108,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REPORTS_DATABASE_URL", "", _optional_database_url,
             help="a read replica that reports and figures read from; empty: the primary"),
     Setting("DEFAULT_LOCALE", "zh_CN", _locale),
+    # The platform's time zone: pages, forms, case numbers' years and reports read it.
+    Setting("TIMEZONE", "Asia/Shanghai", _time_zone),
     Setting("SESSION_IDLE_MINUTES", 30, int, _positive,
             "a session unused for this long logs out"),
     Setting("SESSION_ABSOLUTE_HOURS", 12, int, _positive,
@@ -211,7 +224,7 @@ def flask_config(values: Mapping[str, Any]) -> dict[str, Any]:
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
     config["REMEMBER_COOKIE_DURATION"] = timedelta(seconds=0)
     config["BABEL_DEFAULT_LOCALE"] = config["DEFAULT_LOCALE"]
-    config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Shanghai"
+    config["BABEL_DEFAULT_TIMEZONE"] = config["TIMEZONE"]
     config["BABEL_TRANSLATION_DIRECTORIES"] = str(Path(__file__).parent / "translations")
     config["WTF_CSRF_TIME_LIMIT"] = None
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_MB"] * 1024 * 1024

@@ -18,6 +18,7 @@ from app.config import ConfigError, load_settings
     ("SESSION_COOKIE_SECURE", "maybe", "true/false"),
     ("SECRET_KEY", "short", "at least 16"),
     ("REPORTS_DATABASE_URL", "mysql://replica", "only sqlite"),
+    ("TIMEZONE", "Mars/Olympus", "IANA time zone"),
 ])
 def test_a_bad_setting_stops_start_up_and_names_itself(name: str, value: str, words: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -68,3 +69,14 @@ def test_reports_read_from_the_replica_when_one_is_set(tmp_path: Path) -> None:
     plain = create_app(DATABASE_URL=f"sqlite:///{tmp_path / 'primary.db'}")
     with plain.app_context():
         assert reports_session() is db.session
+def test_the_time_zone_is_one_setting(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from app.timezone import local_zone
+
+    app = create_app(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", TIMEZONE="Europe/Berlin")
+    with app.app_context():
+        assert str(local_zone()) == "Europe/Berlin"
+        assert app.config["BABEL_DEFAULT_TIMEZONE"] == "Europe/Berlin"
+        new_year = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
+        assert new_year.astimezone(local_zone()).year == 2027

@@ -63,6 +63,7 @@ from .errors import (
     DataError,
     DefinitionError,
     EventNotExpectedError,
+    FieldProblem,
     FormValidationError,
     MigrationRefusedError,
     Problem,
@@ -112,7 +113,7 @@ from .specs import (
 
 __all__ = [
     "Clock", "FixedClock", "SystemClock",
-    "DataError", "DefinitionError", "EventNotExpectedError", "FormValidationError",
+    "DataError", "DefinitionError", "EventNotExpectedError", "FieldProblem", "FormValidationError",
     "MigrationRefusedError", "Problem", "ReplayMismatchError", "StateError",
     "TaskNotFoundError", "TaskNotReadyError", "WorkflowsError", "LimitExceeded",
     "EnumOption", "FormField", "validate_form_data",

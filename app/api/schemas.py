@@ -19,6 +19,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from app.current import now
 from app.i18n import _l
 from app.inputs import MAX_PAGE, DbInteger
 from app.models import ATTACHMENT_EXTENSIONS
@@ -33,38 +34,6 @@ MAX_FUTURE = timedelta(minutes=5)
 MAX_AGE = timedelta(days=7)
 MAX_PER_PAGE = 100
 
-# marshmallow's own messages, made translatable: they reach clients in `details`.
-_BUILT_IN = {
-    "Missing data for required field.": _l("Missing data for required field."),
-    "Field may not be null.": _l("Field may not be null."),
-    "Unknown field.": _l("Unknown field."),
-    "Invalid input type.": _l("Invalid input type."),
-    "Invalid type.": _l("Invalid input type."),
-    "Invalid value.": _l("Invalid value."),
-    "Not a valid string.": _l("Not a valid string."),
-    "Not a valid number.": _l("Not a valid number."),
-    "Number too large.": _l("Number too large."),
-    "Not a valid integer.": _l("Not a valid integer."),
-    "Not a valid boolean.": _l("Not a valid boolean."),
-    "Not a valid mapping type.": _l("Not a valid object."),
-    "Not a valid list.": _l("Not a valid list."),
-    "Special numeric values (nan or infinity) are not permitted.":
-        _l("NaN and infinity are not numbers we can store."),
-}
-
-
-def localise(messages: Any) -> Any:
-    """marshmallow's error tree with its built-in English messages translated; int keys
-    (list indexes) become strings so the tree is valid JSON."""
-    if isinstance(messages, dict):
-        return {str(k): localise(v) for k, v in messages.items()}
-    if isinstance(messages, list):
-        return [localise(m) for m in messages]
-    if isinstance(messages, str) and messages in _BUILT_IN:
-        return str(_BUILT_IN[messages])
-    return str(messages)
-
-
 @cache
 def scenario_codes() -> tuple[str, ...]:
     """The 15 scenario codes of the platform tree (handbooks/org/platform.json)."""
@@ -72,7 +41,7 @@ def scenario_codes() -> tuple[str, ...]:
 
 
 def clock_now() -> datetime:
-    return cast(datetime, current_app.extensions["clock"]())
+    return now()
 
 
 def _choice(choices: Callable[[], Iterable[str]] | Iterable[str]) -> Callable[[str], None]:
@@ -520,6 +489,11 @@ class InboxCountsSchema(Schema):
     overdue = fields.Integer()
     mine = fields.Integer()
     by_level = fields.Dict(keys=fields.String(), values=fields.Integer())
+    scenarios = fields.Dict(keys=fields.String(), values=fields.Integer())
+    towns = fields.Method("_towns")
+
+    def _towns(self, counts: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"id": i, "name": n, "count": c} for i, n, c in counts.get("towns", [])]
 
 
 class InboxPageSchema(_PageSchema):

@@ -108,7 +108,7 @@ def authenticate(header: str | None, *, now: datetime) -> ApiKey:
 
 
 def _issuable(actor: User) -> list[str]:
-    from app.services.overdue import visible_scenarios
+    from app.services.scenarios import visible_scenarios
 
     return visible_scenarios(actor, "apikeys.manage")
 

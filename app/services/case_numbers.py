@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import CaseNumber
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from app.timezone import local_zone
 
 PREFIXES = {
     "flood_typhoon": "FX", "rain_snow_ice": "YX", "industry_trade": "GM",
@@ -25,7 +23,7 @@ PREFIXES = {
 def next_case_number(scenario: str, now: datetime) -> str:
     """`RQ-2026-000123`. The counter row is locked, so two workers never share a number."""
     prefix = PREFIXES.get(scenario, scenario[:2].upper())
-    year = now.astimezone(SHANGHAI).year
+    year = now.astimezone(local_zone()).year
     query = select(CaseNumber).where(CaseNumber.prefix == prefix, CaseNumber.year == year) \
         .with_for_update()
     row = db.session.scalar(query)

@@ -265,11 +265,15 @@ def _done_by(actor: User, task: CaseTask) -> CaseTask | None:
         CaseTask.completed_by_id == actor.id).limit(1))
 
 
-def takes_part(actor: User, task: CaseTask) -> bool:
+def can_act(actor: User, task: CaseTask) -> bool:
     """May `actor` work on this task now: it is open, not someone else's, in the actor's
-    lane, and not a step the actor must leave to another person."""
+    lane, and not a step the actor must leave to another person. The one rule the pages and
+    the API show (the actions themselves check the same through `_may_act`)."""
     return (task.status == "ready" and task.claimed_by_id in (None, actor.id)
             and may_take(actor, task) and _done_by(actor, task) is None)
+
+
+takes_part = can_act  # the earlier name
 
 
 def _still_ready(task: CaseTask) -> None:
@@ -347,18 +351,21 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
     try:
         result = loaded.instance.complete_task(task.task_id, form, actor=actor.username, at=now)
     except FormValidationError as exc:
-        raise ValidationFailed(_l("Please correct the marked fields."),
-                               details={k: [v] for k, v in exc.errors.items()}) from None
+        raise ValidationFailed(_l("Please correct the marked fields."), details={
+            k: [form_rules.describe(p)] for k, p in exc.problems.items()}) from None
     except (TaskNotFoundError, TaskNotReadyError):
         raise Conflict(_l("This task is no longer open; reload the case."),
                        code="task_gone") from None
     task.claimed_by_id = task.claimed_by_id or actor.id
     task.completed_by_id, task.completed_at = actor.id, now
+    waiting = set(db.session.scalars(select(CaseTask.id).where(
+        CaseTask.case_id == case.id, CaseTask.status == "ready")))
     if task.element_id == "Activity_accept" and case.accepted_at is None:
         case.accepted_at = now
     level_before = case.level
     completed = case_engine.record_step(loaded, result, now=now, actor=actor)
     notify.after_step(case, completed, now=now)
+    _keep_lane(actor, task, waiting, now=now)
     if case.level != level_before and case.status == "open":
         relevel(loaded, case.level, now=now)
     if any("broadcast_message" in c.properties for c in completed):
@@ -373,7 +380,31 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
     return case
 
 
-def add_comment(actor: User, case: Case, body: str, *, now: datetime) -> CaseComment:
+def _keep_lane(actor: User, done: CaseTask, waiting: set[int], *, now: datetime) -> None:
+    """The person who did a step keeps the case's next step in the same lane (claimed for
+    them, as if they had claimed it) until they release it: nobody else in the role picks up
+    half of someone's work, and they need not claim again at every step. Only role lanes of
+    the case's area: a department lane (big loop, warning publication) is the department's to
+    share out."""
+    if done.department_id is not None:
+        return
+    db.session.flush()
+    for row in db.session.scalars(select(CaseTask).where(
+            CaseTask.case_id == done.case_id, CaseTask.status == "ready",
+            CaseTask.role == done.role, CaseTask.department_id.is_(None),
+            CaseTask.claimed_by_id.is_(None))):
+        if row.id in waiting or not may_take(actor, row) or _done_by(actor, row) is not None:
+            continue
+        row.claimed_by_id, row.claimed_at = actor.id, now
+        case_engine.add_event(row.case, kind="claim", at=now, actor=actor,
+                              version_hash=_hash(row.case), element_id=row.element_id,
+                              element_name=row.name, data={"kept_from": done.element_id})
+
+
+def add_comment(actor: User, case: Case, body: str, *, now: datetime,
+                measures: list[str] | None = None) -> CaseComment:
+    """A comment on the case; `measures` names the standard measures it reports as carried
+    out (kept with the event, so that the next form starts from them)."""
     require(actor, "case.act", case)
     text = body.strip()
     if not text:
@@ -385,7 +416,7 @@ def add_comment(actor: User, case: Case, body: str, *, now: datetime) -> CaseCom
     comment = CaseComment(case_id=case.id, author_id=actor.id, body=text, created_at=now)
     db.session.add(comment)
     case_engine.add_event(case, kind="comment", at=now, actor=actor, version_hash=_hash(case),
-                          data={"body": text})
+                          data={"body": text, **({"measures": measures} if measures else {})})
     db.session.flush()
     return comment
 

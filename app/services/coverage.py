@@ -11,7 +11,7 @@ from sqlalchemy import case, delete, func, select
 
 from app.extensions import db
 from app.models import CoverageSnapshot, MonitoringPoint, PlatformNode
-from app.services.overdue import in_scope
+from app.services.scenarios import in_scope
 
 MONITORED_WITHIN = timedelta(days=1)
 

@@ -34,8 +34,8 @@ from app.models import (
     PlatformNode,
     User,
 )
-from app.services.overdue import in_scope
 from app.services.permissions import scope_paths
+from app.services.scenarios import in_scope
 
 # A source's own "last seen" is written at most this often: a storm must not queue on its row.
 _SOURCE_SEEN_EVERY = timedelta(seconds=5)

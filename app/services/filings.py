@@ -17,8 +17,8 @@ from app.models import PlatformNode, RuleFiling, User
 from app.services import audit
 from app.services.cases import display_filename
 from app.services.errors import NotFound, ValidationFailed
-from app.services.overdue import in_scope
 from app.services.permissions import require, scope_paths
+from app.services.scenarios import in_scope
 
 SUBMIT, ACKNOWLEDGE = "filing.submit", "filing.acknowledge"
 PDF = "application/pdf"

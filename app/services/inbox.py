@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -98,21 +98,37 @@ def inbox(user: User, flt: InboxFilter | None = None, *, now: datetime, page: in
         .order_by(overdue_first, CaseTask.due_at.is_(None), CaseTask.due_at, level_rank,
                   CaseTask.id)
         .offset((max(page, 1) - 1) * per_page).limit(per_page)).all()
-    return InboxPage(list(items), total, max(page, 1), per_page, counts(user, now=now))
+    return InboxPage(list(items), total, max(page, 1), per_page, facets(user, flt, now=now))
 
 
 def counts(user: User, *, now: datetime) -> dict[str, Any]:
-    """Counts per filter value, for the filter bar (one grouped query)."""
-    base = select(CaseTask).join(Case, CaseTask.case_id == Case.id).where(
-        CaseTask.status == "ready", _eligible(user)).subquery()
-    # One pass over the eligible tasks gives every count.
-    rows = db.session.execute(
-        select(base.c.level, func.count(), func.count().filter(base.c.due_at < now),
-               func.count().filter(base.c.claimed_by_id == user.id))
-        .group_by(base.c.level)).tuples().all()
-    by_level = {level: n for level, n, _, _ in rows}
-    overdue = sum(int(n) for _, _, n, _ in rows)
-    mine = sum(int(n) for _, _, _, n in rows)
-    total = sum(by_level.values())
-    return {"total": total, "overdue": overdue, "mine": mine,
-            "by_level": {k: int(v) for k, v in by_level.items()}}
+    """Counts of the whole inbox, no filter applied."""
+    return facets(user, InboxFilter(), now=now)
+
+
+def _count(user: User, flt: InboxFilter, now: datetime) -> int:
+    query = _filtered(user, flt, now)
+    return int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def _grouped(user: User, flt: InboxFilter, now: datetime, column: Any) -> dict[Any, int]:
+    query = _filtered(user, flt, now).with_only_columns(column, func.count()).group_by(column)
+    return {key: int(n) for key, n in db.session.execute(query).tuples().all()}
+
+
+def facets(user: User, flt: InboxFilter, *, now: datetime) -> dict[str, Any]:
+    """The counts of the filter bar, following the other filters: each choice counts the tasks
+    the inbox would list if it were picked with the rest of the filter kept (the page and the
+    API show the same numbers)."""
+    any_status = replace(flt, status="ready", overdue_only=False)
+    by_node = _grouped(user, replace(flt, town_node_id=None), now, Case.node_id)
+    towns = db.session.execute(select(PlatformNode.id, PlatformNode.name).where(
+        PlatformNode.id.in_(list(by_node))).order_by(PlatformNode.path)).tuples().all()
+    return {
+        "total": _count(user, any_status, now),
+        "mine": _count(user, replace(any_status, status="mine"), now),
+        "overdue": _count(user, replace(flt, overdue_only=True), now),
+        "by_level": _grouped(user, replace(flt, level=None), now, CaseTask.level),
+        "scenarios": _grouped(user, replace(flt, scenario=None), now, Case.scenario),
+        "towns": [(i, n, by_node[i]) for i, n in towns],
+    }

@@ -14,8 +14,8 @@ from app.i18n import _l
 from app.models import MaintenanceRecord, MonitoringPoint, PlatformNode, Silence, User
 from app.services import audit, points
 from app.services.errors import ValidationFailed
-from app.services.overdue import in_scope
 from app.services.permissions import require, scope_paths
+from app.services.scenarios import in_scope
 
 KINDS = ("planned", "repair", "inspection")
 MAX_WINDOW = timedelta(days=7)

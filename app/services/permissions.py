@@ -35,6 +35,8 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "system.status": frozenset({R.TECH_ADMIN, R.TECH_UNIT_HEAD, R.SYSTEM_ADMIN}),
     # Command handbooks (Art 5, 7): business administrators draft, department heads approve.
     "handbook.view": _ALL_BUSINESS,
+    # The handbook list in the menu: responders read a handbook through their cases' pages.
+    "handbook.list": _ALL_BUSINESS - {R.RESPONDER},
     "handbook.draft": frozenset({R.BUSINESS_ADMIN}),
     "handbook.review": frozenset({R.DEPARTMENT_HEAD}),
     # The process designer and its engine check: the people who write and approve handbooks,
@@ -175,12 +177,29 @@ def may_take(user: User, task: TaskLane) -> bool:
         for a in user.assignments)
 
 
+def _scope_name(target: Target) -> str | None:
+    """The name of the platform node a target belongs to, for a refusal to say."""
+    if isinstance(target, PlatformNode):
+        return target.name
+    if isinstance(target, User):
+        return target.home_node.name if target.home_node else None
+    node = getattr(target, "node", None)
+    return node.name if isinstance(node, PlatformNode) else None
+
+
 def require(user: User | None, action: str, target: Target = None) -> None:
+    """Refuse unless `user` may; the refusal names the scope it belongs to and the roles that
+    may do it, so that the person knows whom to ask."""
     if not can(user, action, target):
         from app.i18n import _l
 
+        details: dict[str, object] = {"action": action,
+                                      "roles": sorted(r.value for r in ACTIONS[action])}
+        scope = _scope_name(target)
+        if scope:
+            details["scope"] = scope
         raise Forbidden(_l("You do not have permission for this, or it is outside your scope."),
-                        details={"action": action})
+                        details=details)
 
 
 def scope_paths(user: User, action: str) -> list[str]:

@@ -17,9 +17,9 @@ from app.i18n import _l
 from app.models import MonitoringPoint, NodeKind, PlatformNode, User
 from app.services import audit
 from app.services.errors import NotFound, ValidationFailed
-from app.services.overdue import in_scope, scenario_names
 from app.services.permissions import require, scope_paths
 from app.services.quality import POINT_CODE, PUDONG_LAT, PUDONG_LON
+from app.services.scenarios import in_scope, scenario_names
 
 VIEW_ACTION, MANAGE_ACTION = "points.view", "points.manage"
 DATUMS = ("gcj02", "wgs84")
@@ -295,7 +295,7 @@ def import_rows(actor: User, rows: list[dict[str, Any]], *, dry_run: bool, now: 
 
 
 def _visible_scenarios(actor: User) -> list[str]:
-    from app.services.overdue import visible_scenarios
+    from app.services.scenarios import visible_scenarios
 
     return visible_scenarios(actor, MANAGE_ACTION)
 

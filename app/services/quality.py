@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -30,15 +29,15 @@ from app.models import (
 from app.services import audit, case_engine
 from app.services.cases import handbook_or_none
 from app.services.errors import Conflict, NotFound, ValidationFailed
-from app.services.overdue import in_scope
 from app.services.permissions import require, scope_paths
+from app.services.scenarios import in_scope
+from app.timezone import local_zone
 
 # Who sees the quality lists: the supervising roles that follow overdue cases; correcting
 # needs `case.correct` on the case itself.
 VIEW_ACTION = "overdue.view"
 CORRECT_ACTION = "case.correct"
 CLOSED_STATUSES = ("closed", "false_alarm")
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 # Pudong New Area's bounding box (WGS-84).
 PUDONG_LAT = (30.85, 31.40)
@@ -79,7 +78,7 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL_TZ)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=local_zone())
 
 
 @dataclass(frozen=True)
@@ -208,7 +207,7 @@ def _point_outside_pudong(f: CaseFacts) -> str | None:
 
 
 def _local(moment: datetime) -> str:
-    return moment.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(local_zone()).strftime("%Y-%m-%d %H:%M")
 
 
 RULES: tuple[Rule, ...] = (

@@ -68,4 +68,53 @@ AUDIT_ACTION_LABELS: dict[str, Any] = {
     "role.assign": _l("Role assigned"),
     "role.revoke": _l("Role revoked"),
     "case.retry": _l("Stuck case retried"),
+    "handbook.draft": _l("Handbook version drafted"),
+    "handbook.submit": _l("Handbook version sent for review"),
+    "handbook.publish": _l("Handbook version approved and published"),
+    "handbook.reject": _l("Handbook version rejected"),
+    "apikey.issue": _l("API key issued"),
+    "apikey.revoke": _l("API key revoked"),
+    "point.register": _l("Monitoring point registered"),
+    "silence.create": _l("Planned works silence set"),
+    "silence.end": _l("Planned works silence ended"),
+    "quality.correct": _l("Data-quality correction"),
+}
+
+AUDIT_OBJECT_LABELS: dict[str, Any] = {
+    "user": _l("Account"),
+    "api_key": _l("API key"),
+    "case": _l("Case"),
+    "data_quality_issue": _l("Data-quality issue"),
+    "handbook_version": _l("Handbook version"),
+    "monitoring_point": _l("Monitoring point"),
+    "silence": _l("Planned works silence"),
+}
+
+AUDIT_RESULT_LABELS: dict[str, Any] = {
+    "ok": _l("Succeeded"),
+    "unknown_user": _l("Unknown user name"),
+    "wrong_password": _l("Wrong password"),
+    "locked": _l("Refused: account locked"),
+    "locked_now": _l("Wrong password; account now locked"),
+    "deactivated": _l("Refused: account deactivated"),
+    "session_expired": _l("Session too old"),
+    "idle_timeout": _l("Idle too long"),
+}
+
+# The fields the audit trail records before and after a change, as people read them.
+AUDIT_FIELD_LABELS: dict[str, Any] = {
+    "username": _l("User name"), "display_name": _l("Name"), "phone": _l("Phone"),
+    "department": _l("Department"), "home_node": _l("Home platform"), "active": _l("Active"),
+    "roles": _l("Roles"), "handbook": _l("Handbook"), "number": _l("Version"),
+    "hash": _l("Content hash"), "status": _l("Status"), "comment": _l("Review comment"),
+    "retired": _l("Version retired"), "name": _l("Name"), "source_type": _l("Source type"),
+    "scenarios": _l("Scenarios"), "prefix": _l("Prefix"), "revoked": _l("Revoked"),
+    "reason": _l("Reason"), "locked_until": _l("Locked until"),
+    "failed_logins": _l("Failed log-ins"), "must_change_password": _l("Must change password"),
+    "scenario": _l("Scenario"), "point": _l("Monitoring point"), "node": _l("Platform node"),
+    "starts_at": _l("Starts"), "ends_at": _l("Ends"), "ended_at": _l("Ended"),
+    "case": _l("Case"), "rule": _l("Rule"), "resolved": _l("Resolved"),
+    "message": _l("Message"), "error": _l("Error"), "attempts": _l("Attempts"),
+    "code": _l("Code"), "indicator": _l("Indicator"), "lat": _l("Latitude"),
+    "lon": _l("Longitude"),
 }

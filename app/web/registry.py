@@ -18,8 +18,8 @@ from app.extensions import db
 from app.i18n import _l
 from app.services import coverage, feeds, filings, maintenance, points
 from app.services.errors import DomainError, ValidationFailed
-from app.services.overdue import scenario_names, visible_scenarios
 from app.services.permissions import can, require, scope_paths
+from app.services.scenarios import scenario_names, visible_scenarios
 from app.web.operations import REQUIRED, LocalDateTime, _form, _load, _local, _refuse, _towns
 from app.web.util import int_arg, me, now
 

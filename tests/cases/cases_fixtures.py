@@ -55,6 +55,15 @@ def publish_all(now: datetime) -> None:
         handbooks.approve(reviewer, version.id, comment="同意", now=now)
 
 
+def ready_task(app: Flask, case_no: str) -> CaseTask:
+    """The case's first ready task, detached from the session (None when there is none)."""
+    with app.app_context():
+        task = db.session.scalar(select(CaseTask).join(Case).where(
+            Case.case_no == case_no, CaseTask.status == "ready").order_by(CaseTask.id))
+        db.session.expunge_all()
+        return task  # type: ignore[return-value]
+
+
 def fill_form(fields: Any, given: dict[str, Any] | None = None) -> dict[str, Any]:
     """A valid answer for every required field, overridden by `given`."""
     form = dict(given or {})

@@ -190,6 +190,7 @@ district = lambda world: world.district  # noqa: E731
 
 EXPECTED: dict[tuple[str, str], Rule] = {
     ("static", "GET"): public,
+    ("favicon", "GET"): public,
     ("auth.login", "GET"): public,
     ("auth.login", "POST"): public,
     ("auth.logout", "POST"): logged_in,

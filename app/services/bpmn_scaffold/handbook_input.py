@@ -121,12 +121,16 @@ def feedback_field_specs(handbooks: Mapping[str, Handbook]) -> dict[str, Mapping
     return specs
 
 
+# How a measure's levels read in the documentation a responder sees.
+LEVEL_WORDS = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
+
+
 def measures_text(handbook: Handbook | None) -> str:
     """The standard measures as a numbered list for task documentation."""
     lines = []
     for index, measure in enumerate((handbook or {}).get("measures") or (), start=1):
         levels = measure.get("levels")
-        scope = f"(适用:{'、'.join(levels)})" if levels else ""
+        scope = f"(适用:{'、'.join(LEVEL_WORDS.get(lv, lv) for lv in levels)})" if levels else ""
         lines.append(f"{index}. {measure['text']}{scope}")
     return "\n".join(lines)
 
