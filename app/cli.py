@@ -17,7 +17,7 @@ from app.services import audit, demo, org
 from app.services.errors import SeedError
 
 seed_cli = AppGroup("seed", help="Load organisation and demo data.")
-handbooks_cli = AppGroup("handbooks", help="Deploy and list command handbook versions.")
+handbooks_cli = AppGroup("handbooks", help="Deploy, list and export command handbook versions.")
 audit_cli = AppGroup("audit", help="Check the audit trail.")
 cases_cli = AppGroup("cases", help="Check cases: history chain and replay.")
 scheduler_cli = AppGroup("scheduler", help="Run the background scheduler on its own.")
@@ -186,6 +186,25 @@ def handbooks_list() -> None:
         published = f"v{row.published.number}" if row.published else "-"
         click.echo(f"{row.key:24} published {published:5} versions {row.versions:3} "
                    f"in review {row.pending}")
+
+
+@handbooks_cli.command("export")
+@click.option("--key", default=None, help="only this handbook (default: every published one)")
+@click.option("--out", "out", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="folder to write bpmn/ and handbooks/scenarios/ into")
+def handbooks_export(key: str | None, out: Path) -> None:
+    """Write published versions back to files, in the layout they are seeded from."""
+    from app.services import handbooks
+    from app.services.errors import DomainError
+
+    try:
+        written = handbooks.export(out, key)
+    except DomainError as exc:
+        raise click.ClickException(str(exc.message)) from None
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"exported {len(written)} files")
 
 
 class _NeutralRequestHandler(WSGIRequestHandler):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -15,12 +15,28 @@ class WorkflowsError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with an uploaded process definition, and what to do about it."""
+    """One thing wrong with an uploaded process definition, and what to do about it.
+
+    `code` and `params` identify the problem for the application, which words it for the user
+    (`message` is the engine's English wording, for logs and the command line). `element_id` is
+    the element the problem was found on; `element` is the drawn element to pin it to (a
+    problem on a condition, timer definition, loop setting or form field is pinned on the
+    shape or sequence flow that holds it, `child` keeping the inner id), `process` the process
+    it belongs to and `diagram` the BPMNDiagram that draws it when a file has several.
+    A problem without `element` concerns the whole file (or version, without `file`).
+    """
 
     file: str
     element_id: str | None
     line: int | None
     message: str
+    code: str = "definition"
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
+    severity: str = "error"
+    element: str | None = None
+    child: str | None = None
+    process: str | None = None
+    diagram: str | None = None
 
     def __str__(self) -> str:
         where = self.file or "<unnamed>"
@@ -30,10 +46,20 @@ class Problem:
             where += f" [{self.element_id}]"
         return f"{where}: {self.message}"
 
+    def __hash__(self) -> int:
+        return hash((self.file, self.element_id, self.line, self.message, self.code))
+
     def to_dict(self) -> dict[str, object]:
         return {
+            "code": self.code,
+            "params": dict(self.params),
+            "severity": self.severity,
             "file": self.file,
             "element_id": self.element_id,
+            "element": self.element,
+            "child": self.child,
+            "process": self.process,
+            "diagram": self.diagram,
             "line": self.line,
             "message": self.message,
         }

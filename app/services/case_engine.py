@@ -24,37 +24,49 @@ from app.models import (
     HandbookVersion,
     User,
 )
-from app.services.bpmn_index import VersionIndex, index_for
+from app.services.bpmn_index import STEP, VersionIndex, index_for
 from app.services.engine import compiled, runtime
 from app.services.handbook_schema import parse_duration
 from app.services.lanes import assignee
 from workflows import CompiledVersion, Instance, StepResult
 
-# Which process variable sets a task's deadline when the task does not name one itself
-# (a `due` property on the user task wins).
+# Which process variable sets a task's deadline, by the task's step mark, when the task does
+# not name one itself (a `due` property on the user task wins).
 DEFAULT_DUE_VARIABLE = {
-    "Activity_accept": "accept_limit",
-    "Activity_dispose": "on_site_limit",
-    "Activity_feedback": "feedback_limit",
+    "accept": "accept_limit",
+    "dispose": "on_site_limit",
+    "feedback": "feedback_limit",
 }
 
 
 # The milestones the figures of Art 16/17 count, stamped on the case by the step that reaches
-# them: when a task of the element (or of the process) is created, and when it is completed,
-# with the deadline the task had at that moment (the limit of the level then in force).
-CREATED_MILESTONES = {"Activity_accept": "pushed_at", "Activity_medium_loop": "medium_loop_at"}
+# them: when a task of the step (or of the process) is created, and when it is completed, with
+# the deadline the task had at that moment (the limit of the level then in force). Steps are
+# found by their `step` mark, so a designer may rename or redraw them. The medium loop's task
+# may carry the optional mark `medium_loop`; unmarked, its conventional id is recognised.
+CREATED_MILESTONES = {"accept": "pushed_at", "medium_loop": "medium_loop_at"}
+MEDIUM_LOOP_ELEMENT = "Activity_medium_loop"
 PROCESS_MILESTONES = {"big_loop": "big_loop_at"}
 COMPLETED_MILESTONES: dict[str, tuple[str, str | None]] = {
-    "Activity_accept": ("accepted_at", "accept_due_at"),
-    "Activity_dispose": ("arrived_at", "arrive_due_at"),
-    "Activity_feedback": ("feedback_at", "feedback_due_at"),
-    "Activity_cancel_warning": ("cancelled_at", None),
+    "accept": ("accepted_at", "accept_due_at"),
+    "dispose": ("arrived_at", "arrive_due_at"),
+    "feedback": ("feedback_at", "feedback_due_at"),
+    "cancel": ("cancelled_at", None),
 }
 LOOP_OF_MILESTONE = {"medium_loop_at": "medium", "big_loop_at": "big"}
 
 
-def _stamp_created(case: Case, process_id: str, element_id: str, now: datetime) -> None:
-    for column in (CREATED_MILESTONES.get(element_id), PROCESS_MILESTONES.get(process_id)):
+def _step(index: VersionIndex, process_id: str, element_id: str) -> str | None:
+    step = index.step_of(process_id, element_id)
+    if step is None and element_id == MEDIUM_LOOP_ELEMENT:
+        return "medium_loop"
+    return step
+
+
+def _stamp_created(case: Case, index: VersionIndex, process_id: str, element_id: str,
+                   now: datetime) -> None:
+    step = _step(index, process_id, element_id)
+    for column in (CREATED_MILESTONES.get(step or ""), PROCESS_MILESTONES.get(process_id)):
         if column is None or getattr(case, column) is not None:
             continue
         setattr(case, column, now)
@@ -63,8 +75,8 @@ def _stamp_created(case: Case, process_id: str, element_id: str, now: datetime) 
             case.loop_level = loop
 
 
-def _stamp_completed(case: Case, row: CaseTask) -> None:
-    found = COMPLETED_MILESTONES.get(row.element_id)
+def _stamp_completed(case: Case, index: VersionIndex, row: CaseTask) -> None:
+    found = COMPLETED_MILESTONES.get(_step(index, row.process_id, row.element_id) or "")
     if found is None or row.completed_at is None:
         return
     at_column, due_column = found
@@ -148,7 +160,8 @@ class Completed:
 
 def _due(data: dict[str, Any], properties: dict[str, str], element_id: str,
          now: datetime) -> datetime | None:
-    variable = properties.get("due") or DEFAULT_DUE_VARIABLE.get(element_id) or "close_limit"
+    variable = (properties.get("due") or DEFAULT_DUE_VARIABLE.get(properties.get(STEP, ""))
+                or "close_limit")
     value = data.get(variable)
     if not isinstance(value, str):
         return None
@@ -250,7 +263,7 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
         elif row.status == "ready":
             # Completed by an action (set by the caller) or cancelled by an interrupting event.
             row.status = "completed" if row.completed_at else "cancelled"
-            _stamp_completed(case, row)
+            _stamp_completed(case, loaded.index, row)
     known = {r.task_id for r in rows}
     data = instance.data
     for task_id, task in ready.items():
@@ -259,7 +272,7 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
         lane = loaded.index.role_of(task.process_id, task.element_id) or "business_admin"
         who = assignee(case, lane, task.properties)
         role, paths = who.role, who.paths
-        _stamp_created(case, task.process_id, task.element_id, now)
+        _stamp_created(case, loaded.index, task.process_id, task.element_id, now)
         db.session.add(CaseTask(
             case_id=case.id, task_id=task_id, process_id=task.process_id,
             department_id=who.department_id,

@@ -360,7 +360,8 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
     task.completed_by_id, task.completed_at = actor.id, now
     waiting = set(db.session.scalars(select(CaseTask.id).where(
         CaseTask.case_id == case.id, CaseTask.status == "ready")))
-    if task.element_id == "Activity_accept" and case.accepted_at is None:
+    if (case.accepted_at is None
+            and loaded.index.step_of(task.process_id, task.element_id) == "accept"):
         case.accepted_at = now
     level_before = case.level
     completed = case_engine.record_step(loaded, result, now=now, actor=actor)

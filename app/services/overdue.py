@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, false, func, or_, select, tuple_
 
 from app.extensions import db
 from app.models import (
@@ -30,8 +30,8 @@ from app.services.scenarios import (  # noqa: F401 (their old home; other module
     scenarios_in_scope,
     visible_scenarios,
 )
+from app.services.steps import ACCEPT, marked_elements
 
-ACCEPT_ELEMENT = "Activity_accept"
 # Kinds of lateness, most urgent first: a case nobody took on is worse than one not yet closed.
 NOT_ACCEPTED = "not_accepted"
 NOT_CLOSED = "not_closed"
@@ -114,6 +114,14 @@ def _towns(cases: Sequence[Case]) -> dict[int, str | None]:
     return found
 
 
+def _accept_step() -> ColumnElement[bool]:
+    """A task row is an accept step (found by its mark in the version's BPMN)."""
+    pairs = sorted(marked_elements(ACCEPT))
+    if not pairs:
+        return false()
+    return tuple_(CaseTask.process_id, CaseTask.element_id).in_(pairs)
+
+
 def overdue_cases(actor: User, now: datetime, department: str | None = None) -> OverdueReport:
     """Open cases past their closing deadline or not accepted in time, in `actor`'s scope,
     grouped per owner department, most late first."""
@@ -121,7 +129,7 @@ def overdue_cases(actor: User, now: datetime, department: str | None = None) -> 
     paths = scope_paths(actor, "overdue.view")
     scoped = in_scope(paths, Case.scope_path, Case.scenario_path)
     late_accept = (select(CaseTask.case_id, func.min(CaseTask.due_at).label("due"))
-                   .where(CaseTask.element_id == ACCEPT_ELEMENT, CaseTask.status == "ready",
+                   .where(_accept_step(), CaseTask.status == "ready",
                           CaseTask.due_at < now,
                           in_scope(paths, CaseTask.scope_path, CaseTask.scenario_path))
                    .group_by(CaseTask.case_id).subquery())

@@ -31,6 +31,7 @@ from app.services.cases import handbook_or_none
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.permissions import require, scope_paths
 from app.services.scenarios import in_scope
+from app.services.steps import ACCEPT, CANCEL, DISPOSE, FEEDBACK, element_steps
 from app.timezone import local_zone
 
 # Who sees the quality lists: the supervising roles that follow overdue cases; correcting
@@ -49,10 +50,9 @@ PLACEHOLDERS = frozenset({
     "test", "na", "n/a", "null", "none", "xx", "xxx", "123", "1234", "abc"})
 _PUNCTUATION = re.compile(r"[\s.,;:!?'\"`~\-_/\\|()（）。，、；：！？…·“”‘’]+")
 
-# The user tasks whose forms the rules read, and which of their text fields must be real prose.
-ACCEPT, DISPOSE, CANCEL, FEEDBACK = ("Activity_accept", "Activity_dispose",
-                                     "Activity_cancel_warning", "Activity_feedback")
-FORM_ELEMENTS = (ACCEPT, DISPOSE, CANCEL, FEEDBACK)
+# The steps (by their mark in the BPMN) whose forms the rules read, and which of their text
+# fields must be real prose.
+FORM_STEPS = (ACCEPT, DISPOSE, CANCEL, FEEDBACK)
 PROSE_FIELDS: tuple[tuple[str, str, str], ...] = (
     (FEEDBACK, "measures_taken", "已采取的措施"), (FEEDBACK, "location", "处置位置"),
     (CANCEL, "cancel_note", "销警说明"), (DISPOSE, "situation", "现场情况及处置"))
@@ -86,8 +86,8 @@ class CaseFacts:
     """What the rules may look at: the case row, its point, attachments and recorded forms."""
 
     case: Case
-    forms: Mapping[str, Mapping[str, Any]]  # element id -> the last form submitted
-    completed: Mapping[str, datetime]  # element id -> when it was last completed
+    forms: Mapping[str, Mapping[str, Any]]  # step -> the last form submitted
+    completed: Mapping[str, datetime]  # step -> when it was last completed
     attachments: int = 0
     point: MonitoringPoint | None = None
     evidence_kinds: tuple[str, ...] = ()  # what the handbook asks as evidence for the cause
@@ -258,22 +258,27 @@ def gather_facts(cases: Sequence[Case]) -> list[CaseFacts]:
     ids = [c.id for c in cases]
     if not ids:
         return []
+    hashes = set(db.session.scalars(select(CaseEvent.version_hash).where(
+        CaseEvent.case_id.in_(ids)).distinct()))
+    step_maps = element_steps(hashes, *FORM_STEPS)
+    marked = {element_id for found in step_maps.values() for element_id in found}
     events = db.session.scalars(select(CaseEvent).where(
         CaseEvent.case_id.in_(ids),
         or_(CaseEvent.kind == "input",
             and_(CaseEvent.kind == "task", CaseEvent.new_state == "COMPLETED",
-                 CaseEvent.element_id.in_(FORM_ELEMENTS))))
+                 CaseEvent.element_id.in_(marked))))
         .order_by(CaseEvent.case_id, CaseEvent.seq))
     forms: dict[int, dict[str, dict[str, Any]]] = {i: {} for i in ids}
     completed: dict[int, dict[str, datetime]] = {i: {} for i in ids}
-    elements: dict[tuple[int, str], str] = {}  # (case, engine task id) -> element id
+    elements: dict[tuple[int, str], str] = {}  # (case, engine task id) -> step
     for event in events:
         data = event.data or {}
-        if event.kind == "task" and event.element_id:
-            elements[(event.case_id, str(data.get("task")))] = event.element_id
-            completed[event.case_id][event.element_id] = event.at
+        step = step_maps.get(event.version_hash, {}).get(event.element_id or "")
+        if event.kind == "task" and step is not None:
+            elements[(event.case_id, str(data.get("task")))] = step
+            completed[event.case_id][step] = event.at
             delta = (data.get("delta") or {}).get("updated") or {}
-            forms[event.case_id].setdefault(event.element_id, {}).update(delta)
+            forms[event.case_id].setdefault(step, {}).update(delta)
         elif data.get("kind") == "complete_task":
             # The input holds the whole submitted form; the delta only what changed.
             element = elements.get((event.case_id, str(data.get("task_id"))))

@@ -34,7 +34,7 @@ from app.models import (
     HandbookVersion,
     User,
 )
-from app.services import case_view, cases, inbox, notify, org, publications
+from app.services import case_view, cases, inbox, notify, org, publications, steps
 from app.services.engine import compiled
 from app.services.errors import Conflict, ValidationFailed
 from app.services.permissions import can, require
@@ -293,6 +293,7 @@ def _render_task(row: CaseTask, case: Case, values: dict[str, Any],
         has_file_field=any(widget(f) == "file" for f in spec.form_fields(row.process_id,
                                                                           row.element_id)),
         series=None if publications.summary(case) else case_view.readings(case),
+        step=steps.version_index(_version(case)).step_of(row.process_id, row.element_id),
     ), status
 
 

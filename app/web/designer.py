@@ -17,20 +17,17 @@ from werkzeug.wrappers.response import Response
 from app.i18n import _l
 from app.inputs import ID_MAX, json_object
 from app.models import HandbookVersion
-from app.services import handbooks
+from app.services import handbooks, problem_text
 from app.services.errors import NotFound, ValidationFailed
 from app.services.permissions import can, require
 from app.web.util import me
-from workflows import DefinitionError, Problem, compile_version
-from workflows.documents import DEFAULT_MAX_FILE_BYTES, declare_utf8, text_bytes
+from workflows import Problem
+from workflows.documents import DEFAULT_MAX_FILE_BYTES, declare_utf8
 
 bp = Blueprint("designer", __name__, url_prefix="/designer")
 
 MARK_KINDS = ("completed", "active", "overdue")
 _ELEMENT_ID = re.compile(r"^[A-Za-z_][\w.-]{0,199}$")
-# "bpmn/x.bpmn [Activity_y]: message", as the handbook cross-checks word their findings
-_CHECK_TEXT = re.compile(r"^(?P<file>[^\s\[:]+)(?: \[(?P<element>[^\]]+)\])?: (?P<message>.+)$",
-                         re.S)
 
 
 def _bpmn_names(version: HandbookVersion) -> list[str]:
@@ -85,29 +82,10 @@ def modeler(version_id: int, name: str) -> str:
                            process_file=process_file(version))
 
 
-def _problem_from_check(text: str) -> Problem:
-    found = _CHECK_TEXT.match(text)
-    if found is None:
-        return Problem("", None, None, text)
-    return Problem(found["file"], found["element"], None, found["message"])
-
-
 def version_problems(version: HandbookVersion, name: str, xml: str) -> list[Problem]:
     """What deploying `xml` as file `name` of `version` would refuse (engine, handbook checks)."""
     # The browser's text may still declare another encoding, or hold lone surrogates.
-    files = {**version.files, name: declare_utf8(xml)}
-    bpmn = {n: text_bytes(text) for n, text in files.items() if n.endswith(".bpmn")}
-    try:
-        compiled = compile_version(bpmn)
-    except DefinitionError as exc:
-        return exc.problems
-    problems: list[Problem] = []
-    if version.process_id not in compiled.process_ids:
-        problems.append(Problem(name, None, None, f"process {version.process_id} of handbook "
-                                                  f"{version.handbook_key} is not defined"))
-    bundle = handbooks.Bundle(version.handbook_key, version.node.code, version.process_id, files)
-    problems += [_problem_from_check(text) for text in handbooks.check_bundle(bundle, compiled)]
-    return problems
+    return handbooks.check_draft(version, {**version.files, name: declare_utf8(xml)})
 
 
 @bp.post("/validate")
@@ -132,7 +110,8 @@ def validate() -> Response:
     version = _bpmn_of(version_id, name)
     require(me(), "handbook.design", version.node)
     problems = version_problems(version, name, xml)
-    return jsonify({"valid": not problems, "problems": [p.to_dict() for p in problems]})
+    return jsonify({"valid": not any(p.severity == "error" for p in problems),
+                    "problems": [problem_text.as_dict(p) for p in problems]})
 
 
 def _element_ids(values: list[str]) -> list[str]:

@@ -232,7 +232,7 @@ def test_deleted_start_event_is_reported_and_marked(page: Any, live_server: dict
     page.locator("[data-designer-validate]").click()
     page.wait_for_selector("[data-designer][data-validation=invalid]")
     problem = page.locator('[data-designer-problems] li[data-element-id="scenario_gas"]')
-    assert "no start event" in problem.inner_text()
+    assert "流程 scenario_gas 没有开始事件" in problem.inner_text()
     assert "bpmn/scenario_gas.bpmn" in problem.inner_text()
     marked = page.locator('[data-element-id="Participant_scenario_gas"].has-problem')
     assert marked.count() == 1
@@ -256,7 +256,7 @@ def test_handbook_checks_are_part_of_validation(designer_page: Any, live_server:
     designer_page.locator("[data-designer-validate]").click()
     designer_page.wait_for_selector("[data-designer][data-validation=invalid]")
     problems = designer_page.locator("[data-designer-problems] li").all_inner_texts()
-    assert any("special step valve_closure of gas.json is not drawn" in p for p in problems), \
+    assert any("gas.json 中的特殊环节 关阀断气（valve_closure）未画出" in p for p in problems), \
         problems
 
 
