@@ -243,6 +243,8 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("warning_case.id"), index=True)
+    # A version waiting for review, for notices to its reviewers.
+    handbook_version_id: Mapped[int | None] = mapped_column(ForeignKey("handbook_version.id"))
     kind: Mapped[str] = mapped_column(String(30))
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, default="")

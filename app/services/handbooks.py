@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.i18n import _l
 from app.models import HandbookVersion, PlatformNode, User, VersionStatus
-from app.services import audit
+from app.services import audit, notify
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.handbook_diff import content_hash, diff_bundles
 from app.services.permissions import require
@@ -381,6 +381,18 @@ def submit_for_review(actor: User, version_id: int, *, note: str, now: datetime
     require(actor, "handbook.draft", version.node)
     if version.status != VersionStatus.DRAFT:
         raise Conflict(_l("Only a draft can be sent for review."))
+    if version.updated_by_id is not None:
+        # Deployed files passed the checks at deploy; a draft saved in the browser may not.
+        from app.services import problem_text
+
+        problems = [p for p in check_draft(version, version.files) if p.severity == "error"]
+        if problems:
+            raise ValidationFailed(
+                _l("The draft has %(n)d problem(s); fix them in the designer before sending it "
+                   "for review. First: %(first)s", n=len(problems),
+                   first=problem_text.text(problems[0])),
+                code="draft_has_problems",
+                details={"problems": [problem_text.as_dict(p) for p in problems]})
     before = _snapshot(version)
     version.status = VersionStatus.IN_REVIEW
     version.submitted_at = now
@@ -390,6 +402,7 @@ def submit_for_review(actor: User, version_id: int, *, note: str, now: datetime
         # A deployed draft is owned by whoever takes it into review.
         version.author_id, version.author_name = actor.id, actor.username
     db.session.flush()
+    notify.review_waiting(version, now=now)
     audit.record(actor=actor, action="handbook.submit", object_type="handbook_version",
                  object_id=version.id, before=before, after=_snapshot(version), at=now)
     return version

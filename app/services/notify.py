@@ -23,6 +23,7 @@ from app.models import (
     Notification,
     OutboundMessage,
     PlatformNode,
+    Role,
     RoleAssignment,
     User,
 )
@@ -41,6 +42,7 @@ NOTICE_TITLES = {
     "level_upgrade": "预警升级",
     "back_to_normal": "监测值恢复正常",
     "weather_warning": "气象预警发布",
+    "handbook_review": "处置手册待审核",
 }
 LEVEL_NAMES = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
 PLACE_KINDS = (NodeKind.TOWN, NodeKind.VILLAGE, NodeKind.LINGANG)
@@ -205,6 +207,33 @@ def case_pushed(case: Case, handbook: Handbook, *, now: datetime) -> int:
                          department=department if department and department != owner else None,
                          skip=told)
     return sent
+
+
+def review_waiting(version: HandbookVersion, *, now: datetime) -> int:
+    """Tell the department heads over the handbook's owning node that a version waits for
+    their review (in the app, and on the webhook when one is configured). The author is not
+    told: the author never reviews their own version."""
+    node = version.node
+    rows = db.session.execute(
+        select(User.id, User.username)
+        .join(RoleAssignment, RoleAssignment.user_id == User.id)
+        .join(PlatformNode, RoleAssignment.node_id == PlatformNode.id)
+        .where(User.active.is_(True), RoleAssignment.role == Role.DEPARTMENT_HEAD,
+               literal(node.path).like(PlatformNode.path + "%"))
+        .distinct().order_by(User.id)).all()
+    heads = [Recipient(row.id, row.username) for row in rows if row.id != version.author_id]
+    title = f"{NOTICE_TITLES['handbook_review']} · {node.name} v{version.number}"
+    body = f"{version.author_name}提交审核：{version.change_note or '（未填写修改说明）'}"
+    for head in heads:
+        db.session.add(Notification(user_id=head.id, handbook_version_id=version.id,
+                                    kind="handbook_review", title=title, body=body,
+                                    created_at=now))
+    if heads and current_app.config.get("NOTIFY_WEBHOOK_URL"):
+        db.session.add(OutboundMessage(channel="webhook", created_at=now, payload={
+            "kind": "handbook_review", "handbook": version.handbook_key,
+            "number": version.number, "title": title, "body": body,
+            "recipients": sorted(h.username for h in heads), "at": now.isoformat()}))
+    return len(heads)
 
 
 def unread_count(user: User) -> int:

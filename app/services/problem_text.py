@@ -91,6 +91,9 @@ MESSAGES = {
     "no_files": _l("A version needs at least one BPMN file."),
     "too_many_files": _l("A version may have at most %(limit)s files."),
     "file_name_twice": _l("Two files have this name."),
+    "file_empty": _l("The file is empty."),
+    "file_surrogates": _l("The text holds characters that are not Unicode (lone surrogates); "
+                          "copy it again from its source."),
     "version_too_large": _l("The files have %(size)s bytes together; the limit is %(limit)s."),
     "check_stopped": _l("Checking the version %(detail)s; it is too large or too complex."),
     "check_failed": _l("Checking the version failed: %(detail)s"),

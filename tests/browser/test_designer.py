@@ -197,7 +197,7 @@ def test_renamed_task_exports_and_validates(designer_page: Any, live_server: dic
     screenshot(designer_page, "designer-panel")
     designer_page.locator("[data-designer-validate]").click()
     designer_page.wait_for_selector("[data-designer][data-validation=valid]")
-    assert designer_page.locator("[data-designer-problems] li").count() == 0
+    assert designer_page.locator("[data-designer-problems] li").count() == 0  # lint too
     exported = designer_page.evaluate("() => window.designer.exportXML()")
     assert 'name="到场处置(已改名)"' in exported
     renamed = {e.element_id: e.name for e in
@@ -231,13 +231,18 @@ def test_deleted_start_event_is_reported_and_marked(page: Any, live_server: dict
     }""")
     page.locator("[data-designer-validate]").click()
     page.wait_for_selector("[data-designer][data-validation=invalid]")
-    problem = page.locator('[data-designer-problems] li[data-element-id="scenario_gas"]')
+    problem = page.locator('[data-designer-problems] li[data-source=server]'
+                           '[data-element-id="scenario_gas"]')
     assert "流程 scenario_gas 没有开始事件" in problem.inner_text()
     assert "bpmn/scenario_gas.bpmn" in problem.inner_text()
     marked = page.locator('[data-element-id="Participant_scenario_gas"].has-problem')
     assert marked.count() == 1
-    assert page.locator("[data-designer-problems] li").count() == 1
+    assert page.locator("[data-designer-problems] li[data-source=server]").count() == 1
     assert "1" in page.locator("[data-designer-status]").inner_text()
+    # The modeller's own rules see it too, before any check.
+    lint = page.locator('[data-designer-problems] li[data-source=lint]'
+                        '[data-element-id="scenario_gas"]')
+    assert "流程缺少开始事件" in lint.inner_text()
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"] + 1, "the page scrolls sideways"
     screenshot(page, "designer-problems")

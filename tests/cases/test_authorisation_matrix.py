@@ -253,6 +253,11 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("designer.modeler", "GET"): may("handbook.design", version_node),
     ("designer.validate", "POST"): may("handbook.design"),
     ("designer.preview", "GET"): may("handbook.view"),
+    ("designer.workspace", "GET"): may("handbook.design", version_node),
+    ("designer.import_file", "POST"): may("handbook.design"),
+    ("designer.save_draft", "POST"): may("handbook.draft"),
+    ("designer.compare", "GET"): may("handbook.view"),
+    ("handbooks.review_page", "GET"): may("handbook.view"),
     ("api.health", "GET"): public,
     ("api.alerts.receive_alerts", "POST"): nobody,
     ("api.alerts.receive_heartbeat", "POST"): nobody,
@@ -304,7 +309,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
 }
 # Answered last: they end the session the other requests run in.
 ENDS_SESSION = {("auth.logout", "POST"), ("api.session.log_out", "DELETE")}
-EXTRA_QUERY = {"operations.register_point": f"?scenario={SCENARIO}&code=RAIN-UNKNOWN"}
+EXTRA_QUERY = {"operations.register_point": f"?scenario={SCENARIO}&code=RAIN-UNKNOWN",
+               "designer.compare": "?new={version_id}"}
 
 
 def _routes(app: Flask) -> list[tuple[str, str, str]]:
@@ -321,7 +327,7 @@ def test_every_route_has_an_expected_answer(app: Flask) -> None:
 
 def _url(rule: str, endpoint: str, values: dict[str, str]) -> str:
     path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], rule)
-    return path + EXTRA_QUERY.get(endpoint, "")
+    return path + EXTRA_QUERY.get(endpoint, "").format(**values)
 
 
 def _refused(response: Any) -> bool:
