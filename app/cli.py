@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from app.cli_alerts import register as register_alerts_cli
+from app.cli_migration import register as register_migration_cli
 from app.extensions import db
 from app.services import audit, demo, org
 from app.services.errors import SeedError
@@ -288,3 +289,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(serve)
     app.cli.add_command(scheduler_cli)
     register_alerts_cli(app)
+    register_migration_cli(app)

@@ -12,7 +12,7 @@ await mkdir(dist, { recursive: true });
 
 await build({
   absWorkingDir: here,
-  entryPoints: { designer: 'src/designer.js', viewer: 'src/viewer.js', charts: 'src/charts.js', page: 'src/page.js', compare: 'src/compare.js' },
+  entryPoints: { designer: 'src/designer.js', viewer: 'src/viewer.js', charts: 'src/charts.js', page: 'src/page.js', compare: 'src/compare.js', migration: 'src/migration.js' },
   outdir: dist,
   bundle: true,
   format: 'esm',

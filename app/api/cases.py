@@ -67,7 +67,8 @@ def list_cases() -> tuple[Any, int]:
     if not paths:
         raise Forbidden(_l("You do not have permission for this, or it is outside your scope."),
                         details={"action": "case.view"})
-    query = select(Case).where(or_(*[Case.scope_path.startswith(p) for p in paths],
+    query = select(Case).where(Case.is_test.is_(False),
+                               or_(*[Case.scope_path.startswith(p) for p in paths],
                                    *[Case.scenario_path.startswith(p) for p in paths]))
     if "scenario" in args:
         query = query.where(Case.scenario == args["scenario"])

@@ -17,6 +17,11 @@ from app.models.cases import (
     OutboundMessage,
     StaffingGap,
 )
+from app.models.designer_runs import (
+    CaseMigrationBatch,
+    HandbookTestRun,
+    HandbookValueConfirmation,
+)
 from app.models.handbooks import HandbookVersion, VersionStatus
 from app.models.intake import Alert, ApiKey, MonitoringPoint, Silence
 from app.models.org import Department, NodeKind, PlatformNode
@@ -35,7 +40,8 @@ __all__ = [
     "ATTACHMENT_EXTENSIONS", "LEVEL_RANK", "Alert", "ApiKey", "Attachment", "Case",
     "CaseComment", "CaseEvent", "CaseNumber", "CaseTask", "DataQualityIssue", "MonitoringPoint",
     "Notification", "OutboundMessage", "Silence", "StaffingGap",
-    "AuditRecord", "Base", "Department", "HandbookVersion", "Heartbeat", "NodeKind",
+    "AuditRecord", "Base", "CaseMigrationBatch", "HandbookTestRun",
+    "HandbookValueConfirmation", "Department", "HandbookVersion", "Heartbeat", "NodeKind",
     "PlatformNode", "Role", "RoleAssignment", "User", "VersionStatus",
     "CoverageSnapshot", "DeadLetter", "FeedOutage", "FeedTally", "MaintenanceRecord",
     "RuleFiling",

@@ -305,9 +305,20 @@ def recorded_inputs(case: Case) -> list[Any]:
 
 def verify_replay(case: Case) -> Instance:
     """Re-run the recorded inputs against the case's own stored BPMN with the recorded
-    times; raises ReplayMismatchError naming the first difference from the stored state."""
+    times; raises ReplayMismatchError naming the first difference from the stored state.
+    A case moved to another version replays from the version it started on, through each
+    recorded migration."""
     from workflows import verify_replay as _verify
 
     version = db.session.get(HandbookVersion, case.handbook_version_id)
     assert version is not None
-    return _verify(runtime(), compiled(version), recorded_inputs(case), case.state)
+    hashes = list(dict.fromkeys(db.session.scalars(select(CaseEvent.version_hash).where(
+        CaseEvent.case_id == case.id, CaseEvent.kind == "input").order_by(CaseEvent.seq))))
+    # Events name versions by content hash; a recorded migration by its compiled hash.
+    by_content = {version.content_hash: compiled(version)}
+    for other in db.session.scalars(select(HandbookVersion).where(
+            HandbookVersion.content_hash.in_([h for h in hashes if h not in by_content]))):
+        by_content.setdefault(other.content_hash, compiled(other))
+    first = by_content.get(hashes[0]) if hashes else None
+    return _verify(runtime(), first or by_content[version.content_hash], recorded_inputs(case),
+                   case.state, {v.hash: v for v in by_content.values()})

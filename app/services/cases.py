@@ -143,11 +143,19 @@ def open_case(request: NewCase, *, now: datetime) -> Case:
         raise DomainError(_l("No published handbook for this scenario; a department head "
                              "must approve one first."), code="no_published_handbook",
                           status=409)
+    return start_case(version, request, case_no=next_case_number(request.scenario, now),
+                      now=now)
+
+
+def start_case(version: HandbookVersion, request: NewCase, *, case_no: str, now: datetime,
+               is_test: bool = False) -> Case:
+    """Open a case on `version` (a real one on the published version, a test case on a
+    draft), start its process and store the first step."""
     handbook = handbook_of(version)
     item = handbook.item(request.item_code)
-    case_no = next_case_number(request.scenario, now)
     case = Case(
-        case_no=case_no, scenario=request.scenario, item_code=item.code, item_name=item.name,
+        is_test=is_test, case_no=case_no, scenario=request.scenario, item_code=item.code,
+        item_name=item.name,
         handbook_version_id=version.id, process_id=version.process_id, node=request.node,
         scope_path=request.node.path, scenario_path=request.scenario_node.path,
         owner_department_id=request.scenario_node.department_id, point_code=request.point_code,
@@ -191,14 +199,16 @@ def _may_view(actor: User, case: Case) -> None:
 
 def get_case(actor: User, case_id: int) -> Case:
     case = db.session.get(Case, case_id)
-    if case is None:
+    # A draft's test case lives in the designer's sandbox, not among the cases.
+    if case is None or case.is_test:
         raise NotFound(_l("No such case."))
     _may_view(actor, case)
     return case
 
 
 def get_case_by_no(actor: User, case_no: str) -> Case:
-    case = db.session.scalar(select(Case).where(Case.case_no == case_no))
+    case = db.session.scalar(select(Case).where(Case.case_no == case_no,
+                                                Case.is_test.is_(False)))
     if case is None:
         raise NotFound(_l("No such case."))
     _may_view(actor, case)
@@ -227,7 +237,7 @@ def _task(task_row_id: int, *, lock: bool = False, with_state: bool = False) -> 
             set_committed_value(row, "case", case)
     else:
         row = db.session.scalar(select(CaseTask).where(CaseTask.id == task_row_id))
-    if row is None:
+    if row is None or row.case.is_test:  # a draft's test run is worked on its own page
         raise NotFound(_l("No such task."))
     return row
 
@@ -342,6 +352,13 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
         raise Conflict(_l("%(name)s has claimed this task.",
                           name=task.claimed_by.display_name if task.claimed_by else "-"),
                        code="claimed_by_other")
+    return complete_checked(actor, task, form, now=now)
+
+
+def complete_checked(actor: User, task: CaseTask, form: dict[str, Any], *,
+                     now: datetime) -> Case:
+    """Complete a ready task whose actor has been checked (by lane, or as the designer
+    playing every lane of a test case): form rules, engine step, notices, level change."""
     case = task.case
     loaded = case_engine.load(case)
     problems = form_rules.check(loaded.compiled.form_fields(task.process_id, task.element_id),

@@ -424,6 +424,9 @@ def approve(actor: User, version_id: int, *, comment: str, now: datetime) -> Han
     if not comment.strip():
         raise ValidationFailed(_l("Give a review comment."),
                                details={"comment": [str(_l("Required."))]})
+    from app.services.handbook_data_form import require_confirmed
+
+    require_confirmed(version)
     current = published_version(version.handbook_key)
     if current is not None:
         current.status = VersionStatus.RETIRED

@@ -63,7 +63,7 @@ def _eligible(user: User) -> ColumnElement[bool]:
 
 def _filtered(user: User, flt: InboxFilter, now: datetime) -> Any:
     query = select(CaseTask).join(Case, CaseTask.case_id == Case.id).where(
-        CaseTask.status == "ready", _eligible(user))
+        CaseTask.status == "ready", Case.is_test.is_(False), _eligible(user))
     if flt.status == "mine":
         query = query.where(CaseTask.claimed_by_id == user.id)
     elif flt.status == "claimable":

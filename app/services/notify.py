@@ -160,6 +160,8 @@ def _send(case: Case, users: Iterable[Recipient], kind: str, body: str, now: dat
           told: set[int] | None = None) -> int:
     title = f"{NOTICE_TITLES.get(kind, kind)} · {case.case_no}"
     users = list(users)
+    if case.is_test:
+        return _simulate(case, users, kind, body, now, told)
     count = 0
     for user in users:
         db.session.add(Notification(user_id=user.id, case_id=case.id, kind=kind, title=title,
@@ -173,6 +175,20 @@ def _send(case: Case, users: Iterable[Recipient], kind: str, body: str, now: dat
             "level": case.level, "title": title, "body": body,
             "recipients": sorted({u.username for u in users}), "at": now.isoformat()}))
     return count
+
+
+def _simulate(case: Case, users: list[Recipient], kind: str, body: str, now: datetime,
+              told: set[int] | None) -> int:
+    """A test case's notice reaches nobody: its history records whom it would have reached."""
+    from app.services.case_engine import add_event
+
+    version = _version_of(case)
+    add_event(case, kind="test_notice", at=now,
+              version_hash=version.content_hash if version else "", actor_name="system",
+              data={"notice": kind, "to": sorted({u.username for u in users}), "body": body})
+    if told is not None:
+        told.update(u.id for u in users)
+    return len(users)
 
 
 def _body(case: Case, what: str) -> str:

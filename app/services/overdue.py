@@ -135,7 +135,7 @@ def overdue_cases(actor: User, now: datetime, department: str | None = None) -> 
                    .group_by(CaseTask.case_id).subquery())
     query = (select(Case, late_accept.c.due)
              .outerjoin(late_accept, late_accept.c.case_id == Case.id)
-             .where(Case.status == "open", scoped,
+             .where(Case.status == "open", Case.is_test.is_(False), scoped,
                     or_(Case.due_at < now, late_accept.c.due.is_not(None))))
     if department:
         query = query.join(Department, Department.id == Case.owner_department_id).where(

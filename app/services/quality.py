@@ -321,7 +321,7 @@ def scan(now: datetime, *, since: datetime | None = None, batch: int = 200) -> S
     one issue per case and broken rule. Running it again flags nothing twice."""
     # Warning publications and technical cases of feed outages are not warnings: their
     # records follow no disposal rules.
-    query = select(Case.id).where(Case.status.in_(CLOSED_STATUSES),
+    query = select(Case.id).where(Case.status.in_(CLOSED_STATUSES), Case.is_test.is_(False),
                                   Case.scenario.not_in(("warning_publication", "feed_outage")))
     if since is not None:
         query = query.where(Case.closed_at >= since)
@@ -384,7 +384,8 @@ def list_issues(actor: User, *, rule: str | None = None, state: str = "open", pa
                 per_page: int = 50) -> IssuePage:
     """Issues on the cases in `actor`'s scope; `state` is open, resolved or all."""
     require(actor, VIEW_ACTION)
-    scoped = in_scope(scope_paths(actor, VIEW_ACTION), Case.scope_path, Case.scenario_path)
+    scoped = and_(Case.is_test.is_(False),
+                  in_scope(scope_paths(actor, VIEW_ACTION), Case.scope_path, Case.scenario_path))
     base = select(DataQualityIssue, Case).join(Case, Case.id == DataQualityIssue.case_id).where(
         scoped)
     counts = dict(db.session.execute(

@@ -177,13 +177,16 @@ def _scenario_label(code: str) -> str:
 def register_web(app: Flask) -> None:
     from app.web.admin import bp as admin_bp
     from app.web.auth import bp as auth_bp
+    from app.web.case_migration import bp as case_migration_bp
     from app.web.cases import bp as cases_bp
     from app.web.designer import bp as designer_bp
+    from app.web.handbook_data import bp as handbook_data_bp
     from app.web.handbooks import bp as handbooks_bp
     from app.web.main import bp as main_bp
     from app.web.operations import bp as operations_bp
     from app.web.registry import bp as registry_bp
     from app.web.reports import bp as reports_bp
+    from app.web.test_runs import bp as test_runs_bp
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please log in to open this page.")
@@ -201,6 +204,9 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(cases_bp)
     app.register_blueprint(designer_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(test_runs_bp)
+    app.register_blueprint(case_migration_bp)
+    app.register_blueprint(handbook_data_bp)
     _register_errors(app)
     _register_request_checks(app)
     _publish_page_assets_only(app)
@@ -214,6 +220,7 @@ def register_web(app: Flask) -> None:
     app.jinja_env.globals["attachment_accept"] = ",".join(ATTACHMENT_EXTENSIONS)
     app.jinja_env.filters["role_label"] = lambda code: ROLE_LABELS.get(
         next((r for r in Role if r.value == code), code), code)
+    app.jinja_env.globals["stuck_summary"] = stuck_summary  # a failed step's line
 
     @app.context_processor
     def inject() -> dict[str, Any]:

@@ -143,9 +143,10 @@ def _layout(version: HandbookVersion, spec: CompiledVersion) -> dict[str, Any]:
 
 
 def diagram(case: Case, version: HandbookVersion, events: list[CaseEvent], process: str, *,
-            step: Entry | None = None) -> dict[str, Any]:
+            step: Entry | None = None, at: datetime | None = None) -> dict[str, Any]:
     """The diagram of `process`'s file with what the events reached marked; at a replay
-    `step`, the events up to it with the step's own element as the active one."""
+    `step`, the events up to it with the step's own element as the active one. Overdue is
+    judged at `at` (a test run's virtual clock), else now."""
     layout = _layout(version, compiled(version))
     name = layout["files"].get(process) or layout["files"].get(case.process_id, "")
     drawn = {pid for pid, file in layout["files"].items() if file == name}
@@ -165,7 +166,7 @@ def diagram(case: Case, version: HandbookVersion, events: list[CaseEvent], proce
         active = {step.event.element_id} if step.event.element_id else set()
         done -= active
     else:
-        current = now()
+        current = at or now()
         late = [t for t in db.session.scalars(select(CaseTask).where(
             CaseTask.case_id == case.id, CaseTask.status == "ready"))
             if t.due_at is not None and t.due_at < current]

@@ -175,7 +175,7 @@ def _task_and_case(task_id: int) -> tuple[CaseTask, Case]:
     return row, cases.get_case(me(), row.case_id)
 
 
-def _initial(case: Case, row: CaseTask, fields: tuple[FormField, ...]) -> dict[str, Any]:
+def initial_values(case: Case, fields: tuple[FormField, ...]) -> dict[str, Any]:
     """A new form: what the case already knows, else the BPMN default, else now for a time."""
     known = case_view.prefill(case, fields)
     values: dict[str, Any] = {"measure": known.pop("measure", [])}
@@ -209,7 +209,7 @@ class _Submission:
     stored: int = 0
 
 
-def _read_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
+def read_task_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
     """The posted values as the engine expects them; evidence files are stored first."""
     sub = _Submission(values={k: v for k, v in request.form.items() if k != "csrf_token"})
     known = {a.id for a in attachments(case)}
@@ -257,7 +257,7 @@ def _read_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
     return sub
 
 
-def _as_lists(details: dict[str, Any]) -> dict[str, list[str]]:
+def form_errors(details: dict[str, Any]) -> dict[str, list[str]]:
     """The service's per-field messages (already in the reader's language) as lists."""
     return {k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in details.items()}
 
@@ -303,12 +303,12 @@ def task(task_id: int) -> Response | tuple[str, int]:
     row, case = _task_and_case(task_id)
     fields = compiled(_version(case)).form_fields(row.process_id, row.element_id)
     if request.method == "GET":
-        return _render_task(row, case, _initial(case, row, fields))
+        return _render_task(row, case, initial_values(case, fields))
     sub = _Submission(values={k: v for k, v in request.form.items() if k != "csrf_token"})
     try:
         if not _can_act(me(), row):
             cases.complete(me(), task_id, {}, now=now())  # raises the service's own refusal
-        sub = _read_form(case, fields)
+        sub = read_task_form(case, fields)
         if sub.stored:
             db.session.commit()  # evidence stays on the case when the form needs correcting
         if sub.errors:
@@ -322,7 +322,7 @@ def task(task_id: int) -> Response | tuple[str, int]:
     except (ValidationFailed, Conflict) as exc:
         db.session.rollback()
         row, case = _task_and_case(task_id)
-        errors = _as_lists(exc.details) if isinstance(exc, ValidationFailed) else {}
+        errors = form_errors(exc.details) if isinstance(exc, ValidationFailed) else {}
         return _render_task(row, case, sub.values, errors, exc.message, exc.status)
     db.session.commit()
     flash(_("Done: %(step)s.", step=row.name), "success")

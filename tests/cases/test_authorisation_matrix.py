@@ -114,6 +114,7 @@ def world(app: Flask, dbconn: Any, clock: Any, make_user: Callable[..., dict[str
                 MonitoringPoint.code == "RAIN-0001"))),
             "report_id": str(report.id),
             "filename": "css/app.css"}
+        values.update(_designer_objects(writer, case, now))
         # Everything the rules read is loaded now: they run outside any request.
         for row in (case, task, target, version, publication, report):
             db.session.refresh(row)
@@ -124,6 +125,21 @@ def world(app: Flask, dbconn: Any, clock: Any, make_user: Callable[..., dict[str
         db.session.expunge_all()
         return World(case, task, target, version, publication, scenario_node, report, district,
                      values)
+
+
+def _designer_objects(writer: User, case: Case, now: Any) -> dict[str, str]:
+    """A test run of a draft and a batch moving the case: the designer's routes point at them."""
+    from app.services import case_migration, test_runs
+    from cases_fixtures import draft_of
+
+    draft_id = draft_of(SCENARIO, now)
+    run = test_runs.start_run(writer, draft_id, test_runs.SampleAlert(
+        item_code="FLOOD-RAIN-1H", level="blue", value=None, town="town.02"), now=now)
+    step = test_runs.open_tasks(run)[0]
+    batch = case_migration.start_batch(writer, SCENARIO, case.handbook_version_id, [case.id],
+                                       now=now)
+    db.session.commit()
+    return {"run_id": str(run.id), "step_id": str(step.id), "batch_id": str(batch.id)}
 
 
 def _tech_admin() -> User:
@@ -258,6 +274,23 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("designer.save_draft", "POST"): may("handbook.draft"),
     ("designer.compare", "GET"): may("handbook.view"),
     ("handbooks.review_page", "GET"): may("handbook.view"),
+    ("test_runs.runs", "GET"): may("handbook.view"),
+    ("test_runs.runs", "POST"): may("handbook.design", version_node),
+    ("test_runs.run_page", "GET"): may("handbook.view"),
+    ("test_runs.complete", "POST"): may("handbook.design", version_node),
+    ("test_runs.clock", "POST"): may("handbook.design", version_node),
+    ("test_runs.retry", "POST"): may("handbook.design", version_node),
+    ("test_runs.delete", "POST"): may("handbook.design", version_node),
+    ("case_migration.cases", "GET"): may("handbook.design", version_node),
+    ("handbook_data.form", "GET"): may("handbook.design", version_node),
+    ("handbook_data.form", "POST"): may("handbook.design", version_node),
+    ("handbook_data.inferred", "GET"): may("handbook.view"),
+    ("handbook_data.inferred", "POST"): may("handbook.review", version_node),
+    ("case_migration.dry_run", "GET"): may("handbook.design", version_node),
+    ("case_migration.start", "POST"): may("handbook.design", version_node),
+    ("case_migration.batch", "GET"): may("handbook.design", version_node),
+    ("case_migration.step", "POST"): may("handbook.design", version_node),
+    ("case_migration.stop", "POST"): may("handbook.design", version_node),
     ("api.health", "GET"): public,
     ("api.alerts.receive_alerts", "POST"): nobody,
     ("api.alerts.receive_heartbeat", "POST"): nobody,
@@ -309,6 +342,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
 }
 # Answered last: they end the session the other requests run in.
 ENDS_SESSION = {("auth.logout", "POST"), ("api.session.log_out", "DELETE")}
+# Answered after the others but before those: they remove what other routes point at.
+REMOVES = {("test_runs.delete", "POST")}
 EXTRA_QUERY = {"operations.register_point": f"?scenario={SCENARIO}&code=RAIN-UNKNOWN",
                "designer.compare": "?new={version_id}"}
 
@@ -317,7 +352,8 @@ def _routes(app: Flask) -> list[tuple[str, str, str]]:
     """(endpoint, method, rule) of every route, the session-ending ones last."""
     found = [(rule.endpoint, method, rule.rule) for rule in app.url_map.iter_rules()
              for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
-    return sorted(found, key=lambda r: ((r[0], r[1]) in ENDS_SESSION, r))
+    return sorted(found, key=lambda r: ((r[0], r[1]) in ENDS_SESSION, (r[0], r[1]) in REMOVES,
+                                        r))
 
 
 def test_every_route_has_an_expected_answer(app: Flask) -> None:
