@@ -26,6 +26,12 @@ class Setting:
     help: str = ""
 
 
+def _optional_url(value: str) -> str | None:
+    if value == "" or value.startswith(("http://", "https://")):
+        return None
+    return "must be an http:// or https:// URL"
+
+
 def _bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -123,9 +129,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCHEDULER_HEARTBEAT_SECONDS", 30, int, _positive),
     Setting("SESSION_COOKIE_SECURE", False, _bool),
     Setting("NOTIFY_WEBHOOK_URL", "", str,
-            lambda v: None if v == "" or v.startswith(("http://", "https://"))
-            else "must be an http:// or https:// URL",
+            _optional_url,
             "where reminders and escalations are also POSTed as JSON; empty: in-app only"),
+    Setting("NOTIFY_WECOM_URL", "", str,
+            _optional_url,
+            "a WeCom (企业微信) group robot's webhook URL; notices go there as markdown"),
+    Setting("NOTIFY_DINGTALK_URL", "", str,
+            _optional_url,
+            "a DingTalk (钉钉) group robot's webhook URL; notices go there as markdown"),
+    Setting("NOTIFY_DINGTALK_SECRET", "", str, None,
+            "the DingTalk robot's signing secret (加签); empty: unsigned"),
     Setting("TIMER_POLL_SECONDS", 0.5, float, _positive,
             "how often the scheduler looks for due timers"),
     Setting("MAX_ALERT_BATCH", 500, int, _positive),

@@ -111,14 +111,14 @@ def retry_stuck(app: Flask) -> int:
 
 
 def deliver_outbound(app: Flask) -> None:
-    """Send queued notifications to the webhook, when one is configured."""
+    """Send queued notifications to the webhook and work-chat robots that are configured."""
     from app.services import notify
 
-    url = app.config.get("NOTIFY_WEBHOOK_URL")
-    if not url:
+    channels = notify.channels_from(app.config)
+    if not channels:
         return
     with app.app_context():
-        notify.deliver_pending(notify.WebhookChannel(url), now=app.extensions["clock"]())
+        notify.deliver_pending(channels, now=app.extensions["clock"]())
         db.session.commit()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
 from app.api.auth import json_body, load, me, now, query_args, signed_in
 from app.api.schemas import (
@@ -30,10 +30,10 @@ from app.models import (
     PlatformNode,
     User,
 )
-from app.services import case_view, cases, inbox
+from app.services import case_search, case_view, cases, inbox
 from app.services.engine import compiled
-from app.services.errors import DomainError, Forbidden, ValidationFailed
-from app.services.permissions import require, scope_paths
+from app.services.errors import DomainError, ValidationFailed
+from app.services.permissions import require
 from workflows import CompiledVersion
 
 bp = Blueprint("cases", __name__)
@@ -60,33 +60,14 @@ def _town(node_id: int) -> PlatformNode:
 @bp.get("/cases")
 @signed_in
 def list_cases() -> tuple[Any, int]:
-    """Cases in the caller's scope (territory or scenario line), newest first."""
-    args = query_args(CaseListArgs())
-    user = me()
-    paths = scope_paths(user, "case.view")
-    if not paths:
-        raise Forbidden(_l("You do not have permission for this, or it is outside your scope."),
-                        details={"action": "case.view"})
-    query = select(Case).where(Case.is_test.is_(False),
-                               or_(*[Case.scope_path.startswith(p) for p in paths],
-                                   *[Case.scenario_path.startswith(p) for p in paths]))
-    if "scenario" in args:
-        query = query.where(Case.scenario == args["scenario"])
-    if "level" in args:
-        query = query.where(Case.level == args["level"])
-    if "status" in args:
-        query = query.where(Case.status == args["status"])
-    if "town" in args:
-        query = query.where(Case.scope_path.startswith(_town(args["town"]).path))
-    if "case_no" in args:
-        query = query.where(Case.case_no.contains(args["case_no"].strip(), autoescape=True))
-    if args["overdue"]:
-        query = query.where(Case.status == "open", Case.due_at < now())
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page, per_page = args["page"], args["per_page"]
-    items = db.session.scalars(query.order_by(Case.opened_at.desc(), Case.id.desc())
-                               .offset((page - 1) * per_page).limit(per_page)).all()
-    body = CasePageSchema().dump({"items": items, **_page(total, page, per_page)})
+    """Cases in the caller's scope matching the case-list filters, with facet counts."""
+    query_args(CaseListArgs())  # types and ranges of the single-valued parameters
+    found = case_search.search(me(), case_search.parse_query(request.args), now=now(),
+                               with_facets=request.args.get("facets", "1") != "0")
+    body = CasePageSchema().dump({
+        "items": found.items, "facets": {name: [vars(v) for v in values]
+                                         for name, values in found.facets.items()},
+        **_page(found.total, found.query.page, found.query.per_page)})
     return jsonify(body), 200
 
 

@@ -28,6 +28,10 @@ from app.services.intake import AlertIn
 
 LEVELS = ("red", "orange", "yellow", "blue")
 CASE_STATUSES = ("open", "closed", "false_alarm", "error")
+STATES = ("open", "in_progress", "stuck", "closed", "cancelled", "false_alarm")
+LOOPS = ("small", "medium", "big")
+SOURCES = ("iot", "big_data", "video_ai", "social")
+SORTS = ("-opened", "opened", "-level", "due", "-closed", "case_no")
 INBOX_STATUSES = ("ready", "mine", "claimable")
 MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_FUTURE = timedelta(minutes=5)
@@ -281,7 +285,35 @@ class _PageArgs(Schema):
 
 
 class CaseListArgs(_PageArgs):
-    status = _one_of(CASE_STATUSES)
+    """The case-list contract (the same parameters as the page GET /cases/). `state`,
+    `level`, `scenario` and `town` may repeat; `town` takes a node id or code."""
+
+    status = _one_of(CASE_STATUSES, metadata={"description": "engine status (older filter; "
+                                                              "prefer state)"})
+    state = _one_of(STATES, metadata={"description": "open (not accepted), in_progress, "
+                                                     "stuck, closed, cancelled, false_alarm; "
+                                                     "repeatable"})
+    town = fields.String(metadata={"description": "platform node id or code (street, town, "  # type: ignore[assignment]
+                                                  "Lingang or village): cases located in "
+                                                  "or under it; repeatable"})
+    industry = _text_field(60, metadata={"description": "industry sub-platform code, e.g. "
+                                                        "industry.emergency"})
+    department = _text_field(40, metadata={"description": "owner department code"})
+    loop = _one_of(LOOPS)
+    source = _one_of(SOURCES, metadata={"description": "source type of the alerts"})
+    opened_from = fields.String(metadata={"format": "date", "description": "YYYY-MM-DD, "
+                                                                           "Asia/Shanghai"})
+    opened_to = fields.String(metadata={"format": "date"})
+    closed_from = fields.String(metadata={"format": "date"})
+    closed_to = fields.String(metadata={"format": "date"})
+    evidence = fields.Boolean(metadata={"description": "only cases with evidence attached"})
+    q = _text_field(100, metadata={"description": "free text: case number, point code and "
+                                                  "name, address and text of the alerts, "
+                                                  "comments"})
+    point_code = _text_field(80)
+    sort = _one_of(SORTS, load_default="-opened")
+    facets = fields.Boolean(load_default=True, metadata={"description": "count each facet "
+                                                                        "(false: skip)"})
 
 
 class InboxArgs(_PageArgs):
@@ -480,8 +512,19 @@ class _PageSchema(Schema):
     pages = fields.Integer()
 
 
+class FacetValueSchema(Schema):
+    value = fields.String()
+    label = fields.String()
+    count = fields.Integer()
+    selected = fields.Boolean()
+
+
 class CasePageSchema(_PageSchema):
     items = fields.List(fields.Nested(CaseSummarySchema))
+    facets = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(
+        FacetValueSchema)), metadata={"description": "per facet (state, level, scenario, "
+                                                     "town, department, loop, source): each "
+                                                     "value counted with every other filter"})
 
 
 class InboxCountsSchema(Schema):

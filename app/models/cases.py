@@ -36,6 +36,16 @@ class Case(Base):
         Index("uq_case_open_dedup", "dedup_key", unique=True,
               sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
         Index("ix_case_next_timer", "next_timer_at"),
+        # The case list's default order and date filters, and the board's figures.
+        Index("ix_case_opened_at", "opened_at"),
+        Index("ix_case_closed_at", "closed_at"),
+        Index("ix_case_board", "status", "level", "scenario"),
+        # The duty board reads only open real cases: their figures come from this index alone.
+        Index("ix_case_open_board", "scenario", "level", "node_id", "loop_level",
+              "owner_department_id", "stuck_since", "due_at",
+              sqlite_where=text("status = 'open' AND is_test IS false"),
+              postgresql_where=text("status = 'open' AND is_test IS false")),
+        Index("ix_case_loop_level", "loop_level"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -156,6 +166,10 @@ class CaseTask(Base):
     claimed_at: Mapped[datetime | None]
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     completed_at: Mapped[datetime | None]
+    # Handed to a named person by a department head or business administrator (with why).
+    delegated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    delegated_at: Mapped[datetime | None]
+    delegation_reason: Mapped[str | None] = mapped_column(Text)
 
     case: Mapped[Case] = relationship(lazy="joined", innerjoin=True)
 

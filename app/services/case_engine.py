@@ -38,6 +38,9 @@ DEFAULT_DUE_VARIABLE = {
     "feedback": "feedback_limit",
 }
 
+# Closed loops, narrowest first (DOMAIN.md §4): a case's loop only ever widens.
+LOOP_RANK = {"small": 0, "medium": 1, "big": 2}
+
 
 # The milestones the figures of Art 16/17 count, stamped on the case by the step that reaches
 # them: when a task of the step (or of the process) is created, and when it is completed, with
@@ -156,6 +159,7 @@ class Completed:
     element_id: str
     name: str
     properties: dict[str, str]
+    by_person: bool = False  # a user task: a step the case's followers are told of
 
 
 def _due(data: dict[str, Any], properties: dict[str, str], element_id: str,
@@ -188,9 +192,13 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
                   "type": event.element_type, "delta": event.data_delta}))
         if event.new_state == "COMPLETED":
             facts = index.get(event.process_id, event.element_id)
-            if facts is not None and facts.properties.get("notify"):
+            # Steps that notify someone, and every person's step (a case's followers hear
+            # of those); consumers read the properties they care about.
+            if facts is not None and (facts.properties.get("notify")
+                                      or event.element_type == "UserTask"):
                 completed.append(Completed(event.process_id, event.element_id,
-                                           event.element_name or facts.name, facts.properties))
+                                           event.element_name or facts.name, facts.properties,
+                                           event.element_type == "UserTask"))
     rows.append(_event_row(case, kind="input", at=now, version_hash=version_hash,
                            actor=actor, data=result.input.to_dict()))
     # The step's history in one executemany: every row has the same columns, and going through
@@ -211,6 +219,12 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
         case.level = data["level"]
     if LEVEL_RANK.get(case.level, 0) > LEVEL_RANK.get(case.highest_level, 0):
         case.highest_level = case.level
+    # The loop a case is handled in: raised when the disposal escalates it (`escalate` of the
+    # handbooks' dispose form) or a handbook records `loop_level`; never lowered.
+    loop = data.get("loop_level") if data.get("loop_level") in LOOP_RANK else \
+        data.get("escalate") if data.get("escalate") in ("medium", "big") else None
+    if loop and LOOP_RANK[loop] > LOOP_RANK.get(case.loop_level, 0):
+        case.loop_level = loop
     if instance.finished:
         case.status = "false_alarm" if data.get("verdict") in ("false_alarm", "device_fault") \
             else "closed"

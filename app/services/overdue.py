@@ -114,7 +114,7 @@ def _towns(cases: Sequence[Case]) -> dict[int, str | None]:
     return found
 
 
-def _accept_step() -> ColumnElement[bool]:
+def accept_step() -> ColumnElement[bool]:
     """A task row is an accept step (found by its mark in the version's BPMN)."""
     pairs = sorted(marked_elements(ACCEPT))
     if not pairs:
@@ -129,7 +129,7 @@ def overdue_cases(actor: User, now: datetime, department: str | None = None) -> 
     paths = scope_paths(actor, "overdue.view")
     scoped = in_scope(paths, Case.scope_path, Case.scenario_path)
     late_accept = (select(CaseTask.case_id, func.min(CaseTask.due_at).label("due"))
-                   .where(_accept_step(), CaseTask.status == "ready",
+                   .where(accept_step(), CaseTask.status == "ready",
                           CaseTask.due_at < now,
                           in_scope(paths, CaseTask.scope_path, CaseTask.scenario_path))
                    .group_by(CaseTask.case_id).subquery())

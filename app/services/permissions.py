@@ -48,9 +48,16 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "case.act": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
                            R.RESPONDER}),
     "case.correct": frozenset({R.BUSINESS_ADMIN}),
+    # Hand a task to a named person (reassign, delegate): department heads and business
+    # administrators, over the cases of their nodes.
+    "task.assign": frozenset({R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN}),
     "silence.manage": frozenset({R.BUSINESS_ADMIN}),
     "overdue.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
                                R.DISTRICT_OFFICE, R.AUDITOR}),
+    # The duty board and the risk map: 区安委办's duty officer and each department's people
+    # who watch over cases, over their own scope.
+    "board.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
+                             R.DISTRICT_OFFICE, R.AUDITOR}),
     "apikeys.manage": frozenset({R.TECH_ADMIN, R.SYSTEM_ADMIN}),
     # The monitoring-point registry (Art 8): the scenario's and the town's people see it;
     # business and technical administrators keep it; maintenance records likewise (Art 15).
@@ -80,7 +87,8 @@ READ_ONLY_ROLES = frozenset({R.AUDITOR})
 WRITE_ACTIONS = frozenset({"accounts.manage", "roles.assign", "accounts.unlock",
                            "roles.assign_admin", "handbook.draft", "handbook.review",
                            "handbook.design",
-                           "case.act", "case.correct", "silence.manage", "apikeys.manage",
+                           "case.act", "case.correct", "task.assign", "silence.manage",
+                           "apikeys.manage",
                            "publication.start", "case.retry", "points.manage",
                            "filing.submit", "filing.acknowledge", "report.write",
                            "report.approve"})

@@ -184,6 +184,7 @@ def register_web(app: Flask) -> None:
     from app.web.handbooks import bp as handbooks_bp
     from app.web.main import bp as main_bp
     from app.web.operations import bp as operations_bp
+    from app.web.oversight import bp as oversight_bp
     from app.web.registry import bp as registry_bp
     from app.web.reports import bp as reports_bp
     from app.web.test_runs import bp as test_runs_bp
@@ -207,6 +208,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(test_runs_bp)
     app.register_blueprint(case_migration_bp)
     app.register_blueprint(handbook_data_bp)
+    app.register_blueprint(oversight_bp)
     _register_errors(app)
     _register_request_checks(app)
     _publish_page_assets_only(app)

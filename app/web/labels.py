@@ -78,6 +78,8 @@ AUDIT_ACTION_LABELS: dict[str, Any] = {
     "silence.create": _l("Planned works silence set"),
     "silence.end": _l("Planned works silence ended"),
     "quality.correct": _l("Data-quality correction"),
+    "cases.export": _l("Case list exported"),
+    "task.delegate": _l("Task handed to a named person"),
 }
 
 AUDIT_OBJECT_LABELS: dict[str, Any] = {
