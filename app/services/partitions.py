@@ -1,5 +1,5 @@
 """Monthly partitions of the two tables that grow without end: `alert` (by received_at) and
-`case_event` (by at), on PostgreSQL (migration 0009_scale makes them partitioned).
+`case_event` (by at), on PostgreSQL (migration 0014_scale makes them partitioned).
 
 Months are calendar months of the platform's time zone (Asia/Shanghai). The scheduler keeps
 partitions ready a few months ahead (a DEFAULT partition catches anything else, so an insert

@@ -1,4 +1,4 @@
-"""Monthly partitions of alert and case_event on PostgreSQL (migration 0009_scale): data
+"""Monthly partitions of alert and case_event on PostgreSQL (migration 0014_scale): data
 survives the conversion both ways, idempotency keys stay unique across months, history stays
 append-only, and upkeep creates months ahead and never drops one younger than six months."""
 
@@ -61,7 +61,7 @@ def _kinds(table: str) -> str:
 def test_alerts_and_history_move_into_monthly_partitions_and_back(pg_app: Any) -> None:
     app, clock = pg_app
     with app.app_context():
-        upgrade(revision="0008_test_cases")
+        upgrade(revision="0013_oversight")
         org.load_org()
         publish_all(clock())
         for n in range(5):
@@ -117,7 +117,7 @@ def test_alerts_and_history_move_into_monthly_partitions_and_back(pg_app: Any) -
                 db.session.execute(sa.update(CaseEvent.__table__).values(kind="x"))
         db.session.rollback()
 
-        downgrade(revision="0008_test_cases")
+        downgrade(revision="0013_oversight")
         assert (_kinds("alert"), _kinds("case_event")) == ("r", "r")
         assert db.session.scalar(select(func.count()).select_from(Alert)) == 15
         db.session.rollback()

@@ -1,7 +1,7 @@
 """reports: the milestones the figures count, and monthly/annual reports
 
-Revision ID: 0011_reports
-Revises: 0010_sensing
+Revision ID: 0010_reports
+Revises: 0009_sensing
 Create Date: 2026-12-04 10:10:00
 
 """
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0011_reports'
-down_revision = '0010_sensing'
+revision = '0010_reports'
+down_revision = '0009_sensing'
 branch_labels = None
 depends_on = None
 

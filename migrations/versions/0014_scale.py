@@ -1,7 +1,7 @@
 """monthly partitions of alert and case_event on PostgreSQL
 
-Revision ID: 0009_scale
-Revises: 0008_test_cases
+Revision ID: 0014_scale
+Revises: 0013_oversight
 Create Date: 2026-12-04 11:00:00
 
 The two tables that grow without end become range-partitioned by month (alert by received_at,
@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0009_scale'
-down_revision = '0008_test_cases'
+revision = '0014_scale'
+down_revision = '0013_oversight'
 branch_labels = None
 depends_on = None
 

@@ -1,15 +1,15 @@
 """sensing registry, feeds, maintenance, filing
 
-Revision ID: 0010_sensing
-Revises: 0009_scale
+Revision ID: 0009_sensing
+Revises: 0008_test_cases
 Create Date: 2026-12-04 10:19:23.201792
 
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0010_sensing'
-down_revision = '0009_scale'
+revision = '0009_sensing'
+down_revision = '0008_test_cases'
 branch_labels = None
 depends_on = None
 

@@ -1,15 +1,15 @@
 """drafts edited in the browser: revision counter, base version, last editor; review notices
 
-Revision ID: 0012_des_workspace
-Revises: 0011_reports
+Revision ID: 0011_des_workspace
+Revises: 0010_reports
 Create Date: 2026-12-04 10:10:00
 
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012_des_workspace'
-down_revision = '0011_reports'
+revision = '0011_des_workspace'
+down_revision = '0010_reports'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """oversight: delegated tasks, case followers, indexes for the case list and the board
 
-Revision ID: 0014_oversight
-Revises: 0013_des_runs
+Revision ID: 0013_oversight
+Revises: 0012_des_runs
 Create Date: 2026-12-04 10:30:00
 
 """
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0014_oversight'
-down_revision = '0013_des_runs'
+revision = '0013_oversight'
+down_revision = '0012_des_runs'
 branch_labels = None
 depends_on = None
 

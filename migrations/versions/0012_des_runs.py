@@ -1,15 +1,15 @@
 """test runs of drafts, migration of running cases, confirmed inferred values
 
-Revision ID: 0013_des_runs
-Revises: 0012_des_workspace
+Revision ID: 0012_des_runs
+Revises: 0011_des_workspace
 Create Date: 2026-12-04 10:10:00
 
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013_des_runs'
-down_revision = '0012_des_workspace'
+revision = '0012_des_runs'
+down_revision = '0011_des_workspace'
 branch_labels = None
 depends_on = None
 
