@@ -9,7 +9,7 @@ from flask_login import login_required
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from app.extensions import db
-from app.services import handbook_drafts, handbooks
+from app.services import handbook_drafts, handbooks, problem_text, test_runs
 from app.services.permissions import require
 from app.web.util import me, now
 
@@ -53,7 +53,9 @@ def review_page(version_id: int) -> str:
     require(me(), "handbook.view")
     version = handbooks.get_version(version_id)
     report = handbook_drafts.review_report(version)
-    return render_template("handbooks/review.html", version=version, report=report)
+    return render_template("handbooks/review.html", version=version, report=report,
+                           runs=test_runs.runs_of(version.id), v=version,
+                           problem_text=problem_text.text)
 
 
 @bp.post("/versions/<int:version_id>/<action>")

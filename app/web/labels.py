@@ -80,6 +80,24 @@ AUDIT_ACTION_LABELS: dict[str, Any] = {
     "quality.correct": _l("Data-quality correction"),
     "cases.export": _l("Case list exported"),
     "task.delegate": _l("Task handed to a named person"),
+    "case.migrate": _l("Case moved to another handbook version"),
+    "case.migrate_batch": _l("Case migration started"),
+    "case.migrate_stop": _l("Case migration stopped"),
+    "filing.submit": _l("Rules document submitted for filing"),
+    "filing.acknowledge": _l("Rules filing acknowledged"),
+    "handbook.confirm_value": _l("Inferred handbook value confirmed"),
+    "handbook.data_edit": _l("Handbook data edited"),
+    "handbook.draft_save": _l("Handbook draft saved"),
+    "handbook.test_run": _l("Test run started"),
+    "handbook.test_run_delete": _l("Test run deleted"),
+    "maintenance.record": _l("Maintenance recorded"),
+    "point.import": _l("Monitoring points imported"),
+    "point.retire": _l("Monitoring point retired"),
+    "point.update": _l("Monitoring point changed"),
+    "report.write": _l("Report narrative written"),
+    "report.submit": _l("Report sent for approval"),
+    "report.return": _l("Report returned for changes"),
+    "report.issue": _l("Report approved and issued"),
 }
 
 AUDIT_OBJECT_LABELS: dict[str, Any] = {
@@ -90,6 +108,11 @@ AUDIT_OBJECT_LABELS: dict[str, Any] = {
     "handbook_version": _l("Handbook version"),
     "monitoring_point": _l("Monitoring point"),
     "silence": _l("Planned works silence"),
+    "case_list": _l("Case list"),
+    "case_task": _l("Task"),
+    "maintenance_record": _l("Maintenance record"),
+    "report": _l("Report"),
+    "rule_filing": _l("Rules filing"),
 }
 
 AUDIT_RESULT_LABELS: dict[str, Any] = {
