@@ -93,6 +93,9 @@ def _rebind_camunda_prefix(text: str, uri: str) -> str:
     return re.sub(r"(\s)camunda:([\w.-]+\s*=)", rf"\1{new}:\2", text)
 
 
+_FOREIGN_CAMUNDA = re.compile(r"xmlns:camunda\s*=\s*([\"'])(.*?)\1")
+
+
 def read_upload(name: str, content: bytes, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
                 ) -> ImportedFile:
     """An uploaded `.bpmn` (any encoding) as UTF-8 text for the modeller, or a refusal naming
@@ -100,25 +103,22 @@ def read_upload(name: str, content: bytes, *, max_bytes: int = DEFAULT_MAX_FILE_
     name = check_file_name(name)
     if not content.strip():
         raise _refuse(name, [Problem(name, None, None, "the file is empty", code="file_empty")])
-    document, problems = parse_document(name, content, max_bytes)
-    if document is None:
-        raise _refuse(name, problems)
     text, problems = document_text(name, content, max_bytes)
     if text is None:
         raise _refuse(name, problems)
-    root = document.root
     warnings: list[str] = []
-    bound = {prefix: uri for element in root.iter(etree.Element)
-             for prefix, uri in element.nsmap.items()}
-    if bound.get("camunda") not in (None, CAMUNDA_NS):
-        foreign = str(bound["camunda"])
-        text = _rebind_camunda_prefix(text, foreign)
+    # A file that binds camunda: to another namespace is read with that prefix renamed, so the
+    # engine's check (which refuses such a binding) sees what the modeller will save.
+    foreign = _FOREIGN_CAMUNDA.search(text)
+    if foreign is not None and foreign.group(2) != CAMUNDA_NS:
+        uri = foreign.group(2)
+        text = _rebind_camunda_prefix(text, uri)
         warnings.append(str(_l("The prefix camunda: was bound to %(uri)s; that namespace is now "
-                               "named camunda_other: and is ignored by the engine.", uri=foreign)))
-        document, problems = parse_document(name, text_bytes(text), max_bytes)
-        if document is None:
-            raise _refuse(name, problems)
-        root = document.root
+                               "named camunda_other: and is ignored by the engine.", uri=uri)))
+    document, problems = parse_document(name, text_bytes(text), max_bytes)
+    if document is None:
+        raise _refuse(name, problems)
+    root = document.root
     if not root.findall(f"{{{BPMNDI_NS}}}BPMNDiagram/{{{BPMNDI_NS}}}BPMNPlane/*"):
         raise _refuse(name, [Problem(name, None, None, str(_l(
             "the file has no diagram layout (no BPMNDiagram with shapes); lay it out in the "

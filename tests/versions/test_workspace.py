@@ -241,7 +241,8 @@ def test_engine_problems_are_saved_but_block_the_review(app, gas, clock) -> None
     assert submit.status_code == 422
     assert "scenario_gas" in submit.get_data(as_text=True)
     report = admin.text(f"/handbooks/versions/{body['draft_id']}/review")
-    assert 'data-validation="invalid"' in report and "handbook gas is not defined" in report
+    assert 'data-validation="invalid"' in report
+    assert "手册 gas 的流程 scenario_gas 未在其 BPMN 文件中定义" in report
     with app.app_context():
         assert db.session.get(HandbookVersion, body["draft_id"]).status == VersionStatus.DRAFT
 
