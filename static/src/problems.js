@@ -135,8 +135,14 @@ export class ProblemList {
     if (problem.severity) {
       item.dataset.severity = problem.severity;
     }
-    if (id) {
-      item.dataset.elementId = id;
+    // The element the problem was found on (a process, a flow); the marker goes on the
+    // drawn element that holds it.
+    const found = problem.element_id || id;
+    if (found) {
+      item.dataset.elementId = found;
+    }
+    if (id && id !== found) {
+      item.dataset.drawnId = id;
     }
     const where = document.createElement('div');
     where.className = 'where';
