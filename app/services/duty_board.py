@@ -146,17 +146,11 @@ def weather_in_force(now: datetime) -> list[dict[str, Any]]:
     return found
 
 
-def silent_feeds(user: User, *, now: datetime) -> list[dict[str, Any]] | None:
-    """Hook for the sensing feeds' silence watch: None until `app.services.feeds` offers
-    `silent_feeds(user, now=...)`; the board then shows what it returns."""
-    try:
-        from app.services import feeds  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    finder = getattr(feeds, "silent_feeds", None)
-    if finder is None:
-        return None
-    return list(finder(user, now=now))
+def silent_feeds(user: User, *, now: datetime, limit: int = 50) -> list[dict[str, Any]]:
+    """Points and source systems silent now in the user's scope, longest silence first."""
+    from app.services import feeds
+
+    return [f.to_dict() for f in feeds.silent_feeds(now, user)[:limit]]
 
 
 # ---------------------------------------------------------------- risk map

@@ -134,7 +134,8 @@ def test_a_department_head_hands_a_task_to_a_named_responder(
     page.goto(f"{url}/cases/{case_no}")
     page.locator("details.delegate summary").first.click()
     form = page.locator("details.delegate form").first
-    form.get_by_label("指派给").select_option(label=re.compile("rs_lujiazui"))
+    choice = form.locator("option", has_text="(rs_lujiazui)").get_attribute("value")
+    form.get_by_label("指派给").select_option(value=choice)
     form.get_by_label("原因").fill("卫师傅离现场最近")
     with page.expect_navigation():
         form.locator('[data-action="delegate"]').click()
