@@ -142,4 +142,11 @@ AUDIT_FIELD_LABELS: dict[str, Any] = {
     "message": _l("Message"), "error": _l("Error"), "attempts": _l("Attempts"),
     "code": _l("Code"), "indicator": _l("Indicator"), "lat": _l("Latitude"),
     "lon": _l("Longitude"),
+    "nodes": _l("Towns"), "node_codes": _l("Towns"), "batch": _l("Batch"),
+    "case_no": _l("Case number"), "cases": _l("Cases"), "changed": _l("Changed"),
+    "claimed_by": _l("Claimed by"), "created": _l("Created"), "doc_no": _l("Document number"),
+    "done": _l("Done"), "item": _l("Warning item"), "note": _l("Note"), "path": _l("Path"),
+    "retired_at": _l("Retired"), "revision": _l("Revision"), "run": _l("Test run"),
+    "title": _l("Title"), "total": _l("Total"), "updated": _l("Updated"), "value": _l("Value"),
+    "to": _l("To"), "from": _l("From"), "file": _l("File"), "rows": _l("Rows"),
 }

@@ -155,3 +155,17 @@ def publish_edit(app: Flask, clock: Any, *edits: tuple[str, str]) -> int:
         handbooks.approve(head, version.id, comment="同意", now=clock())
         db.session.commit()
         return version.id
+
+
+def as_test_copy(case_no: str, new_no: str) -> str:
+    """A test case (as a draft's test run writes one) standing where the real case `case_no`
+    stands: same scenario, level, town, state and deadlines, written with `is_test` set (the
+    flag never changes afterwards). Returns its number."""
+    source = db.session.scalar(select(Case).where(Case.case_no == case_no))
+    assert source is not None
+    skip = {"id", "case_no", "is_test", "dedup_key"}
+    values = {c.key: getattr(source, c.key) for c in sa.inspect(Case).column_attrs
+              if c.key not in skip}
+    db.session.add(Case(**values, case_no=new_no, dedup_key=f"test|{new_no}", is_test=True))
+    db.session.flush()
+    return new_no

@@ -17,6 +17,7 @@ from app.extensions import db
 from app.models import AuditRecord, Case, Role, User
 from app.services import case_search, cases
 from app.services.errors import Forbidden
+from cases_fixtures import as_test_copy
 from helpers import Api
 
 Cases = dict[str, str]
@@ -73,21 +74,21 @@ def test_facets_count_with_every_filter_but_their_own(app, world, as_role):
 
 
 def test_test_runs_never_appear_in_list_facets_or_api(app, world, as_role, make_user):
-    with app.app_context():
-        db.session.execute(update(Case).where(Case.case_no == world["flood"])
-                           .values(is_test=True))
-        db.session.commit()
     auditor = as_role((Role.AUDITOR, "district"), locale="en")
+    before = auditor.text("/cases/")
+    with app.app_context():
+        copy = as_test_copy(world["flood"], "TEST-2026-000001")
+        db.session.commit()
     page = auditor.text("/cases/")
-    assert world["flood"] not in _numbers(page)
-    assert "flood_typhoon" not in _facet(page, "scenario")
-    assert _numbers(auditor.text(f"/cases/?q={world['flood']}")) == []
+    assert copy not in _numbers(page) and world["flood"] in _numbers(page)
+    assert _facet(page, "scenario") == _facet(before, "scenario")
+    assert _numbers(auditor.text(f"/cases/?q={copy}")) == []
     account = make_user((Role.AUDITOR, "district"))
     api = Api(app.test_client())
     api.login(account["username"])
     body = api.get("/cases?per_page=100").get_json()
-    assert world["flood"] not in [c["case_no"] for c in body["items"]]
-    assert body["total"] == 3
+    assert copy not in [c["case_no"] for c in body["items"]]
+    assert body["total"] == 4
 
 
 def test_free_text_finds_point_comment_and_alert_text_with_wildcards_literal(

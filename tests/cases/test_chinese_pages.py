@@ -21,7 +21,7 @@ ALLOWED = frozenset({
     "API", "BPMN", "PDF", "JPEG", "PNG", "WebP", "KB", "MB", "IoT", "LEL", "ID", "URL",
     "English", "XLSX", "CSV", "JSON", "OpenAPI", "SHA", "Bearer", "Authorization", "key",
     "min", "kPa", "MPa", "mm", "ppm", "mg", "dB", "km", "h", "m", "s", "d", "pk", "v",
-    "SQLite", "PostgreSQL", "MQTT", "Prometheus", "Mosquitto",
+    "SQLite", "PostgreSQL", "MQTT", "Prometheus", "Mosquitto", "Excel", "WeCom", "DingTalk",
 })
 # Pages a walk does not open: files, other languages, leaving, the machine API.
 SKIP = re.compile(r"^/(static|api|logout|language|favicon)|/attachments/\d+|/export|\.xlsx|\.pdf"
