@@ -21,6 +21,7 @@ from app.models import Case, CaseEvent, HandbookVersion, Role
 from app.services import cases, figures, stuck
 from app.services.handbook_data import limits_for
 from app.services.handbook_schema import parse_duration
+from cases_fixtures import as_test_copy
 
 JULY = figures.Period.month(2026, 7)
 AUGUST = figures.Period.month(2026, 8)
@@ -96,20 +97,16 @@ def month_of_cases(app, published, point, send, drive, people, clock, make_user)
         stuck.mark_state_failure(case, RuntimeError("state unreadable"), now=clock())
         db.session.commit()
 
-    # A test run of a draft: made by the same engine, counted nowhere.
-    clock.now = _at("2026-07-24T09:00")
-    made["test"] = send("gas", "ch4_lel", 120.0, point("F-GAS-8", "gas"))["case_no"]
-    with app.app_context():
-        case = db.session.scalar(select(Case).where(Case.case_no == made["test"]))
-        case.is_test = True
-        db.session.commit()
-    drive(made["test"], people)
-
     # Opened on the last evening of July, closed in the first minutes of August (local).
     clock.now = _at("2026-07-31T23:50")
     made["month_end"] = send("gas", "ch4_lel", 30.0, point("F-GAS-9", "gas"))["case_no"]
     clock.advance(minutes=5)
     drive(made["month_end"], people)
+    # A test run of a draft, written with its flag, standing where a closed July case
+    # stands: counted nowhere.
+    with app.app_context():
+        made["test"] = as_test_copy(made["weather"], "TEST-2026-000001")
+        db.session.commit()
     clock.now = _at("2026-08-03T09:00")
     return made
 
@@ -356,9 +353,9 @@ def _test_runs_count_nowhere(app, now) -> None:
     with app.app_context():
         district = figures.scope_for("district")
         july = figures.totals(district, JULY, now=now)
-        everything = db.session.scalars(select(Case).where(
-            Case.scenario == "gas")).all()
-        assert len(everything) == 9  # eight real gas cases and the test run
+        floods = db.session.scalars(select(Case).where(
+            Case.scenario == "flood_typhoon")).all()
+        assert len(floods) == 2  # the real flood case and the test run standing where it does
         assert july["opened"] == 9  # eight gas and one flood case: the test run is not here
         assert figures.levels(district, JULY).get("red") == 1  # the upgraded one
         alerts = figures.alerts(district, JULY)["scenario"]
