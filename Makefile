@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 STAMP := $(VENV)/.installed-stamp
 ASSETS := static/dist/.built-stamp
 
-.PHONY: setup run test lint db seed translations clean i18n browser-deps
+.PHONY: setup run test lint db seed translations clean i18n browser-deps report-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ seed: db
 	$(FLASK) seed points
 	$(FLASK) seed traffic
 
-run: seed
+run: seed report-deps
 	$(FLASK) seed show-logins
 	$(FLASK) serve --host 127.0.0.1 --port 5000
 
@@ -48,8 +48,16 @@ browser-deps:
 	  else echo "install Debian's chromium and fonts-wqy-zenhei for the browser tests"; fi; \
 	fi
 
+# Report PDFs: WeasyPrint draws with Pango, and Chinese needs CJK fonts.
+report-deps:
+	@if ! dpkg -s libpangoft2-1.0-0 fonts-wqy-zenhei >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpangoft2-1.0-0 fonts-wqy-zenhei >/dev/null; \
+	  else echo "install Debian's libpangoft2-1.0-0 and fonts-wqy-zenhei for the report PDFs"; fi; \
+	fi
+
 # pytest exits 5 when nothing was collected: not a failure of the build.
-test: setup browser-deps
+test: setup browser-deps report-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$status
 

@@ -9,7 +9,15 @@ from typing import Any
 from flask import Flask
 
 from app.config import PROJECT_ROOT, flask_config, load_settings
-from app.extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
+from app.extensions import (
+    babel,
+    configure_sqlite,
+    csrf,
+    db,
+    init_reports_session,
+    login_manager,
+    migrate,
+)
 from app.inputs import AppRequest, IdConverter
 from app.rate_limits import install_rate_limits
 from app.security import install_security_headers
@@ -42,6 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
     db.init_app(app)
     with app.app_context():
         configure_sqlite(db.engine)  # creating the engine does not connect
+    init_reports_session(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -58,6 +67,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
     install_rate_limits(app)
+
+    from app.metrics import install_metrics
+
+    install_metrics(app)
 
     from app.cli import register_cli
 

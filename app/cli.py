@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import IO
 
 import click
 from flask import Flask, current_app
@@ -11,14 +12,16 @@ from flask.cli import AppGroup
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from app.cli_alerts import register as register_alerts_cli
+from app.cli_migration import register as register_migration_cli
 from app.extensions import db
 from app.services import audit, demo, org
 from app.services.errors import SeedError
 
 seed_cli = AppGroup("seed", help="Load organisation and demo data.")
-handbooks_cli = AppGroup("handbooks", help="Deploy and list command handbook versions.")
+handbooks_cli = AppGroup("handbooks", help="Deploy, list and export command handbook versions.")
 audit_cli = AppGroup("audit", help="Check the audit trail.")
 cases_cli = AppGroup("cases", help="Check cases: history chain and replay.")
+scheduler_cli = AppGroup("scheduler", help="Run the background scheduler on its own.")
 
 
 def _now():  # type: ignore[no-untyped-def]
@@ -186,6 +189,25 @@ def handbooks_list() -> None:
                    f"in review {row.pending}")
 
 
+@handbooks_cli.command("export")
+@click.option("--key", default=None, help="only this handbook (default: every published one)")
+@click.option("--out", "out", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="folder to write bpmn/ and handbooks/scenarios/ into")
+def handbooks_export(key: str | None, out: Path) -> None:
+    """Write published versions back to files, in the layout they are seeded from."""
+    from app.services import handbooks
+    from app.services.errors import DomainError
+
+    try:
+        written = handbooks.export(out, key)
+    except DomainError as exc:
+        raise click.ClickException(str(exc.message)) from None
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"exported {len(written)} files")
+
+
 class _NeutralRequestHandler(WSGIRequestHandler):
     """Werkzeug's handler without "Werkzeug/x Python/y" in the Server header."""
 
@@ -209,10 +231,54 @@ def serve(host: str, port: int) -> None:
     from app.jobs import start_scheduler
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    guard = _single_scheduler(app)  # held while serving
     start_scheduler(app)
     server = dev_server(host, port, app)
     click.echo(f"serving on http://{host}:{server.server_port}/")
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        if guard is not None:
+            guard.close()
+
+
+def _single_scheduler(app: Flask) -> IO[str] | None:
+    from app.jobs import SchedulerRunning, single_scheduler
+
+    try:
+        return single_scheduler(app)
+    except SchedulerRunning as exc:
+        raise click.ClickException(
+            f"another scheduler already runs on this SQLite database ({exc}); SQLite allows "
+            "one: use PostgreSQL for several") from None
+
+
+@scheduler_cli.command("run")
+def scheduler_run() -> None:
+    """Fire timers and run the periodic jobs until stopped (SIGTERM or Ctrl-C).
+
+    Run one or more of these beside the web workers on PostgreSQL; on SQLite only one.
+    """
+    import signal
+    import threading
+
+    from app.jobs import start_scheduler
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    guard = _single_scheduler(app)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    start_scheduler(app)
+    click.echo(f"scheduler running (pid {os.getpid()})")
+    try:
+        stop.wait()
+    finally:
+        # Let running jobs finish their transaction; timers left undone are found next time.
+        app.extensions["scheduler"].shutdown(wait=True)
+        if guard is not None:
+            guard.close()
+    click.echo("scheduler stopped")
 
 
 def register_cli(app: Flask) -> None:
@@ -221,4 +287,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(cases_cli)
     app.cli.add_command(handbooks_cli)
     app.cli.add_command(serve)
+    app.cli.add_command(scheduler_cli)
     register_alerts_cli(app)
+    register_migration_cli(app)

@@ -362,9 +362,33 @@ def simulate(scenarios: tuple[str, ...], towns: tuple[str, ...], levels: tuple[s
     click.echo(f"sent {count} alerts: " + ", ".join(f"{n} {counts[n]}" for n in names))
 
 
+intake_cli = AppGroup("intake", help="Take in source-system feeds.")
+
+
+@intake_cli.command("mqtt")
+def intake_mqtt() -> None:
+    """Subscribe to the MQTT broker (MQTT_HOST, MQTT_PORT, MQTT_TLS, MQTT_USERNAME, ...) and
+    store alerts and heartbeats until stopped (Ctrl-C or SIGTERM)."""
+    import signal
+
+    from app.mqtt import Consumer, subscriptions
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    consumer = Consumer(app)
+    signal.signal(signal.SIGTERM, lambda *_: consumer.stopping.set())
+    topics = ", ".join(t for t, _ in subscriptions(app.config["MQTT_TOPIC_ROOT"]))
+    click.echo(f"MQTT intake: {app.config['MQTT_HOST']}:{app.config['MQTT_PORT']} {topics}",
+               err=True)
+    try:
+        consumer.run()
+    except KeyboardInterrupt:
+        pass
+
+
 def register(app: Flask) -> None:
-    """Add `flask alerts …` and `flask seed points` to the application's commands."""
+    """Add `flask alerts …`, `flask intake …` and `flask seed points` to the commands."""
     app.cli.add_command(alerts_cli)
+    app.cli.add_command(intake_cli)
     seed = app.cli.commands.get("seed")
     if isinstance(seed, click.Group):
         seed.add_command(seed_points)

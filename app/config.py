@@ -26,6 +26,12 @@ class Setting:
     help: str = ""
 
 
+def _optional_url(value: str) -> str | None:
+    if value == "" or value.startswith(("http://", "https://")):
+        return None
+    return "must be an http:// or https:// URL"
+
+
 def _bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -51,10 +57,25 @@ def _database_url(raw: str) -> str:
     return url
 
 
+def _optional_database_url(raw: str) -> str:
+    return _database_url(raw) if raw.strip() else ""
+
+
 def _locale(raw: str) -> str:
     value = raw.strip()
     if value not in SUPPORTED_LOCALES:
         raise ValueError(f"supported locales are {', '.join(SUPPORTED_LOCALES)}")
+    return value
+
+
+def _time_zone(raw: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = raw.strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("an IANA time zone name such as Asia/Shanghai") from None
     return value
 
 
@@ -78,6 +99,7 @@ def _redis_url(raw: str) -> str:
 
 
 SUPPORTED_LOCALES = ("zh_CN", "en")
+REPORTS_BIND = "reports"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("SECRET_KEY", None, str,
@@ -85,7 +107,15 @@ SETTINGS: tuple[Setting, ...] = (
             "signs sessions and CSRF tokens; generated per process when unset"),
     Setting("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'ops.db'}", _database_url,
             help="SQLite file (embedded default) or PostgreSQL"),
+    # MLPS level 3 keeps logs at least six months; 0 keeps every month.
+    Setting("LOG_RETENTION_MONTHS", 0, int,
+            lambda v: None if v == 0 or v >= 6 else "must be 0 (keep all) or at least 6",
+            "months of alerts and case history kept in their monthly partitions (PostgreSQL)"),
+    Setting("REPORTS_DATABASE_URL", "", _optional_database_url,
+            help="a read replica that reports and figures read from; empty: the primary"),
     Setting("DEFAULT_LOCALE", "zh_CN", _locale),
+    # The platform's time zone: pages, forms, case numbers' years and reports read it.
+    Setting("TIMEZONE", "Asia/Shanghai", _time_zone),
     Setting("SESSION_IDLE_MINUTES", 30, int, _positive,
             "a session unused for this long logs out"),
     Setting("SESSION_ABSOLUTE_HOURS", 12, int, _positive,
@@ -99,9 +129,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCHEDULER_HEARTBEAT_SECONDS", 30, int, _positive),
     Setting("SESSION_COOKIE_SECURE", False, _bool),
     Setting("NOTIFY_WEBHOOK_URL", "", str,
-            lambda v: None if v == "" or v.startswith(("http://", "https://"))
-            else "must be an http:// or https:// URL",
+            _optional_url,
             "where reminders and escalations are also POSTed as JSON; empty: in-app only"),
+    Setting("NOTIFY_WECOM_URL", "", str,
+            _optional_url,
+            "a WeCom (企业微信) group robot's webhook URL; notices go there as markdown"),
+    Setting("NOTIFY_DINGTALK_URL", "", str,
+            _optional_url,
+            "a DingTalk (钉钉) group robot's webhook URL; notices go there as markdown"),
+    Setting("NOTIFY_DINGTALK_SECRET", "", str, None,
+            "the DingTalk robot's signing secret (加签); empty: unsigned"),
     Setting("TIMER_POLL_SECONDS", 0.5, float, _positive,
             "how often the scheduler looks for due timers"),
     Setting("MAX_ALERT_BATCH", 500, int, _positive),
@@ -119,6 +156,31 @@ SETTINGS: tuple[Setting, ...] = (
             help="refused log-ins per client address"),
     Setting("RATE_LIMIT_LOGIN_USER", "10/minute", _rate_limits,
             help="refused log-ins per user name"),
+    # Feed health (Art 8): when a reading counts as late, a point or a source as silent.
+    Setting("FEED_LATE_SECONDS", 300, int, _positive,
+            help="a reading received this long after its observation counts as late"),
+    Setting("FEED_SILENT_FACTOR", 2.0, float, _positive,
+            help="a point is silent after this many of its reporting intervals without data"),
+    Setting("FEED_SOURCE_SILENT_MINUTES", 30, int, _positive,
+            help="a source system that sent nothing for this long has stopped"),
+    # MQTT intake (`flask intake mqtt`).
+    Setting("MQTT_HOST", "127.0.0.1", str, lambda v: None if v.strip() else "must not be empty"),
+    Setting("MQTT_PORT", 1883, int, lambda v: None if 0 < v < 65536 else "must be a TCP port"),
+    Setting("MQTT_TLS", False, _bool, help="connect with TLS (MQTT_CA_FILE to trust a CA)"),
+    Setting("MQTT_CA_FILE", "", str),
+    Setting("MQTT_USERNAME", "", str),
+    Setting("MQTT_PASSWORD", "", str),
+    Setting("MQTT_CLIENT_ID", "pudong-ops-intake", str,
+            lambda v: None if 0 < len(v.strip()) <= 64 else "must be 1-64 characters"),
+    Setting("MQTT_TOPIC_ROOT", "pudong", str,
+            lambda v: None if v and not set(v) & set("+#/") else "one topic level, no + # /",
+            "topics are ROOT/<API key prefix>/alerts and ROOT/<API key prefix>/heartbeat"),
+    Setting("MQTT_BATCH", 500, int, _positive,
+            help="messages taken in per transaction at most"),
+    Setting("METRICS_TOKEN", "", str,
+            lambda v: None if v == "" or len(v) >= 16 else "must be at least 16 characters",
+            "bearer token for GET /metrics; empty: /metrics answers 404"),
+    Setting("FILING_MAX_MB", 20, int, _positive, help="largest filed rules document"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -164,6 +226,10 @@ def flask_config(values: Mapping[str, Any]) -> dict[str, Any]:
     if config.get("SECRET_KEY") is None:
         config["SECRET_KEY"] = secrets.token_hex(32)
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
+    if config.get("REPORTS_DATABASE_URL"):
+        # A bind no model names: only reports_session() reads through it.
+        config["SQLALCHEMY_BINDS"] = {REPORTS_BIND: {"url": config["REPORTS_DATABASE_URL"],
+                                                     "pool_pre_ping": True}}
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=config["SESSION_IDLE_MINUTES"])
     config["SESSION_REFRESH_EACH_REQUEST"] = True
@@ -171,7 +237,7 @@ def flask_config(values: Mapping[str, Any]) -> dict[str, Any]:
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
     config["REMEMBER_COOKIE_DURATION"] = timedelta(seconds=0)
     config["BABEL_DEFAULT_LOCALE"] = config["DEFAULT_LOCALE"]
-    config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Shanghai"
+    config["BABEL_DEFAULT_TIMEZONE"] = config["TIMEZONE"]
     config["BABEL_TRANSLATION_DIRECTORIES"] = str(Path(__file__).parent / "translations")
     config["WTF_CSRF_TIME_LIMIT"] = None
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_MB"] * 1024 * 1024

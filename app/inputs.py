@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from flask import Request, request
-from marshmallow import fields
+from marshmallow import Schema, ValidationError, fields
 from werkzeug.routing import IntegerConverter
 
 from app.i18n import _l
-from app.services.errors import DomainError
+from app.services.errors import DomainError, ValidationFailed
 
 # Id columns are INTEGER: 64 bits on SQLite but 32 on PostgreSQL, which refuses a larger
 # bound value outright. An id outside the narrower range cannot exist on either database.
@@ -251,3 +251,60 @@ def refuse_unstorable_text() -> None:
         raise DomainError(_l("Some of the text sent cannot be stored (a NUL character or a "
                              "broken character); nothing was saved. Remove it and try again."),
                           code="bad_text", status=400, details=problems)
+
+
+# marshmallow's own messages, made translatable: they reach clients in `details`.
+_BUILT_IN = {
+    "Missing data for required field.": _l("Missing data for required field."),
+    "Field may not be null.": _l("Field may not be null."),
+    "Unknown field.": _l("Unknown field."),
+    "Invalid input type.": _l("Invalid input type."),
+    "Invalid type.": _l("Invalid input type."),
+    "Invalid value.": _l("Invalid value."),
+    "Not a valid string.": _l("Not a valid string."),
+    "Not a valid number.": _l("Not a valid number."),
+    "Number too large.": _l("Number too large."),
+    "Not a valid integer.": _l("Not a valid integer."),
+    "Not a valid boolean.": _l("Not a valid boolean."),
+    "Not a valid mapping type.": _l("Not a valid object."),
+    "Not a valid list.": _l("Not a valid list."),
+    "Special numeric values (nan or infinity) are not permitted.":
+        _l("NaN and infinity are not numbers we can store."),
+}
+
+
+def localise(messages: Any) -> Any:
+    """marshmallow's error tree with its built-in English messages translated; int keys
+    (list indexes) become strings so the tree is valid JSON."""
+    if isinstance(messages, dict):
+        return {str(k): localise(v) for k, v in messages.items()}
+    if isinstance(messages, list):
+        return [localise(m) for m in messages]
+    if isinstance(messages, str) and messages in _BUILT_IN:
+        return str(_BUILT_IN[messages])
+    return str(messages)
+
+
+def load_schema(schema: Schema, data: Any, *,
+                unknown: Literal["exclude", "include", "raise"] | None = None) -> dict[str, Any]:
+    """Validate and convert `data` with a marshmallow schema: a 422 ValidationFailed with the
+    messages per field (in the reader's language) when it does not fit. The one way web forms
+    and API bodies are loaded."""
+    try:
+        loaded = schema.load(data, unknown=unknown) if unknown else schema.load(data)
+    except ValidationError as exc:
+        raise ValidationFailed(_l("Please correct the marked fields."),
+                               details=localise(exc.normalized_messages())) from None
+    return loaded  # type: ignore[no-any-return]
+
+
+def field_messages(details: dict[str, Any]) -> dict[str, list[str]]:
+    """Messages per form field for a page: a list field's per-item messages joined."""
+    out: dict[str, list[str]] = {}
+    for key, value in details.items():
+        if isinstance(value, dict):
+            out[key] = [str(m) for item in value.values()
+                        for m in (item if isinstance(item, list) else [item])]
+        else:
+            out[key] = [str(m) for m in (value if isinstance(value, list) else [value])]
+    return out

@@ -1,12 +1,24 @@
-"""Background jobs run by APScheduler inside the web process, each in its own transaction."""
+"""Background jobs run by APScheduler, each in its own transaction.
+
+A scheduler runs in its own process (`flask scheduler run`) or, for `make run`, inside the
+development server. On PostgreSQL several schedulers may run at once: timers and outbound
+messages are claimed row by row with FOR UPDATE SKIP LOCKED, and every other periodic job runs
+under a transaction-level advisory lock, so exactly one scheduler does each run and the others
+skip it. SQLite has no such locks: one scheduler process per database (see `single_scheduler`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from flask import Flask
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db, new_scheduler
 from app.models import Heartbeat
@@ -14,11 +26,33 @@ from app.models import Heartbeat
 T = TypeVar("T")
 
 
-def _in_transaction(app: Flask, what: str, work: Callable[[datetime], T], failed: T) -> T:
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory lock key per job name."""
+    return int.from_bytes(hashlib.sha256(f"ops.job.{name}".encode()).digest()[:8], "big",
+                          signed=True)
+
+
+def claim_job(name: str) -> bool:
+    """Take the job `name` for this transaction: True if no other scheduler runs it now.
+
+    On PostgreSQL a transaction-level advisory lock (released at commit or rollback, also when
+    the process dies); on SQLite always True (one scheduler process per database file).
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                  {"key": _lock_key(name)}))
+
+
+def _in_transaction(app: Flask, what: str, work: Callable[[datetime], T], failed: T,
+                    exclusive: str | None = None) -> T:
     """Run `work(now)` in one committed transaction; on error roll back, log and answer
-    `failed`, so one bad run never stops the scheduler."""
+    `failed`, so one bad run never stops the scheduler. With `exclusive`, only one scheduler
+    at a time runs it; the others answer `failed` without running it."""
     with app.app_context():
         try:
+            if exclusive is not None and not claim_job(exclusive):
+                return failed
             result = work(app.extensions["clock"]())
             db.session.commit()
         except Exception:
@@ -31,15 +65,22 @@ def _in_transaction(app: Flask, what: str, work: Callable[[datetime], T], failed
 
 
 def heartbeat(app: Flask, name: str = "scheduler") -> None:
-    """Prove the scheduler is alive; the technical administrators' status page reads this."""
+    """Prove a scheduler is alive; the technical administrators' status page reads this. With
+    several schedulers the row says which one beat last."""
+    detail = f"{socket.gethostname()}:{os.getpid()}"[:200]
     with app.app_context():
         now = app.extensions["clock"]()
         row = db.session.get(Heartbeat, name)
-        if row is None:
-            db.session.add(Heartbeat(name=name, beat_at=now, detail=""))
-        else:
-            row.beat_at = now
-        db.session.commit()
+        try:
+            if row is None:
+                db.session.add(Heartbeat(name=name, beat_at=now, detail=detail))
+            else:
+                row.beat_at, row.detail = now, detail
+            db.session.commit()
+        except IntegrityError:  # two schedulers' first beats at once: the other one wrote it
+            db.session.rollback()
+        finally:
+            db.session.remove()
 
 
 def fire_timers(app: Flask, batch: int = 200) -> int:
@@ -65,18 +106,19 @@ def retry_stuck(app: Flask) -> int:
     """Retry stuck cases whose failure may pass by itself (see services.stuck)."""
     from app.services import stuck
 
-    return _in_transaction(app, "retrying stuck cases", stuck.retry_transient, 0)
+    return _in_transaction(app, "retrying stuck cases", stuck.retry_transient, 0,
+                           exclusive="stuck")
 
 
 def deliver_outbound(app: Flask) -> None:
-    """Send queued notifications to the webhook, when one is configured."""
+    """Send queued notifications to the webhook and work-chat robots that are configured."""
     from app.services import notify
 
-    url = app.config.get("NOTIFY_WEBHOOK_URL")
-    if not url:
+    channels = notify.channels_from(app.config)
+    if not channels:
         return
     with app.app_context():
-        notify.deliver_pending(notify.WebhookChannel(url), now=app.extensions["clock"]())
+        notify.deliver_pending(channels, now=app.extensions["clock"]())
         db.session.commit()
 
 
@@ -89,12 +131,45 @@ def start_scheduler(app: Flask) -> None:
     scheduler.add_job(deliver_outbound, "interval", args=[app], id="outbound", seconds=15)
     scheduler.add_job(retry_stuck, "interval", args=[app], id="stuck", seconds=30)
     scheduler.add_job(scan_quality, "interval", args=[app], id="quality", hours=1)
+    scheduler.add_job(scan_feeds, "interval", args=[app], id="feeds", minutes=1)
+    scheduler.add_job(snapshot_coverage, "interval", args=[app], id="coverage", hours=1)
     # Daily; asked hourly so a restart does not push it back a day.
     scheduler.add_job(scan_staffing, "interval", args=[app], id="staffing", hours=1)
+    scheduler.add_job(maintain_partitions, "interval", args=[app], id="partitions", hours=6)
+    # Monthly reports on the 1st, annual ones in January; asked hourly and idempotent, so a
+    # scheduler that was down on the 1st makes them when it comes back.
+    scheduler.add_job(generate_reports, "interval", args=[app], id="reports", hours=1)
     scheduler.start()
     app.extensions["scheduler"] = scheduler
-    # Beat once at start so the status page is right from the first request.
+    # Beat once at start so the status page is right from the first request; make sure the
+    # coming months have their partitions.
     scheduler.add_job(heartbeat, args=[app], id="heartbeat-now")
+    scheduler.add_job(maintain_partitions, args=[app], id="partitions-now")
+    scheduler.add_job(generate_reports, args=[app], id="reports-now")
+
+
+class SchedulerRunning(RuntimeError):
+    """Another scheduler already serves this SQLite database."""
+
+
+def single_scheduler(app: Flask) -> IO[str] | None:
+    """On SQLite, hold an exclusive lock on a file beside the database for the life of the
+    process, so a second scheduler on the same file refuses to start (SQLite has no row locks
+    to share timers with). Returns the open lock file (keep it), or None on PostgreSQL."""
+    import fcntl
+    from pathlib import Path
+
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database).with_suffix(".scheduler.lock")
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SchedulerRunning(str(path)) from None
+    return handle
 
 
 def scan_quality(app: Flask) -> int:
@@ -102,7 +177,7 @@ def scan_quality(app: Flask) -> int:
     from app.services import quality
 
     return _in_transaction(app, "data-quality scan",
-                           lambda now: quality.scan_recent(now).flagged, 0)
+                           lambda now: quality.scan_recent(now).flagged, 0, exclusive="quality")
 
 
 def scan_staffing(app: Flask) -> bool:
@@ -110,4 +185,47 @@ def scan_staffing(app: Flask) -> bool:
     from app.services import staffing
 
     return _in_transaction(app, "staffing scan",
-                           lambda now: staffing.scan_if_due(now) is not None, False)
+                           lambda now: staffing.scan_if_due(now) is not None, False,
+                           exclusive="staffing")
+
+
+def maintain_partitions(app: Flask) -> list[str]:
+    """Keep the monthly partitions of alerts and case history ready ahead, and drop months
+    beyond `LOG_RETENTION_MONTHS` when it is set (PostgreSQL; nothing on SQLite)."""
+    from app.services import partitions
+
+    def work(now: datetime) -> list[str]:
+        done = partitions.maintain(db.session.connection(), now,
+                                   retention_months=app.config["LOG_RETENTION_MONTHS"])
+        if done.created or done.dropped:
+            app.logger.info("partitions created %s, dropped %s", done.created, done.dropped)
+        return done.created + done.dropped
+
+    return _in_transaction(app, "partition upkeep", work, [], exclusive="partitions")
+
+
+def scan_feeds(app: Flask) -> int:
+    """Open outages for points silent beyond their interval and sources that stopped."""
+    from app.services import feeds
+
+    return _in_transaction(app, "feed-health scan", lambda now: feeds.scan(now).opened, 0,
+                           exclusive="feeds")
+
+
+def snapshot_coverage(app: Flask) -> int:
+    """Keep the day's coverage figures (Art 12); hourly, so the day's last run wins."""
+    from zoneinfo import ZoneInfo
+
+    from app.services import coverage
+
+    return _in_transaction(app, "coverage snapshot", lambda now: coverage.snapshot(
+        now, now.astimezone(ZoneInfo("Asia/Shanghai")).date()), 0, exclusive="coverage")
+
+
+def generate_reports(app: Flask) -> int:
+    """Create the monthly (and in January the annual) reports due for every platform level."""
+    from app.services import reports
+
+    return _in_transaction(app, "report generation",
+                           lambda now: len(reports.generate_due(now)), 0,
+                           exclusive="reports")

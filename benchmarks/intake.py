@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import sqlalchemy as sa  # noqa: E402
+from bench_db import Clock, drop_database, scratch_database  # noqa: E402
 from engine_overhead import RawSpeclessConverter  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from SpiffWorkflow.bpmn import BpmnWorkflow  # noqa: E402
@@ -33,7 +34,6 @@ from SpiffWorkflow.bpmn.serializer.helpers.encoder import create_encoder  # noqa
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG  # noqa: E402
 
 from app import create_app  # noqa: E402
-from app.config import _database_url  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import ApiKey, Case, MonitoringPoint, User  # noqa: E402
 from app.services import api_keys, cases, demo, org, timers  # noqa: E402
@@ -47,21 +47,6 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3000"))
 WAITING = int(os.environ.get("BENCH_WAITING", "100000"))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 7, 26, 2, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def database(base: str) -> tuple[sa.Engine, str]:
-    admin = sa.create_engine(_database_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {DB_NAME}"))
-    url = sa.make_url(_database_url(base)).set(database=DB_NAME)
-    return admin, url.render_as_string(hide_password=False)
 
 
 def raw_create_rate(version: Any, data: dict[str, Any], n: int, engine: Any) -> float:
@@ -98,7 +83,7 @@ def raw_create_rate(version: Any, data: dict[str, Any], n: int, engine: Any) -> 
 def main() -> None:
     base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") \
         or "postgresql://postgres@127.0.0.1:5432/test"
-    admin, url = database(base)
+    admin, url = scratch_database(base, DB_NAME)
     clock = Clock()
     app = create_app(DATABASE_URL=url, SECRET_KEY="bench-secret-0123456789abcdef", clock=clock)
     try:
@@ -159,6 +144,25 @@ def main() -> None:
                 db.session.commit()
             repeat_rate = REPEATS / (time.perf_counter() - start)
 
+            # The same with an idempotency key on every alert (what careful source systems
+            # send), then the very same batches again (a client retrying after a timeout).
+            keyed = [[AlertIn("gas", "ch4_lel", f"B-{i % NEW_CASES:05d}", 31.0, clock(),
+                              idempotency_key=f"storm-{i}")
+                      for i in range(b, min(b + 100, REPEATS))]
+                     for b in range(0, REPEATS, 100)]
+            start = time.perf_counter()
+            for batch in keyed:
+                key = request_session()
+                ingest_many(key, batch, now=clock())
+                db.session.commit()
+            keyed_rate = REPEATS / (time.perf_counter() - start)
+            start = time.perf_counter()
+            for batch in keyed:
+                key = request_session()
+                assert all(o.replayed for o in ingest_many(key, batch, now=clock()))
+                db.session.commit()
+            retry_rate = REPEATS / (time.perf_counter() - start)
+
             # 100,000 waiting cases whose timers lie far ahead, beside the real ones.
             template = db.session.scalar(sa.select(Case).limit(1))
             db.session.execute(sa.text(f"""
@@ -206,14 +210,14 @@ def main() -> None:
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
-        admin.dispose()
+        drop_database(admin, DB_NAME)
 
     print(f"new cases       raw engine {raw_rate:8.1f}/s   committed cases {case_rate:8.1f}/s   "
           f"ratio {case_rate / raw_rate:.2f}   (target >= 0.5)")
     print(f"repeats         absorbed {repeat_rate:8.1f}/s   (target >= 5000/s)   "
           f"ratio {repeat_rate / 5000:.2f} of target")
+    print(f"keyed repeats   absorbed {keyed_rate:8.1f}/s   retries answered {retry_rate:8.1f}/s"
+          f"   (target >= 5000/s)   ratio {keyed_rate / 5000:.2f} of target")
     print(f"timers          {WAITING:,} waiting, {fired} fired as they fell due: due query "
           f"p50 {statistics.median(query_ms):.1f} ms, lateness p50 "
           f"{statistics.median(lateness):.2f} s p99 {p99:.2f} s with a {poll} s poll   "

@@ -1,4 +1,6 @@
-// Bundles the BPMN designer and viewer and copies htmx into dist/ (ignored by git).
+// Bundles the BPMN designer and viewer, the figure charts and the oversight pages (ECharts),
+// the case comparison and migration pages; copies htmx
+// into dist/ (ignored by git).
 import { build } from 'esbuild';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -12,7 +14,7 @@ await mkdir(dist, { recursive: true });
 
 await build({
   absWorkingDir: here,
-  entryPoints: { designer: 'src/designer.js', viewer: 'src/viewer.js' },
+  entryPoints: { designer: 'src/designer.js', viewer: 'src/viewer.js', charts: 'src/charts.js', page: 'src/page.js', compare: 'src/compare.js', migration: 'src/migration.js', oversight: 'src/oversight.js' },
   outdir: dist,
   bundle: true,
   format: 'esm',

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,20 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from werkzeug.security import generate_password_hash
 
 from app import create_app
 from app.extensions import db
 from app.models import Role, RoleAssignment, User
 from app.services import org
-from app.services.accounts import hash_password
 from helpers import PASSWORD, Browser, Clock
+
+
+@cache
+def _password_hash(password: str) -> str:
+    """A cheap scrypt (the cost is written into the hash and read back at log-in), computed
+    once per password: the suite creates hundreds of accounts and logs in as them."""
+    return generate_password_hash(password, method="scrypt:1024:8:1")
 
 
 def _databases() -> list[str]:
@@ -141,7 +149,7 @@ def make_user(app: Flask, dbconn: sa.Connection) -> Callable[..., dict[str, Any]
             name = username or f"user{next(counter)}"
             home_node = org.node_by_code(home or (roles[0][1] if roles else "district"))
             user = User(username=name, display_name=f"测试{name}", active=active,
-                        password_hash=hash_password(password), home_node=home_node, phone=phone,
+                        password_hash=_password_hash(password), home_node=home_node, phone=phone,
                         password_changed_at=app.extensions["clock"](), **overrides)
             user.assignments = [RoleAssignment(role=r, node=org.node_by_code(code))
                                 for r, code in roles]

@@ -47,7 +47,7 @@ def test_system_admin_opens_an_account_and_it_is_audited(app, as_role) -> None:
 @pytest.mark.parametrize("field, value, message", [
     ("username", "1bad name", "3-60 letters"),
     ("password", "weakpass", "至少 10 个字符。"),
-    ("home_node", "not-a-number", "Not a valid integer."),
+    ("home_node", "not-a-number", "不是有效的整数。"),  # marshmallow's message, translated
     ("home_node", "999999", "平台节点不存在。"),
     ("department", "nowhere", "部门不存在。"),
     ("phone", "call me", "Digits, spaces, + and - only."),

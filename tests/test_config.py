@@ -17,6 +17,8 @@ from app.config import ConfigError, load_settings
     ("DEFAULT_LOCALE", "fr", "supported locales"),
     ("SESSION_COOKIE_SECURE", "maybe", "true/false"),
     ("SECRET_KEY", "short", "at least 16"),
+    ("REPORTS_DATABASE_URL", "mysql://replica", "only sqlite"),
+    ("TIMEZONE", "Mars/Olympus", "IANA time zone"),
 ])
 def test_a_bad_setting_stops_start_up_and_names_itself(name: str, value: str, words: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -41,3 +43,40 @@ def test_factory_only_wires(tmp_path: Path) -> None:
     assert not db_file.exists()
     assert "scheduler" not in app.extensions
     assert {"auth", "main", "admin", "api"} <= set(app.blueprints)
+
+
+def test_reports_read_from_the_replica_when_one_is_set(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from app.extensions import db, reports_session
+
+    replica = tmp_path / "replica.db"
+    engine = sa.create_engine(f"sqlite:///{replica}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE marker (origin TEXT)"))
+        conn.execute(sa.text("INSERT INTO marker VALUES ('replica')"))
+    engine.dispose()
+    app = create_app(DATABASE_URL=f"sqlite:///{tmp_path / 'primary.db'}",
+                     REPORTS_DATABASE_URL=f"sqlite:///{replica}")
+    with app.app_context():
+        session = reports_session()
+        assert session is not db.session
+        assert session is reports_session()  # one per application context
+        assert session.scalar(sa.text("SELECT origin FROM marker")) == "replica"
+    with app.app_context():
+        assert reports_session() is not session
+        db.engines["reports"].dispose()
+    plain = create_app(DATABASE_URL=f"sqlite:///{tmp_path / 'primary.db'}")
+    with plain.app_context():
+        assert reports_session() is db.session
+def test_the_time_zone_is_one_setting(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from app.timezone import local_zone
+
+    app = create_app(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", TIMEZONE="Europe/Berlin")
+    with app.app_context():
+        assert str(local_zone()) == "Europe/Berlin"
+        assert app.config["BABEL_DEFAULT_TIMEZONE"] == "Europe/Berlin"
+        new_year = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
+        assert new_year.astimezone(local_zone()).year == 2027

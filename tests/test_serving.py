@@ -74,3 +74,23 @@ def test_page_assets_are_served(client, path: str) -> None:
     response = client.get(path)
     response.close()
     assert response.status_code == 200
+
+
+def test_a_second_scheduler_on_one_sqlite_file_refuses_to_start(app: Flask) -> None:
+    from app.extensions import db
+    from app.jobs import SchedulerRunning, single_scheduler
+
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            assert single_scheduler(app) is None  # PostgreSQL: several schedulers share work
+            return
+        first = single_scheduler(app)
+        assert first is not None
+        try:
+            with pytest.raises(SchedulerRunning):
+                single_scheduler(app)
+        finally:
+            first.close()
+        again = single_scheduler(app)  # the first one stopped: a new one may start
+        assert again is not None
+        again.close()

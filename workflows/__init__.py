@@ -35,6 +35,14 @@ History, replay and migration::
     check_migration(instance, new); migrate(instance, new)    # MigrationRefusedError if unsafe
     dry_run(runtime, states, new, version_of)                 # {key: MigrationCheck}
 
+A DefinitionError carries `Problem`s: a stable `code` with `params` (the app words them), the
+file, the drawn `element` to pin each on (`child` keeps the inner id of a condition, timer
+definition, loop setting or form field), its `process` and `diagram` (see `pinning`).
+
+What every handbook shares is a named function of the script environment (`rules`), called
+from a script task in one line: `register_case()`, `grade_and_push()`,
+`sync_case_updates(stamp='accepted_at')`, `apply_level_upgrade()`, `schedule_accept()`, ...
+
 Caller mistakes raise before anything changes: FormValidationError (per field), DataError (not
 JSON, or larger than the data limits), TaskNotFoundError, TaskNotReadyError,
 EventNotExpectedError, StateError.
@@ -63,6 +71,7 @@ from .errors import (
     DataError,
     DefinitionError,
     EventNotExpectedError,
+    FieldProblem,
     FormValidationError,
     MigrationRefusedError,
     Problem,
@@ -112,7 +121,7 @@ from .specs import (
 
 __all__ = [
     "Clock", "FixedClock", "SystemClock",
-    "DataError", "DefinitionError", "EventNotExpectedError", "FormValidationError",
+    "DataError", "DefinitionError", "EventNotExpectedError", "FieldProblem", "FormValidationError",
     "MigrationRefusedError", "Problem", "ReplayMismatchError", "StateError",
     "TaskNotFoundError", "TaskNotReadyError", "WorkflowsError", "LimitExceeded",
     "EnumOption", "FormField", "validate_form_data",

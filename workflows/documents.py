@@ -64,11 +64,10 @@ def parse_document(
 ) -> tuple[BpmnDocument | None, list[Problem]]:
     """Parse one BPMN file; return the document or the problems that stop it from loading."""
     if not isinstance(content, bytes):
-        return None, [Problem(name, None, None, "the file content must be bytes")]
+        return None, [Problem(name, None, None, "the file content must be bytes",
+                              code="file_not_bytes")]
     if len(content) > max_bytes:
-        return None, [Problem(name, None, None,
-                              f"the file has {len(content)} bytes; the limit is {max_bytes} "
-                              "bytes per file")]
+        return None, [_too_large(name, len(content), max_bytes)]
     if b"<!DOCTYPE" in content or b"<!ENTITY" in content:
         return None, [_doctype_problem(name)]
     try:
@@ -83,7 +82,15 @@ def parse_document(
     if root.tag != f"{{{BPMN_NS}}}definitions":
         return None, [Problem(name, None, source_line(root),
                               "the root element must be bpmn:definitions (BPMN 2.0 model "
-                              f"namespace {BPMN_NS}), found {root.tag!r}")]
+                              f"namespace {BPMN_NS}), found {root.tag!r}",
+                              code="not_bpmn", params={"tag": str(root.tag)})]
+    bound = root.nsmap.get("camunda")
+    if bound is not None and bound != CAMUNDA_NS:
+        return None, [Problem(name, None, source_line(root), (
+            f"the prefix camunda is bound to {bound!r}, not to {CAMUNDA_NS!r}; forms, "
+            "properties and other Camunda settings would be lost: bind xmlns:camunda to "
+            f"{CAMUNDA_NS} (or use another prefix for {bound!r})"),
+            code="camunda_namespace", params={"uri": bound, "expected": CAMUNDA_NS})]
     _drop_comments(root)
     return BpmnDocument(name, root, _index_lines(root)), []
 
@@ -117,9 +124,7 @@ def document_text(name: str, content: bytes, max_bytes: int = DEFAULT_MAX_FILE_B
     well-formed or whose encoding is unknown gives a problem naming the file.
     """
     if len(content) > max_bytes:
-        return None, [Problem(name, None, None,
-                              f"the file has {len(content)} bytes; the limit is {max_bytes} "
-                              "bytes per file")]
+        return None, [_too_large(name, len(content), max_bytes)]
     try:
         root = etree.fromstring(content, _parser())
     except etree.XMLSyntaxError as exc:
@@ -135,7 +140,8 @@ def document_text(name: str, content: bytes, max_bytes: int = DEFAULT_MAX_FILE_B
     except (LookupError, UnicodeDecodeError):
         return None, [Problem(name, None, None,
                               f"the file is encoded as {encoding}, which cannot be read here; "
-                              "save it as UTF-8")]
+                              "save it as UTF-8", code="file_encoding",
+                              params={"encoding": encoding})]
     text = text.removeprefix("\ufeff")
     return (text if codec == "utf-8" else declare_utf8(text)), []
 
@@ -170,9 +176,17 @@ def _with_byte_order(codec: str, content: bytes) -> str:
 def _syntax_problem(name: str, exc: etree.XMLSyntaxError) -> Problem:
     line = exc.lineno if exc.lineno else None
     message = exc.msg if hasattr(exc, "msg") and exc.msg else str(exc)
-    return Problem(name, None, line, f"the file is not well-formed XML: {message}")
+    return Problem(name, None, line, f"the file is not well-formed XML: {message}",
+                   code="not_well_formed", params={"detail": message})
+
+
+def _too_large(name: str, size: int, limit: int) -> Problem:
+    return Problem(name, None, None, f"the file has {size} bytes; the limit is {limit} bytes "
+                                     "per file", code="file_too_large",
+                   params={"size": size, "limit": limit})
 
 
 def _doctype_problem(name: str) -> Problem:
     return Problem(name, None, 1, "the file contains a DOCTYPE or entity declaration, which is "
-                                  "not allowed in BPMN uploads; save it again from the modeller")
+                                  "not allowed in BPMN uploads; save it again from the modeller",
+                   code="doctype")

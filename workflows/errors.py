@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 class WorkflowsError(Exception):
@@ -14,12 +15,28 @@ class WorkflowsError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with an uploaded process definition, and what to do about it."""
+    """One thing wrong with an uploaded process definition, and what to do about it.
+
+    `code` and `params` identify the problem for the application, which words it for the user
+    (`message` is the engine's English wording, for logs and the command line). `element_id` is
+    the element the problem was found on; `element` is the drawn element to pin it to (a
+    problem on a condition, timer definition, loop setting or form field is pinned on the
+    shape or sequence flow that holds it, `child` keeping the inner id), `process` the process
+    it belongs to and `diagram` the BPMNDiagram that draws it when a file has several.
+    A problem without `element` concerns the whole file (or version, without `file`).
+    """
 
     file: str
     element_id: str | None
     line: int | None
     message: str
+    code: str = "definition"
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
+    severity: str = "error"
+    element: str | None = None
+    child: str | None = None
+    process: str | None = None
+    diagram: str | None = None
 
     def __str__(self) -> str:
         where = self.file or "<unnamed>"
@@ -29,10 +46,20 @@ class Problem:
             where += f" [{self.element_id}]"
         return f"{where}: {self.message}"
 
+    def __hash__(self) -> int:
+        return hash((self.file, self.element_id, self.line, self.message, self.code))
+
     def to_dict(self) -> dict[str, object]:
         return {
+            "code": self.code,
+            "params": dict(self.params),
+            "severity": self.severity,
             "file": self.file,
             "element_id": self.element_id,
+            "element": self.element,
+            "child": self.child,
+            "process": self.process,
+            "diagram": self.diagram,
             "line": self.line,
             "message": self.message,
         }
@@ -52,13 +79,62 @@ class DefinitionError(WorkflowsError):
         super().__init__(summary or "invalid process definition")
 
 
+# The English wording of each field problem, for logs and for callers without translations;
+# the application words the codes in the reader's language.
+FIELD_PROBLEMS: dict[str, str] = {
+    "required": "is required",
+    "read_only": "is read-only",
+    "unknown_field": "is not a field of this form",
+    "not_text": "must be text",
+    "not_whole_number": "must be a whole number",
+    "not_yes_or_no": "must be true or false",
+    "not_date_time": "must be a date and time (YYYY-MM-DDTHH:MM with a time zone)",
+    "no_time_zone": "needs a time zone offset, e.g. 2026-07-26T10:00+08:00",
+    "not_date": "must be a date (YYYY-MM-DD)",
+    "not_an_option": "must be one of: {options}",
+    "unsupported_type": "has the unsupported type {type!r}",
+    "too_short": "must have at least {n} characters",
+    "too_long": "must have at most {n} characters",
+    "too_small": "must be at least {n}",
+    "too_large": "must be at most {n}",
+}
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """Why one submitted value is refused: a stable code (a key of FIELD_PROBLEMS) and its
+    parameters. `str()` is the English wording."""
+
+    code: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, code: str, **params: Any) -> FieldProblem:
+        return cls(code, tuple(sorted(params.items())))
+
+    def __str__(self) -> str:
+        return FIELD_PROBLEMS.get(self.code, self.code).format(**dict(self.params))
+
+
+class FieldValueError(ValueError):
+    """A value that cannot be converted to its field's type."""
+
+    def __init__(self, code: str, **params: Any):
+        self.problem = FieldProblem.of(code, **params)
+        super().__init__(str(self.problem))
+
+
 class FormValidationError(WorkflowsError):
-    """Submitted form data does not fit the task's form fields; errors are per field."""
+    """Submitted form data does not fit the task's form fields; errors are per field:
+    `problems` by code and parameters, `errors` in English."""
 
     code = "invalid_form_data"
 
-    def __init__(self, errors: Mapping[str, str]):
-        self.errors: dict[str, str] = dict(errors)
+    def __init__(self, errors: Mapping[str, FieldProblem | str]):
+        self.problems: dict[str, FieldProblem] = {
+            k: v if isinstance(v, FieldProblem) else FieldProblem(str(v))
+            for k, v in errors.items()}
+        self.errors: dict[str, str] = {k: str(v) for k, v in errors.items()}
         detail = "; ".join(f"{k}: {v}" for k, v in self.errors.items())
         super().__init__(f"form data is not valid: {detail}")
 

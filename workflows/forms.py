@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from .errors import FormValidationError
+from .errors import FieldProblem, FieldValueError, FormValidationError
 
 FIELD_TYPES = frozenset({"string", "long", "boolean", "date", "enum"})
 CONSTRAINTS = frozenset({"required", "readonly", "min", "max", "minlength", "maxlength"})
@@ -80,15 +80,16 @@ _SHOWABLE = (datetime.min.replace(tzinfo=UTC) + timedelta(days=1),
 
 
 def convert_value(form_field: FormField, raw: Any) -> Any:
-    """Convert one submitted value to the field's type; raise ValueError with a message."""
+    """Convert one submitted value to the field's type; raise FieldValueError (a ValueError)
+    naming the problem by code."""
     kind = form_field.type
     if kind == "string":
         if not isinstance(raw, str):
-            raise ValueError("must be text")
+            raise FieldValueError("not_text")
         return raw
     if kind == "long":
         if isinstance(raw, bool):
-            raise ValueError("must be a whole number")
+            raise FieldValueError("not_whole_number")
         if isinstance(raw, int):
             return raw
         if isinstance(raw, float) and raw.is_integer():
@@ -98,7 +99,7 @@ def convert_value(form_field: FormField, raw: Any) -> Any:
                 return int(raw.strip())
             except ValueError:
                 pass
-        raise ValueError("must be a whole number")
+        raise FieldValueError("not_whole_number")
     if kind == "boolean":
         if isinstance(raw, bool):
             return raw
@@ -106,48 +107,48 @@ def convert_value(form_field: FormField, raw: Any) -> Any:
             return True
         if isinstance(raw, str) and raw.strip().lower() in _FALSE:
             return False
-        raise ValueError("must be true or false")
+        raise FieldValueError("not_yes_or_no")
     if kind == "date" and dict(form_field.properties).get("widget") == "datetime":
         # A date with time: the Camunda type is `date`; the widget property asks for a time too.
         if not isinstance(raw, str):
-            raise ValueError("must be a date and time (YYYY-MM-DDTHH:MM with a time zone)")
+            raise FieldValueError("not_date_time")
         try:
             moment = datetime.fromisoformat(raw.strip())
         except ValueError:
-            raise ValueError("must be a date and time (YYYY-MM-DDTHH:MM with a time zone)") \
+            raise FieldValueError("not_date_time") \
                 from None
         if moment.tzinfo is None:
-            raise ValueError("needs a time zone offset, e.g. 2026-07-26T10:00+08:00")
+            raise FieldValueError("no_time_zone")
         if not _SHOWABLE[0] <= moment <= _SHOWABLE[1]:
             # The first and last day of the calendar cannot be shown in every time zone.
-            raise ValueError("must be a date and time (YYYY-MM-DDTHH:MM with a time zone)")
+            raise FieldValueError("not_date_time")
         return moment.isoformat()
     if kind == "date":
         if not isinstance(raw, str):
-            raise ValueError("must be a date (YYYY-MM-DD)")
+            raise FieldValueError("not_date")
         try:
             return date.fromisoformat(raw.strip()).isoformat()
         except ValueError:
-            raise ValueError("must be a date (YYYY-MM-DD)") from None
+            raise FieldValueError("not_date") from None
     if kind == "enum":
         ids = [o.id for o in form_field.options]
         if raw not in ids:
-            raise ValueError("must be one of: " + ", ".join(ids))
+            raise FieldValueError("not_an_option", options=", ".join(ids))
         return raw
-    raise ValueError(f"has the unsupported type {kind!r}")
+    raise FieldValueError("unsupported_type", type=kind)
 
 
-def _check_bounds(form_field: FormField, value: Any) -> str | None:
+def _check_bounds(form_field: FormField, value: Any) -> FieldProblem | None:
     if isinstance(value, str) and form_field.type in ("string", "enum"):
         if form_field.minlength is not None and len(value) < form_field.minlength:
-            return f"must have at least {form_field.minlength} characters"
+            return FieldProblem.of("too_short", n=form_field.minlength)
         if form_field.maxlength is not None and len(value) > form_field.maxlength:
-            return f"must have at most {form_field.maxlength} characters"
+            return FieldProblem.of("too_long", n=form_field.maxlength)
     if isinstance(value, int) and not isinstance(value, bool):
         if form_field.min is not None and value < form_field.min:
-            return f"must be at least {_number(form_field.min)}"
+            return FieldProblem.of("too_small", n=_number(form_field.min))
         if form_field.max is not None and value > form_field.max:
-            return f"must be at most {_number(form_field.max)}"
+            return FieldProblem.of("too_large", n=_number(form_field.max))
     return None
 
 
@@ -163,17 +164,17 @@ def validate_form_data(
     fields: tuple[FormField, ...], submitted: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Validate and convert `submitted` against `fields`; raise FormValidationError per field."""
-    errors: dict[str, str] = {}
+    errors: dict[str, FieldProblem] = {}
     result: dict[str, Any] = {}
     known = {f.id for f in fields}
     for name in submitted:
         if name not in known:
-            errors[str(name)] = "is not a field of this form"
+            errors[str(name)] = FieldProblem.of("unknown_field")
     for form_field in fields:
         raw = submitted.get(form_field.id)
         if form_field.readonly:
             if not _empty(raw) and raw != form_field.default:
-                errors[form_field.id] = "is read-only"
+                errors[form_field.id] = FieldProblem.of("read_only")
                 continue
             result[form_field.id] = form_field.default
             continue
@@ -181,7 +182,7 @@ def validate_form_data(
             if form_field.default is not None:
                 result[form_field.id] = form_field.default
             elif form_field.required:
-                errors[form_field.id] = "is required"
+                errors[form_field.id] = FieldProblem.of("required")
             else:
                 result[form_field.id] = None
             continue
@@ -189,14 +190,14 @@ def validate_form_data(
             if form_field.default is not None:
                 result[form_field.id] = form_field.default
             elif form_field.required:
-                errors[form_field.id] = "is required"
+                errors[form_field.id] = FieldProblem.of("required")
             else:
                 result[form_field.id] = False
             continue
         try:
             value = convert_value(form_field, raw)
-        except ValueError as exc:
-            errors[form_field.id] = str(exc)
+        except FieldValueError as exc:
+            errors[form_field.id] = exc.problem
             continue
         problem = _check_bounds(form_field, value)
         if problem:

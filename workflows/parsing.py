@@ -89,11 +89,13 @@ def build_specs(
         line = source.line_of(element_id) if source is not None else None
         message = str(exc).rstrip(". ")
         return {}, {}, [Problem(exc.file_name or "", element_id, line,
-                                f"the engine cannot use this definition: {message}")]
+                                f"the engine cannot use this definition: {message}",
+                                code="engine_refused", params={"detail": message})]
     except MemoryError:
         raise  # not a problem of the definition: the worker reports it
     except Exception as exc:  # the engine's parser raises plain errors for some shapes
+        detail = f"{exc.__class__.__name__}: {exc}"
         return {}, {}, [Problem("", None, None,
-                                f"the engine cannot use this definition: "
-                                f"{exc.__class__.__name__}: {exc}")]
+                                f"the engine cannot use this definition: {detail}",
+                                code="engine_refused", params={"detail": detail})]
     return specs, dependencies, []

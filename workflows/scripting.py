@@ -34,6 +34,7 @@ from . import sandbox
 from .errors import DataError
 from .guards import CURRENT_RUN, MATH, Guards, RunBudget, ScriptLimitError, ScriptLimits
 from .hooks import current_call
+from .rules import SCRIPT_DATA, script_functions
 from .safety import (
     SCRIPT_FILENAME,
     Mode,
@@ -206,6 +207,8 @@ class LocalEvaluator:
             "math": MATH, "now": _now, "today": _today, "parse_datetime": _parse_datetime,
             "datetime": datetime, "date": date, "timedelta": timedelta, "timezone": timezone,
             "UTC": UTC, "SHANGHAI": SHANGHAI, "True": True, "False": False, "None": None,
+            # The shared handbook rules (see `rules`), called from scripts in one line.
+            **script_functions(),
         }
         helpers.update({
             "__wf_add": g.add, "__wf_iadd": g.iadd, "__wf_mul": g.mul, "__wf_imul": g.imul,
@@ -234,15 +237,18 @@ class LocalEvaluator:
     def code_for(self, source: str, mode: Mode) -> CodeType:
         return self.checked(source, mode).code
 
-    def _run(self, code: CodeType, namespace: dict[str, Any]) -> Any:
+    def _run(self, code: CodeType, namespace: dict[str, Any], script: bool = False) -> Any:
         budget = _Budget(self.limits)
         token = CURRENT_RUN.set(RunBudget(self.limits.max_allocation))
+        # Only a script task's script may change its data through a shared rule.
+        data_token = SCRIPT_DATA.set(namespace if script else None)
         previous = sys.gettrace()
         sys.settrace(budget.on_call)
         try:
             return eval(code, namespace)  # noqa: S307 - checked, rewritten, bounded code
         finally:
             sys.settrace(previous)
+            SCRIPT_DATA.reset(data_token)
             CURRENT_RUN.reset(token)
 
     def _namespace(self, context: Mapping[str, Any],
@@ -272,7 +278,7 @@ class LocalEvaluator:
                 external_context: Mapping[str, Any] | None = None) -> None:
         code = self.checked(script, "exec").code
         namespace = self._namespace(context, external_context)
-        self._run(code, namespace)
+        self._run(code, namespace, script=True)
         del namespace["__builtins__"]
         for key in list(context):
             if key not in namespace:

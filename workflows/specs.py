@@ -20,11 +20,18 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import AdHocSubprocessSpec, Bpmn
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import StandardLoopTask
 
 from . import sandbox
-from .documents import DEFAULT_MAX_FILE_BYTES, BpmnDocument, parse_document
+from .documents import (
+    BPMN_NS,
+    DEFAULT_MAX_FILE_BYTES,
+    BpmnDocument,
+    parse_document,
+    source_line,
+)
 from .errors import DefinitionError, Problem, StateError
 from .forms import FormField
 from .guards import ScriptLimits
 from .parsing import build_specs
+from .pinning import pin
 from .structure import check_structure
 from .validation import validate_documents
 
@@ -146,31 +153,52 @@ def compile_version(files: BpmnFiles, options: CompileOptions | None = None) -> 
     """Check and compile one version; raise DefinitionError listing every problem found."""
     options = options or CompileOptions()
     pairs = _as_pairs(files)
-    _check_files(pairs, options)
-    if options.isolate:
-        _check_in_worker(pairs, options)
-    return _compile(pairs, options)
+    try:
+        _check_files(pairs, options)
+        if options.isolate:
+            _check_in_worker(pairs, options)
+        return _compile(pairs, options)
+    except DefinitionError as exc:
+        raise DefinitionError(pin_problems(exc.problems, pairs, options)) from None
+
+
+def pin_problems(problems: list[Problem], pairs: Iterable[tuple[str, bytes]],
+                 options: CompileOptions | None = None) -> list[Problem]:
+    """`problems` pinned on the drawn elements of the files they name (see `pinning`)."""
+    options = options or CompileOptions()
+    wanted = {p.file for p in problems if p.element is None and p.element_id}
+    roots = {}
+    for name, content in pairs:
+        if name in wanted and isinstance(content, bytes):
+            doc, _ = parse_document(name, content, options.max_file_bytes)
+            if doc is not None:
+                roots[name] = doc.root
+    return pin(problems, roots)
 
 
 def _check_files(pairs: list[tuple[str, bytes]], options: CompileOptions) -> None:
     if not pairs:
-        raise DefinitionError([Problem("", None, None, "a version needs at least one BPMN file")])
+        raise DefinitionError([Problem("", None, None, "a version needs at least one BPMN file",
+                                       code="no_files")])
     if len(pairs) > options.max_files:
         raise DefinitionError([Problem("", None, None, f"a version may have at most "
-                                                       f"{options.max_files} files")])
+                                                       f"{options.max_files} files",
+                                       code="too_many_files",
+                                       params={"limit": options.max_files})])
     names = [name for name, _ in pairs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise DefinitionError([Problem(n, None, None, "two files have this name") for n in
-                               duplicates])
+        raise DefinitionError([Problem(n, None, None, "two files have this name",
+                                       code="file_name_twice") for n in duplicates])
     not_bytes = [name for name, content in pairs if not isinstance(content, bytes)]
     if not_bytes:
-        raise DefinitionError([Problem(n, None, None, "the file content must be bytes")
-                               for n in not_bytes])
+        raise DefinitionError([Problem(n, None, None, "the file content must be bytes",
+                                       code="file_not_bytes") for n in not_bytes])
     total = sum(len(content) for _, content in pairs)
     if total > options.max_version_bytes:
         raise DefinitionError([Problem("", None, None, (
-            f"the files have {total} bytes together; the limit is {options.max_version_bytes}"))])
+            f"the files have {total} bytes together; the limit is {options.max_version_bytes}"),
+            code="version_too_large", params={"size": total, "limit": options.max_version_bytes})])
 
 
 def _check_in_worker(pairs: list[tuple[str, bytes]], options: CompileOptions) -> None:
@@ -185,7 +213,9 @@ def _check_in_worker(pairs: list[tuple[str, bytes]], options: CompileOptions) ->
         reason = (f"took longer than {options.max_seconds:g} s" if exc.reason != "died"
                   else f"stopped its worker process (exit code {exc.exitcode})")
         raise DefinitionError([Problem("", None, None, f"checking the version {reason}; it is "
-                                                       "too large or too complex")]) from None
+                                                       "too large or too complex",
+                                       code="check_stopped", params={"detail": reason})]
+                              ) from None
     if reply.get("ok"):
         return
     if "problems" in reply:
@@ -195,7 +225,8 @@ def _check_in_worker(pairs: list[tuple[str, bytes]], options: CompileOptions) ->
         message = f"checking the version needed more than {options.max_memory_mb} MB of memory"
     else:
         message = f"checking the version failed: {error.get('type')}: {error.get('message')}"
-    raise DefinitionError([Problem("", None, None, message)])
+    raise DefinitionError([Problem("", None, None, message, code="check_failed",
+                                   params={"detail": message})])
 
 
 def _compile(pairs: list[tuple[str, bytes]], options: CompileOptions) -> CompiledVersion:
@@ -219,13 +250,30 @@ def _compile(pairs: list[tuple[str, bytes]], options: CompileOptions) -> Compile
     if engine_problems:
         raise DefinitionError(engine_problems)
     if not specs:
-        raise DefinitionError([Problem(names[0], None, None, "the version has no executable "
-                                                             "process")])
+        raise DefinitionError(_no_executable_process(documents, names))
     _wire_now(specs, dependencies)
     return CompiledVersion(
         hash=version_hash(pairs), file_names=tuple(names), specs=specs,
         dependencies=dependencies, forms=dict(checked.forms),
     )
+
+
+def _no_executable_process(documents: list[BpmnDocument], names: list[str]) -> list[Problem]:
+    """One problem per process, each saying that its isExecutable flag is off."""
+    found = [(doc, process) for doc in documents
+             for process in doc.root.iter(f"{{{BPMN_NS}}}process")]
+    if not found:
+        return [Problem(names[0], None, None, "the version has no executable process: the "
+                                              "files define no process at all",
+                        code="no_process")]
+    listed = ", ".join(sorted(p.get("id") or "?" for _, p in found))
+    return [Problem(doc.name, process.get("id"), source_line(process), (
+        f"the version has no executable process (processes: {listed}); process "
+        f"{process.get('id')!r} has isExecutable=\"{process.get('isExecutable', 'false')}\": "
+        "tick 'Executable' in the modeller (isExecutable=\"true\") for the process that "
+        "should run"), code="no_executable_process",
+        params={"process_id": process.get("id") or "", "processes": listed,
+                "flag": process.get("isExecutable", "false")}) for doc, process in found]
 
 
 def _wire_now(specs: Mapping[str, BpmnProcessSpec],

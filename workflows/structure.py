@@ -94,11 +94,13 @@ class _Report:
         self.problems: list[Problem] = []
         self.limit = limit
 
-    def add(self, doc: BpmnDocument, element: etree._Element | None, message: str) -> None:
+    def add(self, doc: BpmnDocument, element: etree._Element | None, message: str,
+            code: str, **params: object) -> None:
         if len(self.problems) < self.limit:
             self.problems.append(Problem(
                 doc.name, element.get("id") if element is not None else None,
-                source_line(element) if element is not None else None, message))
+                source_line(element) if element is not None else None, message, code=code,
+                params={"detail": message, **params}))
 
 
 def check_structure(documents: Iterable[BpmnDocument], options: CompileOptions
@@ -117,30 +119,37 @@ def check_structure(documents: Iterable[BpmnDocument], options: CompileOptions
                 processes[process_id] = (doc, process)
     if total > options.max_processes:
         report.add(docs[0], None, f"the version defines {total} processes; the limit is "
-                                  f"{options.max_processes}")
+                                  f"{options.max_processes}", "too_many_processes",
+                   count=total, limit=options.max_processes)
         return report.problems, []
     later: list[Problem] = []
     for process_id, (doc, process) in processes.items():
         root, elements = _scopes(process)
         if elements > options.max_elements:
             report.add(doc, process, f"process {process_id!r} has {elements} elements; the "
-                                     f"limit is {options.max_elements} per process")
+                                     f"limit is {options.max_elements} per process",
+                       "too_many_elements", process_id=process_id, count=elements,
+                       limit=options.max_elements)
             continue
         chain, nesting = _chain_cost(root)
         if nesting > options.max_nesting:
             report.add(doc, process, f"process {process_id!r} nests sub-processes {nesting} "
-                                     f"deep; the limit is {options.max_nesting}")
+                                     f"deep; the limit is {options.max_nesting}",
+                       "nesting_too_deep", process_id=process_id, count=nesting,
+                       limit=options.max_nesting)
         if chain > options.max_chain:
             report.add(doc, process, (
                 f"process {process_id!r} is too long to compile: {chain} steps in one "
                 f"sequence (counting nested sub-processes); the limit is {options.max_chain}; "
-                "move parts into called processes"))
+                "move parts into called processes"), "chain_too_long", process_id=process_id,
+                count=chain, limit=options.max_chain)
         for loop in process.iter(f"{_B}standardLoopCharacteristics"):
             maximum = (loop.get("loopMaximum") or "").strip()
             if maximum.isdigit() and int(maximum) > options.max_loop_maximum:
                 later.append(Problem(doc.name, loop.get("id"), source_line(loop), (
                     f"loopMaximum {maximum} is above the limit of {options.max_loop_maximum} "
-                    "runs")))
+                    "runs"), code="loop_maximum_too_high",
+                    params={"value": maximum, "limit": options.max_loop_maximum}))
     if report.problems:
         return report.problems, []
     graph_size, call_shape = _check_calls(processes, options)
@@ -180,14 +189,17 @@ def _check_calls(processes: dict[str, tuple[BpmnDocument, etree._Element]],
         names = ", ".join(repr(p) for p in cyclic[:5]) + (" …" if len(cyclic) > 5 else "")
         problems.append(Problem(doc.name, cyclic[0], source_line(process), (
             f"processes call each other in a cycle ({names}); a handbook cannot call a "
-            "process that is already running above it")))
+            "process that is already running above it"), code="call_cycle",
+            params={"processes": names}))
         return [], problems
     deepest = max(depth, key=lambda p: depth[p], default=None)
     if deepest is not None and depth[deepest] > options.max_call_depth:
         doc, process = processes[deepest]
         problems.append(Problem(doc.name, deepest, source_line(process), (
             f"process {deepest!r} starts a chain of {depth[deepest]} nested call activities; "
-            f"the limit is {options.max_call_depth}")))
+            f"the limit is {options.max_call_depth}"), code="call_chain_too_deep",
+            params={"process_id": deepest, "count": depth[deepest],
+                    "limit": options.max_call_depth}))
         return [], problems
     # The engine keeps, for every process, every process it may call (transitively).
     reach: dict[str, set[str]] = {}
@@ -204,6 +216,7 @@ def _check_calls(processes: dict[str, tuple[BpmnDocument, etree._Element]],
             problems.append(Problem(doc.name, process_id, source_line(process), (
                 f"the processes of this version call each other too much (more than "
                 f"{options.max_call_graph} process-to-callee pairs, counting indirect "
-                "calls); share fewer processes or split the version")))
+                "calls); share fewer processes or split the version"),
+                code="call_graph_too_large", params={"limit": options.max_call_graph}))
             break
     return problems, []

@@ -15,7 +15,7 @@ from app.api.schemas import (
 )
 from app.extensions import db
 from app.i18n import _l
-from app.services import intake
+from app.services import api_keys, feeds, intake
 from app.services.errors import DomainError, ValidationFailed
 from app.services.intake import AlertIn
 
@@ -79,6 +79,7 @@ def receive_alerts() -> tuple[Any, int]:
     """Store one alert or a batch; committed before the answer, so a 2xx means stored."""
     key = api_key()
     alerts, batch = _alerts(json_body(limit=MAX_BODY_BYTES))
+    api_keys.check_points(key, [a.point_code for a in alerts])
     if not batch:
         outcomes = [intake.ingest(key, alerts[0], now=now())]
     else:
@@ -90,6 +91,7 @@ def receive_alerts() -> tuple[Any, int]:
             if index is not None:
                 exc.details = {str(index): exc.details}
             raise
+    feeds.record_seen(key, [(a.point_code, a.observed_at) for a in alerts], now=now())
     db.session.commit()
     status = 200 if all(o.replayed for o in outcomes) else 201
     if batch:
@@ -97,3 +99,18 @@ def receive_alerts() -> tuple[Any, int]:
     else:
         body = AlertOutcomeSchema().dump(outcomes[0].to_dict())
     return jsonify(body), status
+
+
+@bp.post("/heartbeats")
+def receive_heartbeat() -> tuple[Any, int]:
+    """A source system (and, when named, its points) is alive: {"points": [codes]} or {}."""
+    key = api_key()
+    data = json_body(limit=MAX_BODY_BYTES)
+    points = data.get("points", []) if isinstance(data, dict) else None
+    if not isinstance(points, list) or len(points) > 10000 or not all(
+            isinstance(p, str) and 0 < len(p) <= 80 for p in points):
+        raise ValidationFailed(_l("Please correct the marked fields."), details={
+            "points": [str(_l("A list of at most 10000 point codes."))]})
+    feeds.record_seen(key, [(code, now()) for code in points], now=now(), heartbeat=True)
+    db.session.commit()
+    return jsonify({"points": len(points)}), 202

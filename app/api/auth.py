@@ -4,25 +4,25 @@ header on every change, and JSON bodies read within a size limit."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf, validate_csrf
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema
 from wtforms.validators import ValidationError as TokenInvalid
 
 from app import sessions
-from app.api.schemas import CsrfSchema, LoginSchema, SessionSchema, clock_now, localise
+from app.api.schemas import CsrfSchema, LoginSchema, SessionSchema
+from app.current import me, now
 from app.extensions import db
 from app.i18n import _l
-from app.inputs import json_object
+from app.inputs import json_object, load_schema
 from app.models import ApiKey, User
 from app.services import accounts, api_keys
 from app.services.accounts import SecurityPolicy
-from app.services.errors import DomainError, Forbidden, ValidationFailed
+from app.services.errors import DomainError, Forbidden
 
 bp = Blueprint("session", __name__)
 
@@ -31,10 +31,6 @@ CSRF_HEADERS = ("X-CSRFToken", "X-CSRF-Token")
 SMALL_BODY_BYTES = 64 * 1024
 
 View = TypeVar("View", bound=Callable[..., Any])
-
-
-def now() -> datetime:
-    return clock_now()
 
 
 # ---------------------------------------------------------------- request bodies
@@ -48,11 +44,7 @@ def json_body(*, limit: int) -> dict[str, Any]:
 
 def load(schema: Schema, data: Any) -> Any:
     """Validate with a schema; 422 with the messages per field."""
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        raise ValidationFailed(_l("Please correct the marked fields."),
-                               details=localise(exc.messages)) from None
+    return load_schema(schema, data)
 
 
 def query_args(schema: Schema) -> dict[str, Any]:
@@ -72,10 +64,6 @@ def api_key() -> ApiKey:
 
 
 # ---------------------------------------------------------------- people
-
-def me() -> User:
-    return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
-
 
 def _check_csrf() -> None:
     token = next((request.headers[h] for h in CSRF_HEADERS if request.headers.get(h)), None)

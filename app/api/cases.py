@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
 from app.api.auth import json_body, load, me, now, query_args, signed_in
 from app.api.schemas import (
@@ -24,21 +24,16 @@ from app.api.schemas import (
 from app.extensions import db
 from app.i18n import _l
 from app.models import (
-    Alert,
-    Attachment,
     Case,
-    CaseComment,
-    CaseEvent,
     CaseTask,
     HandbookVersion,
-    MonitoringPoint,
     PlatformNode,
     User,
 )
-from app.services import cases, inbox
+from app.services import case_search, case_view, cases, inbox
 from app.services.engine import compiled
-from app.services.errors import DomainError, Forbidden, ValidationFailed
-from app.services.permissions import can, require, scope_paths
+from app.services.errors import DomainError, ValidationFailed
+from app.services.permissions import require
 from workflows import CompiledVersion
 
 bp = Blueprint("cases", __name__)
@@ -65,32 +60,14 @@ def _town(node_id: int) -> PlatformNode:
 @bp.get("/cases")
 @signed_in
 def list_cases() -> tuple[Any, int]:
-    """Cases in the caller's scope (territory or scenario line), newest first."""
-    args = query_args(CaseListArgs())
-    user = me()
-    paths = scope_paths(user, "case.view")
-    if not paths:
-        raise Forbidden(_l("You do not have permission for this, or it is outside your scope."),
-                        details={"action": "case.view"})
-    query = select(Case).where(or_(*[Case.scope_path.startswith(p) for p in paths],
-                                   *[Case.scenario_path.startswith(p) for p in paths]))
-    if "scenario" in args:
-        query = query.where(Case.scenario == args["scenario"])
-    if "level" in args:
-        query = query.where(Case.level == args["level"])
-    if "status" in args:
-        query = query.where(Case.status == args["status"])
-    if "town" in args:
-        query = query.where(Case.scope_path.startswith(_town(args["town"]).path))
-    if "case_no" in args:
-        query = query.where(Case.case_no.contains(args["case_no"].strip(), autoescape=True))
-    if args["overdue"]:
-        query = query.where(Case.status == "open", Case.due_at < now())
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page, per_page = args["page"], args["per_page"]
-    items = db.session.scalars(query.order_by(Case.opened_at.desc(), Case.id.desc())
-                               .offset((page - 1) * per_page).limit(per_page)).all()
-    body = CasePageSchema().dump({"items": items, **_page(total, page, per_page)})
+    """Cases in the caller's scope matching the case-list filters, with facet counts."""
+    query_args(CaseListArgs())  # types and ranges of the single-valued parameters
+    found = case_search.search(me(), case_search.parse_query(request.args), now=now(),
+                               with_facets=request.args.get("facets", "1") != "0")
+    body = CasePageSchema().dump({
+        "items": found.items, "facets": {name: [vars(v) for v in values]
+                                         for name, values in found.facets.items()},
+        **_page(found.total, found.query.page, found.query.per_page)})
     return jsonify(body), 200
 
 
@@ -100,24 +77,22 @@ def _spec(case: Case) -> CompiledVersion:
     return compiled(version)
 
 
-def _open_tasks(user: User, case: Case) -> list[dict[str, Any]]:
-    """The case's ready tasks with their forms and whether `user` may act on each."""
-    rows = db.session.scalars(select(CaseTask).where(
-        CaseTask.case_id == case.id, CaseTask.status == "ready").order_by(CaseTask.id)).all()
+def _open_tasks(user: User, case: Case, tasks: list[CaseTask] | None = None,
+                may: dict[int, bool] | None = None) -> list[dict[str, Any]]:
+    """The case's ready tasks with their forms and whether `user` may act on each (the
+    rule of `cases.can_act`, as on the case page)."""
+    rows = tasks if tasks is not None else list(db.session.scalars(select(CaseTask).where(
+        CaseTask.case_id == case.id, CaseTask.status == "ready").order_by(CaseTask.id)))
     if not rows:
         return []
     spec = _spec(case)
-    may_act = can(user, "case.act", case)
-    return [_with_form(user, row, spec, may_act) for row in rows]
+    return [_with_form(row, spec, may[row.id] if may is not None else cases.can_act(user, row))
+            for row in rows]
 
 
-def _with_form(user: User, task: CaseTask, spec: CompiledVersion, may_act: bool
-               ) -> dict[str, Any]:
+def _with_form(task: CaseTask, spec: CompiledVersion, can_act: bool) -> dict[str, Any]:
     dumped: dict[str, Any] = OpenTaskSchema(exclude=("can_act", "form")).dump(task)
-    # A department lane's people act on it wherever the case lies (warning publication).
-    dumped["can_act"] = bool(
-        (may_act or task.department_id is not None) and task.status == "ready"
-        and task.claimed_by_id in (None, user.id) and cases.takes_part(user, task))
+    dumped["can_act"] = can_act
     dumped["form"] = FormFieldSchema(many=True).dump(
         spec.form_fields(task.process_id, task.element_id))
     return dumped
@@ -128,21 +103,12 @@ def _with_form(user: User, task: CaseTask, spec: CompiledVersion, may_act: bool
 def case_detail(case_no: str) -> tuple[Any, int]:
     """One case: summary, alerts, open tasks with forms, comments, evidence, history."""
     user = me()
-    case = cases.get_case_by_no(user, case_no)
-    point = db.session.get(MonitoringPoint, case.point_id) if case.point_id else None
-    latest = db.session.scalars(select(Alert).where(Alert.case_id == case.id)
-                                .order_by(Alert.received_at.desc(), Alert.id.desc())
-                                .limit(ALERTS_SHOWN)).all()
+    view = case_view.case_view(user, case_no, alerts=ALERTS_SHOWN)
     body = CaseDetailSchema(exclude=("tasks",)).dump({
-        "case": case, "point": point, "alerts": list(reversed(latest)),
-        "comments": db.session.scalars(select(CaseComment).where(
-            CaseComment.case_id == case.id).order_by(CaseComment.id)).all(),
-        "attachments": db.session.scalars(select(Attachment).where(
-            Attachment.case_id == case.id).order_by(Attachment.id)).all(),
-        "events": db.session.scalars(select(CaseEvent).where(
-            CaseEvent.case_id == case.id).order_by(CaseEvent.seq)).all(),
+        "case": view.case, "point": view.point, "alerts": list(reversed(view.alerts)),
+        "comments": view.comments, "attachments": view.attachments, "events": view.events,
     })
-    body["tasks"] = _open_tasks(user, case)
+    body["tasks"] = _open_tasks(user, view.case, view.tasks, view.can_act)
     return jsonify(body), 200
 
 
@@ -163,7 +129,7 @@ def my_tasks() -> tuple[Any, int]:
 
 def _task_answer(user: User, task: CaseTask) -> tuple[Any, int]:
     db.session.expire(task, ["claimed_by"])  # the service changed only the id
-    body = _with_form(user, task, _spec(task.case), can(user, "case.act", task.case))
+    body = _with_form(task, _spec(task.case), cases.can_act(user, task))
     db.session.commit()
     return jsonify(body), 200
 

@@ -107,6 +107,14 @@ def _operations() -> dict[str, dict[str, Any]]:
             also=((200, "Every alert was a retry of a stored one (replayed=true): the first "
                         "outcome again"),),
             errors=(400, 401, 403, 409, 413, 422, 429))},
+        "/heartbeats": {"post": _op(
+            "The source system (and the points named) is alive: feed health (Art 8)",
+            tag="intake", security=KEY_AUTH,
+            body=_body({"type": "object", "properties": {"points": {
+                "type": "array", "maxItems": 10000,
+                "items": {"type": "string", "minLength": 1, "maxLength": 80}}}},
+                examples={"points": {"points": ["GAS-MH-0001"]}}),
+            ok=(202, {"type": "object"}, "Recorded"), errors=(400, 401, 413, 422, 429))},
         "/csrf": {"get": _op(
             "A CSRF token for this session (send it as X-CSRFToken on POST/DELETE)",
             tag="session", ok=(200, s.CsrfSchema, "Token"), security=PUBLIC)},

@@ -19,6 +19,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from app.current import now
 from app.i18n import _l
 from app.inputs import MAX_PAGE, DbInteger
 from app.models import ATTACHMENT_EXTENSIONS
@@ -27,43 +28,15 @@ from app.services.intake import AlertIn
 
 LEVELS = ("red", "orange", "yellow", "blue")
 CASE_STATUSES = ("open", "closed", "false_alarm", "error")
+STATES = ("open", "in_progress", "stuck", "closed", "cancelled", "false_alarm")
+LOOPS = ("small", "medium", "big")
+SOURCES = ("iot", "big_data", "video_ai", "social")
+SORTS = ("-opened", "opened", "-level", "due", "-closed", "case_no")
 INBOX_STATUSES = ("ready", "mine", "claimable")
 MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_FUTURE = timedelta(minutes=5)
 MAX_AGE = timedelta(days=7)
 MAX_PER_PAGE = 100
-
-# marshmallow's own messages, made translatable: they reach clients in `details`.
-_BUILT_IN = {
-    "Missing data for required field.": _l("Missing data for required field."),
-    "Field may not be null.": _l("Field may not be null."),
-    "Unknown field.": _l("Unknown field."),
-    "Invalid input type.": _l("Invalid input type."),
-    "Invalid type.": _l("Invalid input type."),
-    "Invalid value.": _l("Invalid value."),
-    "Not a valid string.": _l("Not a valid string."),
-    "Not a valid number.": _l("Not a valid number."),
-    "Number too large.": _l("Number too large."),
-    "Not a valid integer.": _l("Not a valid integer."),
-    "Not a valid boolean.": _l("Not a valid boolean."),
-    "Not a valid mapping type.": _l("Not a valid object."),
-    "Not a valid list.": _l("Not a valid list."),
-    "Special numeric values (nan or infinity) are not permitted.":
-        _l("NaN and infinity are not numbers we can store."),
-}
-
-
-def localise(messages: Any) -> Any:
-    """marshmallow's error tree with its built-in English messages translated; int keys
-    (list indexes) become strings so the tree is valid JSON."""
-    if isinstance(messages, dict):
-        return {str(k): localise(v) for k, v in messages.items()}
-    if isinstance(messages, list):
-        return [localise(m) for m in messages]
-    if isinstance(messages, str) and messages in _BUILT_IN:
-        return str(_BUILT_IN[messages])
-    return str(messages)
-
 
 @cache
 def scenario_codes() -> tuple[str, ...]:
@@ -72,7 +45,7 @@ def scenario_codes() -> tuple[str, ...]:
 
 
 def clock_now() -> datetime:
-    return cast(datetime, current_app.extensions["clock"]())
+    return now()
 
 
 def _choice(choices: Callable[[], Iterable[str]] | Iterable[str]) -> Callable[[str], None]:
@@ -312,7 +285,35 @@ class _PageArgs(Schema):
 
 
 class CaseListArgs(_PageArgs):
-    status = _one_of(CASE_STATUSES)
+    """The case-list contract (the same parameters as the page GET /cases/). `state`,
+    `level`, `scenario` and `town` may repeat; `town` takes a node id or code."""
+
+    status = _one_of(CASE_STATUSES, metadata={"description": "engine status (older filter; "
+                                                              "prefer state)"})
+    state = _one_of(STATES, metadata={"description": "open (not accepted), in_progress, "
+                                                     "stuck, closed, cancelled, false_alarm; "
+                                                     "repeatable"})
+    town = fields.String(metadata={"description": "platform node id or code (street, town, "  # type: ignore[assignment]
+                                                  "Lingang or village): cases located in "
+                                                  "or under it; repeatable"})
+    industry = _text_field(60, metadata={"description": "industry sub-platform code, e.g. "
+                                                        "industry.emergency"})
+    department = _text_field(40, metadata={"description": "owner department code"})
+    loop = _one_of(LOOPS)
+    source = _one_of(SOURCES, metadata={"description": "source type of the alerts"})
+    opened_from = fields.String(metadata={"format": "date", "description": "YYYY-MM-DD, "
+                                                                           "Asia/Shanghai"})
+    opened_to = fields.String(metadata={"format": "date"})
+    closed_from = fields.String(metadata={"format": "date"})
+    closed_to = fields.String(metadata={"format": "date"})
+    evidence = fields.Boolean(metadata={"description": "only cases with evidence attached"})
+    q = _text_field(100, metadata={"description": "free text: case number, point code and "
+                                                  "name, address and text of the alerts, "
+                                                  "comments"})
+    point_code = _text_field(80)
+    sort = _one_of(SORTS, load_default="-opened")
+    facets = fields.Boolean(load_default=True, metadata={"description": "count each facet "
+                                                                        "(false: skip)"})
 
 
 class InboxArgs(_PageArgs):
@@ -511,8 +512,19 @@ class _PageSchema(Schema):
     pages = fields.Integer()
 
 
+class FacetValueSchema(Schema):
+    value = fields.String()
+    label = fields.String()
+    count = fields.Integer()
+    selected = fields.Boolean()
+
+
 class CasePageSchema(_PageSchema):
     items = fields.List(fields.Nested(CaseSummarySchema))
+    facets = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(
+        FacetValueSchema)), metadata={"description": "per facet (state, level, scenario, "
+                                                     "town, department, loop, source): each "
+                                                     "value counted with every other filter"})
 
 
 class InboxCountsSchema(Schema):
@@ -520,6 +532,11 @@ class InboxCountsSchema(Schema):
     overdue = fields.Integer()
     mine = fields.Integer()
     by_level = fields.Dict(keys=fields.String(), values=fields.Integer())
+    scenarios = fields.Dict(keys=fields.String(), values=fields.Integer())
+    towns = fields.Method("_towns")
+
+    def _towns(self, counts: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"id": i, "name": n, "count": c} for i, n, c in counts.get("towns", [])]
 
 
 class InboxPageSchema(_PageSchema):

@@ -36,6 +36,16 @@ class Case(Base):
         Index("uq_case_open_dedup", "dedup_key", unique=True,
               sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
         Index("ix_case_next_timer", "next_timer_at"),
+        # The case list's default order and date filters, and the board's figures.
+        Index("ix_case_opened_at", "opened_at"),
+        Index("ix_case_closed_at", "closed_at"),
+        Index("ix_case_board", "status", "level", "scenario"),
+        # The duty board reads only open real cases: their figures come from this index alone.
+        Index("ix_case_open_board", "scenario", "level", "node_id", "loop_level",
+              "owner_department_id", "stuck_since", "due_at",
+              sqlite_where=text("status = 'open' AND is_test IS false"),
+              postgresql_where=text("status = 'open' AND is_test IS false")),
+        Index("ix_case_loop_level", "loop_level"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,9 +76,21 @@ class Case(Base):
     alert_count: Mapped[int] = mapped_column(default=1)
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
-    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     accepted_at: Mapped[datetime | None]
-    closed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The milestones the figures of Art 16/17 count, each with the deadline in force when it
+    # was reached (a level change moves open deadlines, so the limit is that of the level at
+    # the time): stamped by the step that reaches them, never recomputed.
+    pushed_at: Mapped[datetime | None]
+    accept_due_at: Mapped[datetime | None]
+    arrived_at: Mapped[datetime | None]
+    arrive_due_at: Mapped[datetime | None]
+    feedback_at: Mapped[datetime | None]
+    feedback_due_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    medium_loop_at: Mapped[datetime | None]
+    big_loop_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None] = mapped_column(index=True)
     # Engine state without the spec; the optimistic counter guards concurrent writers.
     state: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
@@ -144,6 +166,10 @@ class CaseTask(Base):
     claimed_at: Mapped[datetime | None]
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     completed_at: Mapped[datetime | None]
+    # Handed to a named person by a department head or business administrator (with why).
+    delegated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    delegated_at: Mapped[datetime | None]
+    delegation_reason: Mapped[str | None] = mapped_column(Text)
 
     case: Mapped[Case] = relationship(lazy="joined", innerjoin=True)
 
@@ -231,6 +257,8 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("warning_case.id"), index=True)
+    # A version waiting for review, for notices to its reviewers.
+    handbook_version_id: Mapped[int | None] = mapped_column(ForeignKey("handbook_version.id"))
     kind: Mapped[str] = mapped_column(String(30))
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, default="")

@@ -22,9 +22,10 @@ class VersionStatus(enum.StrEnum):
 
 
 class HandbookVersion(Base):
-    """One immutable bundle of files for one handbook (a scenario, or warning publication).
+    """One bundle of files for one handbook (a scenario, or warning publication).
 
-    The files never change after creation; only the review fields and status move. Cases
+    The files of a version change only while it is a draft (saved from the designer's
+    workspace); from review on only the review fields and status move. Cases
     keep a reference to the version they started on, so a later version never alters them.
     """
 
@@ -59,10 +60,17 @@ class HandbookVersion(Base):
     review_comment: Mapped[str] = mapped_column(Text, default="")
     published_at: Mapped[datetime | None]
     retired_at: Mapped[datetime | None]
+    # Drafts are edited in the browser: each save raises the revision (optimistic
+    # concurrency), and says who saved last and which version the draft started from.
+    revision: Mapped[int] = mapped_column(default=1, server_default="1")
+    base_version_id: Mapped[int | None] = mapped_column(ForeignKey("handbook_version.id"))
+    updated_at: Mapped[datetime | None]
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
 
     node: Mapped[PlatformNode] = relationship(lazy="select")
     author: Mapped[User | None] = relationship(foreign_keys=[author_id], lazy="select")
     reviewer: Mapped[User | None] = relationship(foreign_keys=[reviewer_id], lazy="select")
+    updated_by: Mapped[User | None] = relationship(foreign_keys=[updated_by_id], lazy="select")
 
     @property
     def label(self) -> str:

@@ -3,7 +3,7 @@ alerts as received, and silences for planned works."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
@@ -27,6 +27,17 @@ class MonitoringPoint(Base):
     owner_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
+    # The datum the coordinates are given in: "gcj02" (maps of mainland China) or "wgs84" (GPS).
+    datum: Mapped[str] = mapped_column(String(10), default="gcj02", server_default="gcj02")
+    address: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    source_system: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    owner_unit: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    maintenance_unit: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    installed_on: Mapped[date | None]
+    # Expected seconds between two readings or heartbeats; None: the point reports on events.
+    report_interval_s: Mapped[int | None]
+    last_seen_at: Mapped[datetime | None] = mapped_column(index=True)
+    retired_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True)
 
     node: Mapped[PlatformNode] = relationship(lazy="joined")
@@ -44,6 +55,10 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     source_type: Mapped[str] = mapped_column(String(20))
     scenarios: Mapped[list[str]] = mapped_column(JSON)
+    # Platform node codes (towns, villages) the key may report points of; None: anywhere.
+    node_codes: Mapped[list[str] | None] = mapped_column(JSON)
+    # The last reading or heartbeat of this source, at most a few seconds stale.
+    last_seen_at: Mapped[datetime | None]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.i18n import _l
-from app.models import ApiKey, User
+from app.models import ApiKey, MonitoringPoint, NodeKind, PlatformNode, User
 from app.services import audit
-from app.services.errors import DomainError, NotFound, ValidationFailed
+from app.services.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.permissions import require
 
 SOURCE_TYPES = ("iot", "big_data", "video_ai", "social")
@@ -39,8 +39,18 @@ class IssuedKey:
 
 
 def issue(actor: User, *, name: str, source_type: str, scenarios: list[str], now: datetime,
-          known_scenarios: set[str]) -> IssuedKey:
+          known_scenarios: set[str], node_codes: list[str] | None = None) -> IssuedKey:
+    """A key for scenarios of the issuer's scope (`known_scenarios`), for points anywhere or,
+    with `node_codes`, only for points registered in those streets, towns or villages."""
     require(actor, "apikeys.manage")
+    nodes = sorted(set(node_codes or []))
+    if nodes:
+        found = set(db.session.scalars(select(PlatformNode.code).where(
+            PlatformNode.code.in_(nodes),
+            PlatformNode.kind.in_((NodeKind.TOWN, NodeKind.VILLAGE, NodeKind.LINGANG)))))
+        if found != set(nodes):
+            raise ValidationFailed(_l("Name streets, towns or villages by their codes."),
+                                   details={"node_codes": sorted(set(nodes) - found)})
     if source_type not in SOURCE_TYPES:
         raise ValidationFailed(_l("Unknown source type."),
                                details={"source_type": [f"one of {', '.join(SOURCE_TYPES)}"]})
@@ -52,19 +62,19 @@ def issue(actor: User, *, name: str, source_type: str, scenarios: list[str], now
     secret = f"pk_{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(name=name.strip()[:120] or prefix, prefix=prefix, key_hash=_digest(secret),
                  source_type=source_type, scenarios=sorted(set(scenarios)),
-                 created_by_id=actor.id, created_at=now)
+                 node_codes=nodes or None, created_by_id=actor.id, created_at=now)
     db.session.add(key)
     db.session.flush()
     audit.record(actor=actor, action="apikey.issue", object_type="api_key", object_id=key.id,
                  after={"name": key.name, "prefix": prefix, "scenarios": key.scenarios,
-                        "source_type": source_type}, at=now)
+                        "source_type": source_type, "nodes": nodes or None}, at=now)
     return IssuedKey(key, secret)
 
 
 def revoke(actor: User, key_id: int, *, now: datetime) -> ApiKey:
     require(actor, "apikeys.manage")
     key = db.session.get(ApiKey, key_id)
-    if key is None:
+    if key is None or not set(key.scenarios) & set(_issuable(actor)):
         raise NotFound(_l("No such API key."))
     if key.revoked_at is None:
         key.revoked_at = now
@@ -97,5 +107,36 @@ def authenticate(header: str | None, *, now: datetime) -> ApiKey:
     return key
 
 
-def list_keys() -> list[ApiKey]:
-    return list(db.session.scalars(select(ApiKey).order_by(ApiKey.id.desc())))
+def _issuable(actor: User) -> list[str]:
+    from app.services.scenarios import visible_scenarios
+
+    return visible_scenarios(actor, "apikeys.manage")
+
+
+def list_keys(actor: User | None = None) -> list[ApiKey]:
+    """Every key, or those reporting for a scenario in `actor`'s scope."""
+    keys = list(db.session.scalars(select(ApiKey).order_by(ApiKey.id.desc())))
+    if actor is None:
+        return keys
+    mine = set(_issuable(actor))
+    return [k for k in keys if set(k.scenarios) & mine]
+
+
+def check_points(key: ApiKey, point_codes: list[str]) -> None:
+    """A key limited to some towns reports only points registered in them."""
+    if not key.node_codes:
+        return
+    allowed = list(db.session.scalars(select(PlatformNode.path).where(
+        PlatformNode.code.in_(key.node_codes))))
+    placed: dict[str, str] = {}
+    for code, path in db.session.execute(
+            select(MonitoringPoint.code, PlatformNode.path)
+            .join(PlatformNode, PlatformNode.id == MonitoringPoint.node_id)
+            .where(MonitoringPoint.code.in_(sorted(set(point_codes))))).tuples():
+        placed[code] = path
+    outside = sorted({c for c in point_codes
+                      if c not in placed or not any(placed[c].startswith(p) for p in allowed)})
+    if outside:
+        raise Forbidden(_l("This API key may only report points registered in its streets, "
+                           "towns or villages."), code="point_not_allowed",
+                        details={"point": outside[:20]})

@@ -1,6 +1,7 @@
 """Facts the application reads from a version's BPMN beyond what the engine keeps:
 which role lane each element sits in (by lane id, so renaming a lane changes nothing) and
-each element's `camunda:properties` (who to notify, what kind of notice, due variables)."""
+each element's `camunda:properties` (who to notify, what kind of notice, due variables, and
+the `step` mark by which the application finds the steps it relies on: accept, dispose, ...)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from lxml import etree
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
 LANE_PREFIX = "Lane_"
+STEP = "step"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
@@ -23,11 +25,26 @@ class ElementFacts:
     kind: str
     role: str | None
     properties: dict[str, str] = field(default_factory=dict)
+    called: str | None = None  # a call activity's called process
+
+    @property
+    def step(self) -> str | None:
+        return self.properties.get(STEP) or None
 
 
 @dataclass(frozen=True)
 class VersionIndex:
     elements: dict[tuple[str, str], ElementFacts]
+    steps: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+    def step_of(self, process_id: str, element_id: str) -> str | None:
+        """The step mark of an element (`accept`, `dispose`, ...), None if unmarked."""
+        facts = self.get(process_id, element_id)
+        return facts.step if facts else None
+
+    def marked(self, step: str) -> tuple[tuple[str, str], ...]:
+        """(process id, element id) of every element marked as `step`."""
+        return self.steps.get(step, ())
 
     def get(self, process_id: str, element_id: str) -> ElementFacts | None:
         return self.elements.get((process_id, element_id))
@@ -75,16 +92,21 @@ def build_index(files: dict[str, str]) -> VersionIndex:
                     continue
                 facts = ElementFacts(
                     pid, element_id, element.get("name") or "", etree.QName(element).localname,
-                    lanes.get(element_id), _properties(element))
+                    lanes.get(element_id), _properties(element),
+                    element.get("calledElement"))
                 elements[(pid, element_id)] = facts
                 # The engine reports tasks inside a sub-process under the sub-process's id.
                 for parent in element.iterancestors(f"{{{BPMN}}}subProcess"):
                     elements[(parent.get("id", ""), element_id)] = facts
-    return VersionIndex(elements)
+    steps: dict[str, list[tuple[str, str]]] = {}
+    for key, facts in elements.items():
+        if facts.step:
+            steps.setdefault(facts.step, []).append(key)
+    return VersionIndex(elements, {k: tuple(sorted(v)) for k, v in steps.items()})
 
 
 _CACHE: dict[str, VersionIndex] = {}
-_CACHE_LIMIT = 64
+_CACHE_LIMIT = 512
 
 
 def index_for(content_hash: str, files: Callable[[], dict[str, str]]) -> VersionIndex:

@@ -11,9 +11,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import Table, insert, or_, select
 
 from app.extensions import db
 from app.models import (
@@ -24,19 +24,69 @@ from app.models import (
     HandbookVersion,
     User,
 )
-from app.services.bpmn_index import VersionIndex, index_for
+from app.services.bpmn_index import STEP, VersionIndex, index_for
 from app.services.engine import compiled, runtime
 from app.services.handbook_schema import parse_duration
 from app.services.lanes import assignee
 from workflows import CompiledVersion, Instance, StepResult
 
-# Which process variable sets a task's deadline when the task does not name one itself
-# (a `due` property on the user task wins).
+# Which process variable sets a task's deadline, by the task's step mark, when the task does
+# not name one itself (a `due` property on the user task wins).
 DEFAULT_DUE_VARIABLE = {
-    "Activity_accept": "accept_limit",
-    "Activity_dispose": "on_site_limit",
-    "Activity_feedback": "feedback_limit",
+    "accept": "accept_limit",
+    "dispose": "on_site_limit",
+    "feedback": "feedback_limit",
 }
+
+# Closed loops, narrowest first (DOMAIN.md §4): a case's loop only ever widens.
+LOOP_RANK = {"small": 0, "medium": 1, "big": 2}
+
+
+# The milestones the figures of Art 16/17 count, stamped on the case by the step that reaches
+# them: when a task of the step (or of the process) is created, and when it is completed, with
+# the deadline the task had at that moment (the limit of the level then in force). Steps are
+# found by their `step` mark, so a designer may rename or redraw them. The medium loop's task
+# may carry the optional mark `medium_loop`; unmarked, its conventional id is recognised.
+CREATED_MILESTONES = {"accept": "pushed_at", "medium_loop": "medium_loop_at"}
+MEDIUM_LOOP_ELEMENT = "Activity_medium_loop"
+PROCESS_MILESTONES = {"big_loop": "big_loop_at"}
+COMPLETED_MILESTONES: dict[str, tuple[str, str | None]] = {
+    "accept": ("accepted_at", "accept_due_at"),
+    "dispose": ("arrived_at", "arrive_due_at"),
+    "feedback": ("feedback_at", "feedback_due_at"),
+    "cancel": ("cancelled_at", None),
+}
+LOOP_OF_MILESTONE = {"medium_loop_at": "medium", "big_loop_at": "big"}
+
+
+def _step(index: VersionIndex, process_id: str, element_id: str) -> str | None:
+    step = index.step_of(process_id, element_id)
+    if step is None and element_id == MEDIUM_LOOP_ELEMENT:
+        return "medium_loop"
+    return step
+
+
+def _stamp_created(case: Case, index: VersionIndex, process_id: str, element_id: str,
+                   now: datetime) -> None:
+    step = _step(index, process_id, element_id)
+    for column in (CREATED_MILESTONES.get(step or ""), PROCESS_MILESTONES.get(process_id)):
+        if column is None or getattr(case, column) is not None:
+            continue
+        setattr(case, column, now)
+        loop = LOOP_OF_MILESTONE.get(column)
+        if loop == "big" or (loop == "medium" and case.loop_level == "small"):
+            case.loop_level = loop
+
+
+def _stamp_completed(case: Case, index: VersionIndex, row: CaseTask) -> None:
+    found = COMPLETED_MILESTONES.get(_step(index, row.process_id, row.element_id) or "")
+    if found is None or row.completed_at is None:
+        return
+    at_column, due_column = found
+    if getattr(case, at_column) is None:
+        setattr(case, at_column, row.completed_at)
+    if due_column is not None and getattr(case, due_column) is None:
+        setattr(case, due_column, row.due_at)
 
 
 @dataclass
@@ -109,11 +159,13 @@ class Completed:
     element_id: str
     name: str
     properties: dict[str, str]
+    by_person: bool = False  # a user task: a step the case's followers are told of
 
 
 def _due(data: dict[str, Any], properties: dict[str, str], element_id: str,
          now: datetime) -> datetime | None:
-    variable = properties.get("due") or DEFAULT_DUE_VARIABLE.get(element_id) or "close_limit"
+    variable = (properties.get("due") or DEFAULT_DUE_VARIABLE.get(properties.get(STEP, ""))
+                or "close_limit")
     value = data.get(variable)
     if not isinstance(value, str):
         return None
@@ -140,13 +192,18 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
                   "type": event.element_type, "delta": event.data_delta}))
         if event.new_state == "COMPLETED":
             facts = index.get(event.process_id, event.element_id)
-            if facts is not None and facts.properties.get("notify"):
+            # Steps that notify someone, and every person's step (a case's followers hear
+            # of those); consumers read the properties they care about.
+            if facts is not None and (facts.properties.get("notify")
+                                      or event.element_type == "UserTask"):
                 completed.append(Completed(event.process_id, event.element_id,
-                                           event.element_name or facts.name, facts.properties))
+                                           event.element_name or facts.name, facts.properties,
+                                           event.element_type == "UserTask"))
     rows.append(_event_row(case, kind="input", at=now, version_hash=version_hash,
                            actor=actor, data=result.input.to_dict()))
-    # One statement for the step's history instead of an object per event.
-    db.session.execute(insert(CaseEvent), rows)
+    # The step's history in one executemany: every row has the same columns, and going through
+    # the table (not the ORM) neither flushes the session first nor leaves objects behind.
+    db.session.connection().execute(insert(cast(Table, CaseEvent.__table__)), rows)
     if result.failure is not None:
         # The step stopped: the case is stuck until the failed task runs again (retry).
         case.error = result.failure.message
@@ -155,7 +212,6 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
             case.stuck_since = now
         add_event(case, kind="error", at=now, version_hash=version_hash,
                   element_id=result.failure.element_id, data=result.failure.to_dict())
-    _sync_tasks(loaded, now)
     case.state = instance.save()
     case.next_timer_at = instance.next_timer_due()
     data = instance.data
@@ -163,12 +219,20 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
         case.level = data["level"]
     if LEVEL_RANK.get(case.level, 0) > LEVEL_RANK.get(case.highest_level, 0):
         case.highest_level = case.level
+    # The loop a case is handled in: raised when the disposal escalates it (`escalate` of the
+    # handbooks' dispose form) or a handbook records `loop_level`; never lowered.
+    loop = data.get("loop_level") if data.get("loop_level") in LOOP_RANK else \
+        data.get("escalate") if data.get("escalate") in ("medium", "big") else None
+    if loop and LOOP_RANK[loop] > LOOP_RANK.get(case.loop_level, 0):
+        case.loop_level = loop
     if instance.finished:
         case.status = "false_alarm" if data.get("verdict") in ("false_alarm", "device_fault") \
             else "closed"
         case.outcome = str(data.get("verdict") or "closed")
         case.closed_at = now
         case.next_timer_at = None
+    # Last: its flush writes the case row once, with everything above.
+    _sync_tasks(loaded, now)
     return completed
 
 
@@ -213,6 +277,7 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
         elif row.status == "ready":
             # Completed by an action (set by the caller) or cancelled by an interrupting event.
             row.status = "completed" if row.completed_at else "cancelled"
+            _stamp_completed(case, loaded.index, row)
     known = {r.task_id for r in rows}
     data = instance.data
     for task_id, task in ready.items():
@@ -221,6 +286,7 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
         lane = loaded.index.role_of(task.process_id, task.element_id) or "business_admin"
         who = assignee(case, lane, task.properties)
         role, paths = who.role, who.paths
+        _stamp_created(case, loaded.index, task.process_id, task.element_id, now)
         db.session.add(CaseTask(
             case_id=case.id, task_id=task_id, process_id=task.process_id,
             department_id=who.department_id,
@@ -253,9 +319,20 @@ def recorded_inputs(case: Case) -> list[Any]:
 
 def verify_replay(case: Case) -> Instance:
     """Re-run the recorded inputs against the case's own stored BPMN with the recorded
-    times; raises ReplayMismatchError naming the first difference from the stored state."""
+    times; raises ReplayMismatchError naming the first difference from the stored state.
+    A case moved to another version replays from the version it started on, through each
+    recorded migration."""
     from workflows import verify_replay as _verify
 
     version = db.session.get(HandbookVersion, case.handbook_version_id)
     assert version is not None
-    return _verify(runtime(), compiled(version), recorded_inputs(case), case.state)
+    hashes = list(dict.fromkeys(db.session.scalars(select(CaseEvent.version_hash).where(
+        CaseEvent.case_id == case.id, CaseEvent.kind == "input").order_by(CaseEvent.seq))))
+    # Events name versions by content hash; a recorded migration by its compiled hash.
+    by_content = {version.content_hash: compiled(version)}
+    for other in db.session.scalars(select(HandbookVersion).where(
+            HandbookVersion.content_hash.in_([h for h in hashes if h not in by_content]))):
+        by_content.setdefault(other.content_hash, compiled(other))
+    first = by_content.get(hashes[0]) if hashes else None
+    return _verify(runtime(), first or by_content[version.content_hash], recorded_inputs(case),
+                   case.state, {v.hash: v for v in by_content.values()})

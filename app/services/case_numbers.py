@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import CaseNumber
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from app.timezone import local_zone
 
 PREFIXES = {
     "flood_typhoon": "FX", "rain_snow_ice": "YX", "industry_trade": "GM",
     "hazardous_chemicals": "WH", "gas": "RQ", "bridge": "QL", "utility_tunnel": "GL",
     "construction_site": "JZ", "water": "GP", "forest_fire": "SL", "oil_gas_pipeline": "YQ",
     "traffic": "JT", "crowd": "KL", "elevator": "DT", "power_supply": "GD",
-    "warning_publication": "QX",
+    "warning_publication": "QX", "feed_outage": "YW",
 }
 
 
 def next_case_number(scenario: str, now: datetime) -> str:
     """`RQ-2026-000123`. The counter row is locked, so two workers never share a number."""
     prefix = PREFIXES.get(scenario, scenario[:2].upper())
-    year = now.astimezone(SHANGHAI).year
+    year = now.astimezone(local_zone()).year
     query = select(CaseNumber).where(CaseNumber.prefix == prefix, CaseNumber.year == year) \
         .with_for_update()
     row = db.session.scalar(query)

@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload, undefer
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.extensions import db
@@ -141,11 +143,19 @@ def open_case(request: NewCase, *, now: datetime) -> Case:
         raise DomainError(_l("No published handbook for this scenario; a department head "
                              "must approve one first."), code="no_published_handbook",
                           status=409)
+    return start_case(version, request, case_no=next_case_number(request.scenario, now),
+                      now=now)
+
+
+def start_case(version: HandbookVersion, request: NewCase, *, case_no: str, now: datetime,
+               is_test: bool = False) -> Case:
+    """Open a case on `version` (a real one on the published version, a test case on a
+    draft), start its process and store the first step."""
     handbook = handbook_of(version)
     item = handbook.item(request.item_code)
-    case_no = next_case_number(request.scenario, now)
     case = Case(
-        case_no=case_no, scenario=request.scenario, item_code=item.code, item_name=item.name,
+        is_test=is_test, case_no=case_no, scenario=request.scenario, item_code=item.code,
+        item_name=item.name,
         handbook_version_id=version.id, process_id=version.process_id, node=request.node,
         scope_path=request.node.path, scenario_path=request.scenario_node.path,
         owner_department_id=request.scenario_node.department_id, point_code=request.point_code,
@@ -189,30 +199,46 @@ def _may_view(actor: User, case: Case) -> None:
 
 def get_case(actor: User, case_id: int) -> Case:
     case = db.session.get(Case, case_id)
-    if case is None:
+    # A draft's test case lives in the designer's sandbox, not among the cases.
+    if case is None or case.is_test:
         raise NotFound(_l("No such case."))
     _may_view(actor, case)
     return case
 
 
 def get_case_by_no(actor: User, case_no: str) -> Case:
-    case = db.session.scalar(select(Case).where(Case.case_no == case_no))
+    case = db.session.scalar(select(Case).where(Case.case_no == case_no,
+                                                Case.is_test.is_(False)))
     if case is None:
         raise NotFound(_l("No such case."))
     _may_view(actor, case)
     return case
 
 
-def _task(task_row_id: int, *, lock: bool = False) -> CaseTask:
-    query = select(CaseTask).where(CaseTask.id == task_row_id)
-    row = db.session.scalar(query)
-    if row is None:
-        raise NotFound(_l("No such task."))
+def _task(task_row_id: int, *, lock: bool = False, with_state: bool = False) -> CaseTask:
+    """The task row; with `lock`, after taking its case's row lock (`with_state`: the case's
+    engine state comes along in the same statement)."""
     if lock:
         # Serialise writers on the case row: on PostgreSQL a real row lock; the optimistic
-        # counter on the case catches anything that still slips through.
-        db.session.scalar(select(Case).where(Case.id == row.case_id).with_for_update(of=Case))
-        db.session.refresh(row)
+        # counter on the case catches anything that still slips through. The task is read
+        # after the lock, so it is as the writer before us left it.
+        query = (select(Case).where(Case.id == select(CaseTask.case_id).where(
+            CaseTask.id == task_row_id).scalar_subquery())
+            .with_for_update(of=Case).execution_options(populate_existing=True))
+        if with_state:
+            query = query.options(undefer(Case.state))
+        case = db.session.scalar(query)
+        if case is None:
+            raise NotFound(_l("No such task."))
+        row = db.session.scalar(select(CaseTask).where(CaseTask.id == task_row_id)
+                                .options(lazyload(CaseTask.case))
+                                .execution_options(populate_existing=True))
+        if row is not None:  # the case just read and locked, not a second copy
+            set_committed_value(row, "case", case)
+    else:
+        row = db.session.scalar(select(CaseTask).where(CaseTask.id == task_row_id))
+    if row is None or row.case.is_test:  # a draft's test run is worked on its own page
+        raise NotFound(_l("No such task."))
     return row
 
 
@@ -249,11 +275,15 @@ def _done_by(actor: User, task: CaseTask) -> CaseTask | None:
         CaseTask.completed_by_id == actor.id).limit(1))
 
 
-def takes_part(actor: User, task: CaseTask) -> bool:
+def can_act(actor: User, task: CaseTask) -> bool:
     """May `actor` work on this task now: it is open, not someone else's, in the actor's
-    lane, and not a step the actor must leave to another person."""
+    lane, and not a step the actor must leave to another person. The one rule the pages and
+    the API show (the actions themselves check the same through `_may_act`)."""
     return (task.status == "ready" and task.claimed_by_id in (None, actor.id)
             and may_take(actor, task) and _done_by(actor, task) is None)
+
+
+takes_part = can_act  # the earlier name
 
 
 def _still_ready(task: CaseTask) -> None:
@@ -312,13 +342,23 @@ def _hash(case: Case) -> str:
 
 def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: datetime) -> Case:
     """Complete a human task with its form; exactly one of two concurrent callers wins."""
-    task = _task(task_row_id, lock=True)
+    task = _task(task_row_id, lock=True, with_state=True)
+    # Held for the whole call: the separation check and the engine load read the same row
+    # through the session's identity map instead of selecting it again.
+    version = db.session.get(HandbookVersion, task.case.handbook_version_id)  # noqa: F841
     _may_act(actor, task)
     _still_ready(task)
     if task.claimed_by_id not in (None, actor.id):
         raise Conflict(_l("%(name)s has claimed this task.",
                           name=task.claimed_by.display_name if task.claimed_by else "-"),
                        code="claimed_by_other")
+    return complete_checked(actor, task, form, now=now)
+
+
+def complete_checked(actor: User, task: CaseTask, form: dict[str, Any], *,
+                     now: datetime) -> Case:
+    """Complete a ready task whose actor has been checked (by lane, or as the designer
+    playing every lane of a test case): form rules, engine step, notices, level change."""
     case = task.case
     loaded = case_engine.load(case)
     problems = form_rules.check(loaded.compiled.form_fields(task.process_id, task.element_id),
@@ -328,18 +368,22 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
     try:
         result = loaded.instance.complete_task(task.task_id, form, actor=actor.username, at=now)
     except FormValidationError as exc:
-        raise ValidationFailed(_l("Please correct the marked fields."),
-                               details={k: [v] for k, v in exc.errors.items()}) from None
+        raise ValidationFailed(_l("Please correct the marked fields."), details={
+            k: [form_rules.describe(p)] for k, p in exc.problems.items()}) from None
     except (TaskNotFoundError, TaskNotReadyError):
         raise Conflict(_l("This task is no longer open; reload the case."),
                        code="task_gone") from None
     task.claimed_by_id = task.claimed_by_id or actor.id
     task.completed_by_id, task.completed_at = actor.id, now
-    if task.element_id == "Activity_accept" and case.accepted_at is None:
+    waiting = set(db.session.scalars(select(CaseTask.id).where(
+        CaseTask.case_id == case.id, CaseTask.status == "ready")))
+    if (case.accepted_at is None
+            and loaded.index.step_of(task.process_id, task.element_id) == "accept"):
         case.accepted_at = now
     level_before = case.level
     completed = case_engine.record_step(loaded, result, now=now, actor=actor)
     notify.after_step(case, completed, now=now)
+    _keep_lane(actor, task, waiting, now=now)
     if case.level != level_before and case.status == "open":
         relevel(loaded, case.level, now=now)
     if any("broadcast_message" in c.properties for c in completed):
@@ -354,7 +398,31 @@ def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: dateti
     return case
 
 
-def add_comment(actor: User, case: Case, body: str, *, now: datetime) -> CaseComment:
+def _keep_lane(actor: User, done: CaseTask, waiting: set[int], *, now: datetime) -> None:
+    """The person who did a step keeps the case's next step in the same lane (claimed for
+    them, as if they had claimed it) until they release it: nobody else in the role picks up
+    half of someone's work, and they need not claim again at every step. Only role lanes of
+    the case's area: a department lane (big loop, warning publication) is the department's to
+    share out."""
+    if done.department_id is not None:
+        return
+    db.session.flush()
+    for row in db.session.scalars(select(CaseTask).where(
+            CaseTask.case_id == done.case_id, CaseTask.status == "ready",
+            CaseTask.role == done.role, CaseTask.department_id.is_(None),
+            CaseTask.claimed_by_id.is_(None))):
+        if row.id in waiting or not may_take(actor, row) or _done_by(actor, row) is not None:
+            continue
+        row.claimed_by_id, row.claimed_at = actor.id, now
+        case_engine.add_event(row.case, kind="claim", at=now, actor=actor,
+                              version_hash=_hash(row.case), element_id=row.element_id,
+                              element_name=row.name, data={"kept_from": done.element_id})
+
+
+def add_comment(actor: User, case: Case, body: str, *, now: datetime,
+                measures: list[str] | None = None) -> CaseComment:
+    """A comment on the case; `measures` names the standard measures it reports as carried
+    out (kept with the event, so that the next form starts from them)."""
     require(actor, "case.act", case)
     text = body.strip()
     if not text:
@@ -366,7 +434,7 @@ def add_comment(actor: User, case: Case, body: str, *, now: datetime) -> CaseCom
     comment = CaseComment(case_id=case.id, author_id=actor.id, body=text, created_at=now)
     db.session.add(comment)
     case_engine.add_event(case, kind="comment", at=now, actor=actor, version_hash=_hash(case),
-                          data={"body": text})
+                          data={"body": text, **({"measures": measures} if measures else {})})
     db.session.flush()
     return comment
 

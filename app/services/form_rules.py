@@ -14,7 +14,32 @@ from sqlalchemy import select
 from app.extensions import db
 from app.i18n import _l
 from app.models import NodeKind, PlatformNode
-from workflows import FormField
+from workflows import FieldProblem, FormField
+
+# The engine's field problems in the reader's language: the one place they are worded.
+_PROBLEMS: dict[str, Any] = {
+    "required": lambda p: _l("Required."),
+    "read_only": lambda p: _l("This field cannot be changed."),
+    "unknown_field": lambda p: _l("This field is not part of the form."),
+    "not_text": lambda p: _l("Enter text."),
+    "not_whole_number": lambda p: _l("Enter a whole number."),
+    "not_yes_or_no": lambda p: _l("Choose yes or no."),
+    "not_date_time": lambda p: _l("Enter a date and time (YYYY-MM-DD HH:MM)."),
+    "no_time_zone": lambda p: _l("Enter a date and time (YYYY-MM-DD HH:MM)."),
+    "not_date": lambda p: _l("Enter a date (YYYY-MM-DD)."),
+    "not_an_option": lambda p: _l("Choose one of the options."),
+    "unsupported_type": lambda p: _l("This field cannot be filled in here."),
+    "too_short": lambda p: _l("At least %(n)s characters.", n=p["n"]),
+    "too_long": lambda p: _l("At most %(n)s characters.", n=p["n"]),
+    "too_small": lambda p: _l("At least %(n)s.", n=p["n"]),
+    "too_large": lambda p: _l("At most %(n)s.", n=p["n"]),
+}
+
+
+def describe(problem: FieldProblem) -> str:
+    """One field problem of the engine, worded for the reader."""
+    say = _PROBLEMS.get(problem.code)
+    return str(say(dict(problem.params))) if say else str(problem)
 
 PLACE_KINDS = (NodeKind.TOWN, NodeKind.LINGANG)
 

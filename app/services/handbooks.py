@@ -7,6 +7,7 @@ running cases keep the version they started on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,10 +18,13 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.i18n import _l
 from app.models import HandbookVersion, PlatformNode, User, VersionStatus
-from app.services import audit
+from app.services import audit, notify
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.handbook_diff import content_hash, diff_bundles
 from app.services.permissions import require
+from workflows import CompiledVersion, DefinitionError, Problem, compile_version
+from workflows.documents import text_bytes
+from workflows.specs import pin_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 BPMN_DIR = ROOT / "bpmn"
@@ -31,6 +35,8 @@ SHARED_BPMN = "shared"
 STANDALONE = {
     "warning_publication": ("industry.meteorology", "warning_publication",
                             "warning_publication.bpmn"),
+    # Technical operations: a silent point or a stopped source (Art 8, 13, 15).
+    "feed_outage": ("industry.emergency", "feed_outage", "feed_outage.bpmn"),
 }
 
 
@@ -80,8 +86,6 @@ def collect_bundles(root: Path = ROOT) -> list[Bundle]:
     """Read and check every handbook on disk; raise DeployRefused listing all problems."""
     from app.services.errors import SeedError
     from app.services.handbook_data import read_handbooks
-    from workflows.errors import DefinitionError
-    from workflows.specs import compile_version
 
     bpmn_dir = root / "bpmn"
     problems: list[str] = []
@@ -126,27 +130,151 @@ def collect_bundles(root: Path = ROOT) -> list[Bundle]:
         # Checking the rest without these files would only add follow-up problems.
         raise DeployRefused("; ".join(unreadable[:10]), details={"problems": unreadable})
     for bundle in bundles:
-        bpmn = {n: t.encode("utf-8") for n, t in bundle.files.items() if n.endswith(".bpmn")}
-        try:
-            version = compile_version(bpmn)
-        except DefinitionError as exc:
-            problems += [str(p) for p in exc.problems]
-            continue
-        if bundle.process_id not in version.process_ids:
-            problems.append(f"{bundle.key}: process {bundle.process_id} is not defined in "
-                            f"its BPMN files")
-        problems += check_bundle(bundle, version)
+        problems += [f"{bundle.key}: {p}" for p in check_files(bundle)]
     if problems:
         unique = list(dict.fromkeys(problems))
         raise DeployRefused("; ".join(unique[:10]), details={"problems": unique})
     return bundles
 
 
-def check_bundle(bundle: Bundle, version: Any) -> list[str]:
-    """Cross-checks between a handbook's data and its BPMN (lanes, form fields)."""
+def check_bundle(bundle: Bundle, version: Any) -> list[Problem]:
+    """The handbook's rules between its data and its BPMN (steps, lanes, forms)."""
     from app.services.handbook_checks import check_bundle as _check
 
     return _check(bundle, version)
+
+
+def check_files(bundle: Bundle, *, compiled: CompiledVersion | None = None) -> list[Problem]:
+    """Everything that refuses `bundle`: the engine's compile, then the handbook's rules.
+    Problems come pinned on the drawn elements of the files they name."""
+    bpmn = {n: text_bytes(t) for n, t in bundle.files.items() if n.endswith(".bpmn")}
+    if compiled is None:
+        try:
+            compiled = compile_version(bpmn)
+        except DefinitionError as exc:
+            # A missing step is worth naming even when the engine refuses the files too.
+            return exc.problems + pin_problems(_missing_steps(bundle), list(bpmn.items()))
+    problems: list[Problem] = []
+    if bundle.process_id not in compiled.process_ids:
+        problems.append(Problem(
+            "", None, None, f"process {bundle.process_id} of handbook {bundle.key} is not "
+            "defined in its BPMN files", code="handbook_process_missing",
+            params={"process_id": bundle.process_id, "handbook": bundle.key}))
+    problems += check_bundle(bundle, compiled)
+    return pin_problems(problems, list(bpmn.items()))
+
+
+def _missing_steps(bundle: Bundle) -> list[Problem]:
+    from app.services.bpmn_index import build_index
+    from app.services.handbook_checks import file_of_processes, missing_steps
+
+    if f"handbooks/scenarios/{bundle.key}.json" not in bundle.files:
+        return []
+    try:
+        return missing_steps(build_index(bundle.files), bundle.process_id,
+                             file_of_processes(bundle.files).get(bundle.process_id, ""))
+    except (SyntaxError, ValueError):
+        return []  # files lxml cannot read: the compile's problems say so already
+
+
+def check_draft(version: HandbookVersion, files: dict[str, str], *,
+                migration_plan: Mapping[str, str] | None = None) -> list[Problem]:
+    """What saving `files` as a draft of `version`'s handbook would refuse: the engine's
+    compile, the handbook's rules, and steps that running cases wait in which the new files
+    no longer have (unless `migration_plan`, old element id -> new element id, moves them)."""
+    bundle = Bundle(version.handbook_key, version.node.code, version.process_id, files)
+    problems = check_files(bundle)
+    try:
+        file_of = _file_of(files)
+        waiting_steps = removed_waiting_steps(version.handbook_key, files)
+    except (SyntaxError, ValueError):
+        return problems  # files lxml cannot read: the compile's problems say so already
+    plan = dict(migration_plan or {})
+    for waiting in waiting_steps:
+        if waiting.element_id in plan:
+            continue
+        problems.append(Problem(
+            file_of.get(waiting.process_id, ""), None, None,
+            f"{waiting.cases} running case(s) of version {waiting.version_number} wait in step "
+            f"{waiting.name or waiting.element_id} ({waiting.element_id}), which these files no "
+            "longer have; keep the step, or plan where those cases move",
+            code="waiting_step_removed",
+            params={"step": waiting.name or waiting.element_id, "element": waiting.element_id,
+                    "cases": waiting.cases, "version": waiting.version_number},
+            process=waiting.process_id))
+    return problems
+
+
+def _file_of(files: Mapping[str, str]) -> dict[str, str]:
+    from app.services.handbook_checks import file_of_processes
+
+    return file_of_processes(files)
+
+
+@dataclass(frozen=True)
+class WaitingStep:
+    """A step of an older version that running cases wait in."""
+
+    version_number: int
+    process_id: str
+    element_id: str
+    name: str
+    cases: int
+
+
+def removed_waiting_steps(old: str | HandbookVersion, new_files: Mapping[str, str]
+                          ) -> list[WaitingStep]:
+    """The steps that open cases wait in (their ready tasks) and that `new_files` no longer
+    define (by process and element id), most waited-in first: the cases of every version of a
+    handbook (`old` its key) or of one version (`old` that version). Test runs are left out:
+    they never move to another version."""
+    from app.models import Case, CaseTask
+    from app.services.bpmn_index import build_index
+
+    which = (HandbookVersion.id == old.id if isinstance(old, HandbookVersion)
+             else HandbookVersion.handbook_key == old)
+    rows = db.session.execute(
+        select(HandbookVersion.number, CaseTask.process_id, CaseTask.element_id,
+               func.max(CaseTask.name), func.count(func.distinct(CaseTask.case_id)))
+        .join(Case, Case.id == CaseTask.case_id)
+        .join(HandbookVersion, HandbookVersion.id == Case.handbook_version_id)
+        .where(which, CaseTask.status == "ready",
+               Case.is_test.is_(False))
+        .group_by(HandbookVersion.number, CaseTask.process_id, CaseTask.element_id)).all()
+    if not rows:
+        return []
+    kept = build_index(dict(new_files)).elements
+    found = [WaitingStep(number, pid, eid, name or "", int(count))
+             for number, pid, eid, name, count in rows if (pid, eid) not in kept]
+    return sorted(found, key=lambda w: (-w.cases, w.version_number, w.element_id))
+
+
+def export(out: Path, key: str | None = None) -> list[Path]:
+    """Write the published versions (of `key`, or all) back to files in the layout they are
+    seeded from (`bpmn/`, `bpmn/shared/`, `handbooks/scenarios/`); the written paths."""
+    query = select(HandbookVersion).where(HandbookVersion.status == VersionStatus.PUBLISHED)
+    if key is not None:
+        query = query.where(HandbookVersion.handbook_key == key)
+    versions = list(db.session.scalars(query.order_by(HandbookVersion.handbook_key)))
+    if key is not None and not versions:
+        raise NotFound(_l("Handbook %(key)s has no published version.", key=key))
+    written: dict[Path, str] = {}
+    for version in versions:
+        for name, text in sorted(version.files.items()):
+            target = (out / name).resolve()
+            if out.resolve() not in target.parents:
+                raise ValidationFailed(_l("A file name leaves the export folder: %(name)s",
+                                          name=name))
+            if written.get(target, text) != text:
+                # Shared files differ between published versions: the later handbook's copy
+                # would silently win.
+                raise Conflict(_l("%(name)s differs between published handbooks; export them "
+                                  "one at a time with --key.", name=name))
+            written[target] = text
+    for target, text in written.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return sorted(written)
 
 
 @dataclass(frozen=True)
@@ -163,6 +291,12 @@ def deploy(*, author: User | None, now: datetime, note: str = "", root: Path = R
         PlatformNode.code.in_([b.node_code for b in bundles])))}
     created: list[HandbookVersion] = []
     unchanged: list[str] = []
+    waiting = [f"{bundle.key}: {step.cases} running case(s) of version {step.version_number} "
+               f"wait in step {step.name or step.element_id} ({step.element_id}), which the "
+               "files no longer have; keep the step, or migrate those cases first"
+               for bundle in bundles for step in removed_waiting_steps(bundle.key, bundle.files)]
+    if waiting:
+        raise DeployRefused("; ".join(waiting[:10]), details={"problems": waiting})
     for bundle in bundles:
         if bundle.node_code not in nodes:
             raise DeployRefused(f"{bundle.key}: no platform node {bundle.node_code}; "
@@ -247,6 +381,18 @@ def submit_for_review(actor: User, version_id: int, *, note: str, now: datetime
     require(actor, "handbook.draft", version.node)
     if version.status != VersionStatus.DRAFT:
         raise Conflict(_l("Only a draft can be sent for review."))
+    if version.updated_by_id is not None:
+        # Deployed files passed the checks at deploy; a draft saved in the browser may not.
+        from app.services import problem_text
+
+        problems = [p for p in check_draft(version, version.files) if p.severity == "error"]
+        if problems:
+            raise ValidationFailed(
+                _l("The draft has %(n)d problem(s); fix them in the designer before sending it "
+                   "for review. First: %(first)s", n=len(problems),
+                   first=problem_text.text(problems[0])),
+                code="draft_has_problems",
+                details={"problems": [problem_text.as_dict(p) for p in problems]})
     before = _snapshot(version)
     version.status = VersionStatus.IN_REVIEW
     version.submitted_at = now
@@ -256,6 +402,7 @@ def submit_for_review(actor: User, version_id: int, *, note: str, now: datetime
         # A deployed draft is owned by whoever takes it into review.
         version.author_id, version.author_name = actor.id, actor.username
     db.session.flush()
+    notify.review_waiting(version, now=now)
     audit.record(actor=actor, action="handbook.submit", object_type="handbook_version",
                  object_id=version.id, before=before, after=_snapshot(version), at=now)
     return version
@@ -277,6 +424,9 @@ def approve(actor: User, version_id: int, *, comment: str, now: datetime) -> Han
     if not comment.strip():
         raise ValidationFailed(_l("Give a review comment."),
                                details={"comment": [str(_l("Required."))]})
+    from app.services.handbook_data_form import require_confirmed
+
+    require_confirmed(version)
     current = published_version(version.handbook_key)
     if current is not None:
         current.status = VersionStatus.RETIRED

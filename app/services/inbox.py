@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, false, func, or_, select
+from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.extensions import db
@@ -62,7 +63,7 @@ def _eligible(user: User) -> ColumnElement[bool]:
 
 def _filtered(user: User, flt: InboxFilter, now: datetime) -> Any:
     query = select(CaseTask).join(Case, CaseTask.case_id == Case.id).where(
-        CaseTask.status == "ready", _eligible(user))
+        CaseTask.status == "ready", Case.is_test.is_(False), _eligible(user))
     if flt.status == "mine":
         query = query.where(CaseTask.claimed_by_id == user.id)
     elif flt.status == "claimable":
@@ -90,23 +91,44 @@ def inbox(user: User, flt: InboxFilter | None = None, *, now: datetime, page: in
     overdue_first = case((CaseTask.due_at < now, 0), else_=1)
     level_rank = case(*[(CaseTask.level == lv, -rank) for lv, rank in LEVEL_RANK.items()],
                       else_=0)
+    # Sort and cut the page on the task rows alone; the case and the claimer (and what they
+    # load with them) are read for the page's rows only, not joined to every eligible task.
     items = db.session.scalars(
-        query.order_by(overdue_first, CaseTask.due_at.is_(None), CaseTask.due_at, level_rank,
-                       CaseTask.id)
+        query.options(selectinload(CaseTask.case), selectinload(CaseTask.claimed_by))
+        .order_by(overdue_first, CaseTask.due_at.is_(None), CaseTask.due_at, level_rank,
+                  CaseTask.id)
         .offset((max(page, 1) - 1) * per_page).limit(per_page)).all()
-    return InboxPage(list(items), total, max(page, 1), per_page, counts(user, now=now))
+    return InboxPage(list(items), total, max(page, 1), per_page, facets(user, flt, now=now))
 
 
 def counts(user: User, *, now: datetime) -> dict[str, Any]:
-    """Counts per filter value, for the filter bar (one grouped query each)."""
-    base = select(CaseTask).join(Case, CaseTask.case_id == Case.id).where(
-        CaseTask.status == "ready", _eligible(user)).subquery()
-    by_level = dict(db.session.execute(
-        select(base.c.level, func.count()).group_by(base.c.level)).tuples().all())
-    overdue = db.session.scalar(select(func.count()).select_from(base).where(
-        base.c.due_at < now)) or 0
-    mine = db.session.scalar(select(func.count()).select_from(base).where(
-        base.c.claimed_by_id == user.id)) or 0
-    total = sum(by_level.values())
-    return {"total": total, "overdue": overdue, "mine": mine,
-            "by_level": {k: int(v) for k, v in by_level.items()}}
+    """Counts of the whole inbox, no filter applied."""
+    return facets(user, InboxFilter(), now=now)
+
+
+def _count(user: User, flt: InboxFilter, now: datetime) -> int:
+    query = _filtered(user, flt, now)
+    return int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def _grouped(user: User, flt: InboxFilter, now: datetime, column: Any) -> dict[Any, int]:
+    query = _filtered(user, flt, now).with_only_columns(column, func.count()).group_by(column)
+    return {key: int(n) for key, n in db.session.execute(query).tuples().all()}
+
+
+def facets(user: User, flt: InboxFilter, *, now: datetime) -> dict[str, Any]:
+    """The counts of the filter bar, following the other filters: each choice counts the tasks
+    the inbox would list if it were picked with the rest of the filter kept (the page and the
+    API show the same numbers)."""
+    any_status = replace(flt, status="ready", overdue_only=False)
+    by_node = _grouped(user, replace(flt, town_node_id=None), now, Case.node_id)
+    towns = db.session.execute(select(PlatformNode.id, PlatformNode.name).where(
+        PlatformNode.id.in_(list(by_node))).order_by(PlatformNode.path)).tuples().all()
+    return {
+        "total": _count(user, any_status, now),
+        "mine": _count(user, replace(any_status, status="mine"), now),
+        "overdue": _count(user, replace(flt, overdue_only=True), now),
+        "by_level": _grouped(user, replace(flt, level=None), now, CaseTask.level),
+        "scenarios": _grouped(user, replace(flt, scenario=None), now, Case.scenario),
+        "towns": [(i, n, by_node[i]) for i, n in towns],
+    }

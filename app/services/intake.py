@@ -3,7 +3,7 @@ case, honour silences, route new warnings to scenario, handbook version and town
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -261,13 +261,29 @@ def end_silence(actor: Any, silence_id: int, *, now: datetime) -> Silence:
     return row
 
 
+def _replays(key: ApiKey, idempotency_keys: list[str]) -> dict[str, AlertOutcome]:
+    """What earlier requests stored under these idempotency keys, in one query."""
+    if not idempotency_keys:
+        return {}
+    rows = db.session.execute(
+        select(Alert.id, Alert.idempotency_key, Alert.disposition, Alert.level,
+               Alert.unknown_point, Case.case_no)
+        .outerjoin(Case, Case.id == Alert.case_id)
+        .where(Alert.api_key_id == key.id, Alert.idempotency_key.in_(idempotency_keys)))
+    return {row.idempotency_key: AlertOutcome(row.id, row.disposition, row.case_no, row.level,
+                                              row.unknown_point, replayed=True)
+            for row in rows}
+
+
 def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[AlertOutcome]:
     """Ingest a batch in order, with the lookups done once per batch.
 
-    Plain repeats (same level or lower, not back to normal) are the bulk of traffic in a
-    storm: they are written set-wise (one insert for their alerts, one statement per case
-    update batch). Anything that moves a process (a new case, an upgrade, back to normal,
-    an idempotent replay) takes the full path of `ingest`, one alert at a time.
+    Retries (an idempotency key stored before, by an earlier request or earlier in this batch)
+    are answered from one query. Plain repeats (same level or lower, not back to normal), with
+    or without an idempotency key, are the bulk of traffic in a storm: they are written
+    set-wise (one insert for their alerts, one executemany for their cases). Anything that
+    moves a process (a new case, an upgrade, back to normal) takes the full path of `ingest`,
+    one alert at a time.
     """
     for incoming in batch:
         if incoming.scenario not in key.scenarios:
@@ -287,23 +303,34 @@ def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[Ale
     open_cases = {row.dedup_key: row for row in db.session.execute(
         select(Case.id, Case.case_no, Case.dedup_key, Case.highest_level).where(
             Case.dedup_key.in_(keys), Case.status == "open"))}
+    replays = _replays(key, sorted({a.idempotency_key for a in batch if a.idempotency_key}))
+    seen: dict[str, int] = {}  # idempotency key -> index of its alert in this batch
     outcomes: list[AlertOutcome | None] = [None] * len(batch)
-    fast_rows: list[dict[str, Any]] = []
-    fast_index: list[int] = []
-    case_updates: dict[int, dict[str, Any]] = {}
+    pending = _Repeats(key, batch, outcomes, open_cases, now)
     for n, (incoming, item) in enumerate(zip(batch, items, strict=True)):
+        retry_of = incoming.idempotency_key
+        if retry_of is not None and retry_of in replays:
+            outcomes[n] = replays[retry_of]
+            continue
+        if retry_of is not None and retry_of in seen:
+            pending.flush()  # the first one's id is known once it is stored
+            first = outcomes[seen[retry_of]]
+            assert first is not None
+            outcomes[n] = replace(first, replayed=True, step_failed=False, error=None)
+            continue
+        if retry_of is not None:
+            seen[retry_of] = n
         dedup_key = f"{key.source_type}|{incoming.point_code}|{item.indicator}"
         level = incoming.level or level_for(item, incoming.value)
         row = open_cases.get(dedup_key)
         quiet = not any(s[0] == incoming.scenario and s[1] == incoming.point_code
                         and s[2] in (None, item.indicator) for s in silenced)
-        plain_repeat = (row is not None and quiet and not incoming.idempotency_key
+        plain_repeat = (row is not None and quiet
                         and not recovered(item, incoming.value)
                         and LEVEL_RANK.get(level or "", 0)
                         <= LEVEL_RANK.get(row.highest_level, 0))
         if not plain_repeat:
-            if fast_rows:  # keep the order: earlier repeats are stored before this alert
-                _flush_repeats(fast_rows, fast_index, case_updates, outcomes, open_cases)
+            pending.flush()  # keep the order: earlier repeats are stored before this alert
             outcome = ingest(key, incoming, now=now)
             outcomes[n] = outcome
             if outcome.case_no and outcome.disposition in ("opened", "upgraded", "grouped",
@@ -318,8 +345,8 @@ def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[Ale
             continue
         assert row is not None
         point = points.get(incoming.point_code)
-        fast_rows.append({
-            "api_key_id": key.id, "idempotency_key": None, "received_at": now,
+        pending.add(n, {
+            "api_key_id": key.id, "idempotency_key": retry_of, "received_at": now,
             "observed_at": incoming.observed_at, "source_type": key.source_type,
             "point_code": incoming.point_code, "point_id": point.id if point else None,
             "scenario": incoming.scenario, "item_code": item.code,
@@ -327,23 +354,55 @@ def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[Ale
             "level": level, "dedup_key": dedup_key, "disposition": "grouped",
             "case_id": row.id, "unknown_point": point is None, "silence_id": None,
             "payload": incoming.payload or {}})
-        fast_index.append(n)
-        update = case_updates.setdefault(row.id, {"case_id": row.id, "count": 0,
-                                                  "last_value": incoming.value,
-                                                  "last_seen": incoming.observed_at})
-        update["count"] += 1
-        update["last_value"] = incoming.value
-        update["last_seen"] = max(update["last_seen"], incoming.observed_at)
-    if fast_rows:
-        _flush_repeats(fast_rows, fast_index, case_updates, outcomes, open_cases)
+    pending.flush()
     return [o for o in outcomes if o is not None]
 
 
+class _Repeats:
+    """A run of plain repeats waiting to be stored together."""
+
+    def __init__(self, key: ApiKey, batch: list[AlertIn], outcomes: list[AlertOutcome | None],
+                 open_cases: dict[str, Any], now: datetime) -> None:
+        self.key, self.batch, self.outcomes, self.now = key, batch, outcomes, now
+        self.open_cases = open_cases
+        self.rows: list[dict[str, Any]] = []
+        self.index: list[int] = []
+
+    def add(self, n: int, row: dict[str, Any]) -> None:
+        self.index.append(n)
+        self.rows.append(row)
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        rows, index = self.rows, self.index
+        self.rows, self.index = [], []
+        if not any(r["idempotency_key"] for r in rows):
+            _flush_repeats(rows, index, self.outcomes, self.open_cases)
+            return
+        try:
+            with db.session.begin_nested():
+                _flush_repeats(rows, index, self.outcomes, self.open_cases)
+        except IntegrityError:
+            # A concurrent request stored one of these keys a moment ago: one at a time,
+            # so each retry gets the outcome of the request that stored it.
+            for n in index:
+                self.outcomes[n] = ingest(self.key, self.batch[n], now=self.now)
+
+
 def _flush_repeats(rows: list[dict[str, Any]], index: list[int],
-                   updates: dict[int, dict[str, Any]], outcomes: list[AlertOutcome | None],
-                   open_cases: dict[str, Any]) -> None:
+                   outcomes: list[AlertOutcome | None], open_cases: dict[str, Any]) -> None:
     """Store a run of plain repeats: one insert for the alerts, one executemany for cases."""
     from sqlalchemy import Table, bindparam, case, insert, update
+
+    updates: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        update_ = updates.setdefault(row["case_id"], {"case_id": row["case_id"], "count": 0,
+                                                      "last_value": row["value"],
+                                                      "last_seen": row["observed_at"]})
+        update_["count"] += 1
+        update_["last_value"] = row["value"]
+        update_["last_seen"] = max(update_["last_seen"], row["observed_at"])
 
     ids = db.session.scalars(insert(Alert).returning(Alert.id, sort_by_parameter_order=True),
                              rows).all()
@@ -366,6 +425,3 @@ def _flush_repeats(rows: list[dict[str, Any]], index: list[int],
     for obj in list(db.session.identity_map.values()):
         if isinstance(obj, Case) and obj.id in updates:
             db.session.expire(obj)
-    rows.clear()
-    index.clear()
-    updates.clear()

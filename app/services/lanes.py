@@ -23,6 +23,8 @@ from app.models import Case, Department, NodeKind, PlatformNode
 # notice climbs when a lane has nobody in scope.
 BUSINESS_ROLES = ("responder", "business_admin", "department_head", "leader_in_charge")
 DEFAULT_DEPARTMENT_ROLES = ("business_admin",)
+# Technical roles take the tasks of technical cases (feed outages) over the case's area.
+TECHNICAL_ROLES = ("tech_admin", "tech_unit_head")
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def roles_of(properties: dict[str, str]) -> tuple[str, ...]:
 
 def assignee(case: Case, lane: str, properties: dict[str, str]) -> Assignee:
     """Who may take a task of `case` drawn in `lane` with these BPMN properties."""
-    if lane in BUSINESS_ROLES:
+    if lane in BUSINESS_ROLES or lane in TECHNICAL_ROLES:
         return Assignee(lane, (case.scope_path, case.scenario_path))
     department = properties.get("department") or lane
     if department == "city_ops":

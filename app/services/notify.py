@@ -3,10 +3,15 @@ and the same message queued for an outbound channel (a webhook) when one is conf
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +28,7 @@ from app.models import (
     Notification,
     OutboundMessage,
     PlatformNode,
+    Role,
     RoleAssignment,
     User,
 )
@@ -41,6 +47,9 @@ NOTICE_TITLES = {
     "level_upgrade": "预警升级",
     "back_to_normal": "监测值恢复正常",
     "weather_warning": "气象预警发布",
+    "handbook_review": "处置手册待审核",
+    "delegated": "任务指派",
+    "case_step": "关注案件进展",
 }
 LEVEL_NAMES = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
 PLACE_KINDS = (NodeKind.TOWN, NodeKind.VILLAGE, NodeKind.LINGANG)
@@ -158,6 +167,8 @@ def _send(case: Case, users: Iterable[Recipient], kind: str, body: str, now: dat
           told: set[int] | None = None) -> int:
     title = f"{NOTICE_TITLES.get(kind, kind)} · {case.case_no}"
     users = list(users)
+    if case.is_test:
+        return _simulate(case, users, kind, body, now, told)
     count = 0
     for user in users:
         db.session.add(Notification(user_id=user.id, case_id=case.id, kind=kind, title=title,
@@ -165,12 +176,62 @@ def _send(case: Case, users: Iterable[Recipient], kind: str, body: str, now: dat
         count += 1
         if told is not None:
             told.add(user.id)
-    if count and current_app.config.get("NOTIFY_WEBHOOK_URL"):
-        db.session.add(OutboundMessage(channel="webhook", created_at=now, payload={
-            "kind": kind, "case_no": case.case_no, "scenario": case.scenario,
-            "level": case.level, "title": title, "body": body,
-            "recipients": sorted({u.username for u in users}), "at": now.isoformat()}))
+    if count:
+        _queue_outbound(case, kind, title, body, sorted({u.username for u in users}), now)
     return count
+
+
+def _simulate(case: Case, users: list[Recipient], kind: str, body: str, now: datetime,
+              told: set[int] | None) -> int:
+    """A test case's notice reaches nobody: its history records whom it would have reached."""
+    from app.services.case_engine import add_event
+
+    version = _version_of(case)
+    add_event(case, kind="test_notice", at=now,
+              version_hash=version.content_hash if version else "", actor_name="system",
+              data={"notice": kind, "to": sorted({u.username for u in users}), "body": body})
+    if told is not None:
+        told.update(u.id for u in users)
+    return len(users)
+
+
+# Outbound channels and the setting that switches each on.
+CHANNEL_SETTINGS = {"webhook": "NOTIFY_WEBHOOK_URL", "wecom": "NOTIFY_WECOM_URL",
+                    "dingtalk": "NOTIFY_DINGTALK_URL"}
+
+
+def _queue_outbound(case: Case, kind: str, title: str, body: str, usernames: list[str],
+                    now: datetime) -> None:
+    """The same message once per configured outbound channel (webhook, work-chat groups)."""
+    payload = {"kind": kind, "case_no": case.case_no, "scenario": case.scenario,
+               "level": case.level, "title": title, "body": body, "recipients": usernames,
+               "at": now.isoformat()}
+    for channel, setting in CHANNEL_SETTINGS.items():
+        if current_app.config.get(setting):
+            db.session.add(OutboundMessage(channel=channel, created_at=now, payload=payload))
+
+
+def delegated(case: Case, to: User, step: str, by: str, reason: str, *, now: datetime) -> int:
+    """Tell the person a task was handed to (and the work-chat groups)."""
+    return _send(case, [Recipient(to.id, to.username)], "delegated",
+                 _body(case, f"{by} 将「{step}」指派给您：{reason}"), now)
+
+
+def followers_told(case: Case, completed: Iterable[Completed], *, now: datetime) -> int:
+    """Tell the case's followers which steps were just done (one notice per step)."""
+    from app.models import CaseFollower
+
+    names = [e.name for e in completed if e.by_person and e.name]
+    if not names:
+        return 0
+    with db.session.no_autoflush:
+        rows = db.session.execute(select(User.id, User.username).join(
+            CaseFollower, CaseFollower.user_id == User.id).where(
+            CaseFollower.case_id == case.id, User.active.is_(True))).all()
+    if not rows:
+        return 0
+    return _send(case, [Recipient(r.id, r.username) for r in rows], "case_step",
+                 _body(case, "、".join(dict.fromkeys(names))), now)
 
 
 def _body(case: Case, what: str) -> str:
@@ -187,7 +248,7 @@ def after_step(case: Case, completed: Iterable[Completed], *, now: datetime) -> 
         told: set[int] = set()
         for role in roles:
             sent += _to_lane(case, role, kind, _body(case, element.name), now, skip=told)
-    return sent
+    return sent + followers_told(case, completed, now=now)
 
 
 def case_pushed(case: Case, handbook: Handbook, *, now: datetime) -> int:
@@ -205,6 +266,33 @@ def case_pushed(case: Case, handbook: Handbook, *, now: datetime) -> int:
                          department=department if department and department != owner else None,
                          skip=told)
     return sent
+
+
+def review_waiting(version: HandbookVersion, *, now: datetime) -> int:
+    """Tell the department heads over the handbook's owning node that a version waits for
+    their review (in the app, and on the webhook when one is configured). The author is not
+    told: the author never reviews their own version."""
+    node = version.node
+    rows = db.session.execute(
+        select(User.id, User.username)
+        .join(RoleAssignment, RoleAssignment.user_id == User.id)
+        .join(PlatformNode, RoleAssignment.node_id == PlatformNode.id)
+        .where(User.active.is_(True), RoleAssignment.role == Role.DEPARTMENT_HEAD,
+               literal(node.path).like(PlatformNode.path + "%"))
+        .distinct().order_by(User.id)).all()
+    heads = [Recipient(row.id, row.username) for row in rows if row.id != version.author_id]
+    title = f"{NOTICE_TITLES['handbook_review']} · {node.name} v{version.number}"
+    body = f"{version.author_name}提交审核：{version.change_note or '（未填写修改说明）'}"
+    for head in heads:
+        db.session.add(Notification(user_id=head.id, handbook_version_id=version.id,
+                                    kind="handbook_review", title=title, body=body,
+                                    created_at=now))
+    if heads and current_app.config.get("NOTIFY_WEBHOOK_URL"):
+        db.session.add(OutboundMessage(channel="webhook", created_at=now, payload={
+            "kind": "handbook_review", "handbook": version.handbook_key,
+            "number": version.number, "title": title, "body": body,
+            "recipients": sorted(h.username for h in heads), "at": now.isoformat()}))
+    return len(heads)
 
 
 def unread_count(user: User) -> int:
@@ -251,19 +339,116 @@ class WebhookChannel:
             raise OSError(f"webhook answered {status}")
 
 
+def _post_json(url: str, payload: dict[str, Any], timeout: float) -> bytes:
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            status, answer = response.status, response.read(64 * 1024)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        status, answer = exc.code, b""
+    if not 200 <= status < 300:
+        raise OSError(f"robot answered {status}")
+    return bytes(answer)
+
+
+def _robot_ok(answer: bytes, name: str) -> None:
+    """Both robots answer 200 with {"errcode": 0} on success and another code otherwise."""
+    try:
+        found = json.loads(answer or b"{}")
+    except ValueError:
+        raise OSError(f"{name} answered no JSON") from None
+    if not isinstance(found, dict) or found.get("errcode", 0) != 0:
+        raise OSError(f"{name} refused: {str(found)[:200]}")
+
+
+def markdown_text(payload: dict[str, Any]) -> str:
+    """The message as the robots' markdown: title, case, level, body, recipients."""
+    level = LEVEL_NAMES.get(str(payload.get("level")), str(payload.get("level") or ""))
+    lines = [f"### {payload.get('title', '')}",
+             f"> 案件: {payload.get('case_no', '')}  等级: {level}",
+             "", str(payload.get("body", ""))]
+    if payload.get("recipients"):
+        lines += ["", "接收人: " + "、".join(str(r) for r in payload["recipients"])]
+    return "\n".join(lines)
+
+
+class WeComChannel:
+    """A WeCom (企业微信) group robot: `msgtype: markdown` with `markdown.content`."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.url, self.timeout = url, timeout
+
+    def deliver(self, payload: dict[str, Any]) -> None:
+        answer = _post_json(self.url, {"msgtype": "markdown",
+                                       "markdown": {"content": markdown_text(payload)}},
+                            self.timeout)
+        _robot_ok(answer, "WeCom")
+
+
+class DingTalkChannel:
+    """A DingTalk (钉钉) group robot: `msgtype: markdown` with a title and text; with a secret,
+    the URL carries `timestamp` and `sign` = base64(HMAC-SHA256(secret, "timestamp\\nsecret"))."""
+
+    def __init__(self, url: str, secret: str = "", timeout: float = 5.0,
+                 clock: Any = None) -> None:
+        self.url, self.secret, self.timeout = url, secret, timeout
+        self.clock = clock or time.time
+
+    def signed_url(self) -> str:
+        if not self.secret:
+            return self.url
+        timestamp = str(int(self.clock() * 1000))
+        digest = hmac.new(self.secret.encode("utf-8"),
+                          f"{timestamp}\n{self.secret}".encode(), hashlib.sha256).digest()
+        sign = urllib.parse.quote_plus(base64.b64encode(digest))
+        joiner = "&" if "?" in self.url else "?"
+        return f"{self.url}{joiner}timestamp={timestamp}&sign={sign}"
+
+    def deliver(self, payload: dict[str, Any]) -> None:
+        answer = _post_json(self.signed_url(), {
+            "msgtype": "markdown",
+            "markdown": {"title": str(payload.get("title", ""))[:64],
+                         "text": markdown_text(payload)}}, self.timeout)
+        _robot_ok(answer, "DingTalk")
+
+
+def channels_from(config: Any) -> dict[str, Channel]:
+    """The outbound channels the configuration switches on, by name."""
+    found: dict[str, Channel] = {}
+    if config.get("NOTIFY_WEBHOOK_URL"):
+        found["webhook"] = WebhookChannel(config["NOTIFY_WEBHOOK_URL"])
+    if config.get("NOTIFY_WECOM_URL"):
+        found["wecom"] = WeComChannel(config["NOTIFY_WECOM_URL"])
+    if config.get("NOTIFY_DINGTALK_URL"):
+        found["dingtalk"] = DingTalkChannel(config["NOTIFY_DINGTALK_URL"],
+                                            config.get("NOTIFY_DINGTALK_SECRET", ""))
+    return found
+
+
 MAX_ATTEMPTS = 5
 
 
-def deliver_pending(channel: Channel, *, now: datetime, batch: int = 100) -> tuple[int, int]:
-    """Send queued outbound messages; returns (sent, failed). The caller commits."""
+def deliver_pending(channel: Channel | Mapping[str, Channel], *, now: datetime,
+                    batch: int = 100) -> tuple[int, int]:
+    """Send queued outbound messages; returns (sent, failed). The caller commits.
+
+    One channel serves every message (the generic webhook), or a mapping by channel name
+    serves the messages queued for each; messages of a channel not given wait."""
     sent = failed = 0
-    rows = db.session.scalars(select(OutboundMessage).where(
-        OutboundMessage.status == "pending").order_by(OutboundMessage.id).limit(batch)
-        .with_for_update(skip_locked=True)).all()
+    by_name = channel if isinstance(channel, Mapping) else None
+    query = select(OutboundMessage).where(OutboundMessage.status == "pending")
+    if by_name is not None:
+        query = query.where(OutboundMessage.channel.in_(list(by_name)))
+    rows = db.session.scalars(query.order_by(OutboundMessage.id).limit(batch)
+                              .with_for_update(skip_locked=True)).all()
     for row in rows:
         row.attempts += 1
+        target = by_name[row.channel] if by_name is not None else channel
         try:
-            channel.deliver(row.payload)
+            target.deliver(row.payload)  # type: ignore[union-attr]
         except Exception as exc:  # any transport failure is retried, then parked
             row.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
             if row.attempts >= MAX_ATTEMPTS:

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select
+from sqlalchemy import ColumnElement, false, func, or_, select, tuple_
 
 from app.extensions import db
-from app.i18n import _l
 from app.models import (
     Alert,
     Case,
@@ -23,18 +22,19 @@ from app.models import (
     User,
 )
 from app.services.permissions import require, scope_paths
+from app.services.scenarios import (  # noqa: F401 (their old home; other modules import them)
+    PUBLICATION_KEY,
+    in_scope,
+    scenario_code,
+    scenario_names,
+    scenarios_in_scope,
+    visible_scenarios,
+)
+from app.services.steps import ACCEPT, marked_elements
 
-ACCEPT_ELEMENT = "Activity_accept"
 # Kinds of lateness, most urgent first: a case nobody took on is worse than one not yet closed.
 NOT_ACCEPTED = "not_accepted"
 NOT_CLOSED = "not_closed"
-
-
-def in_scope(paths: Sequence[str], *columns: Any) -> ColumnElement[bool]:
-    """A row lies under one of `paths` through any of the given path columns."""
-    if not paths:
-        return false()
-    return or_(*(column.startswith(p, autoescape=True) for p in paths for column in columns))
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,14 @@ def _towns(cases: Sequence[Case]) -> dict[int, str | None]:
     return found
 
 
+def accept_step() -> ColumnElement[bool]:
+    """A task row is an accept step (found by its mark in the version's BPMN)."""
+    pairs = sorted(marked_elements(ACCEPT))
+    if not pairs:
+        return false()
+    return tuple_(CaseTask.process_id, CaseTask.element_id).in_(pairs)
+
+
 def overdue_cases(actor: User, now: datetime, department: str | None = None) -> OverdueReport:
     """Open cases past their closing deadline or not accepted in time, in `actor`'s scope,
     grouped per owner department, most late first."""
@@ -121,13 +129,13 @@ def overdue_cases(actor: User, now: datetime, department: str | None = None) -> 
     paths = scope_paths(actor, "overdue.view")
     scoped = in_scope(paths, Case.scope_path, Case.scenario_path)
     late_accept = (select(CaseTask.case_id, func.min(CaseTask.due_at).label("due"))
-                   .where(CaseTask.element_id == ACCEPT_ELEMENT, CaseTask.status == "ready",
+                   .where(accept_step(), CaseTask.status == "ready",
                           CaseTask.due_at < now,
                           in_scope(paths, CaseTask.scope_path, CaseTask.scenario_path))
                    .group_by(CaseTask.case_id).subquery())
     query = (select(Case, late_accept.c.due)
              .outerjoin(late_accept, late_accept.c.case_id == Case.id)
-             .where(Case.status == "open", scoped,
+             .where(Case.status == "open", Case.is_test.is_(False), scoped,
                     or_(Case.due_at < now, late_accept.c.due.is_not(None))))
     if department:
         query = query.join(Department, Department.id == Case.owner_department_id).where(
@@ -160,34 +168,6 @@ def overdue_cases(actor: User, now: datetime, department: str | None = None) -> 
 
 
 # Silences and silenced alerts: scoped through the scenario node each belongs to.
-
-def scenarios_in_scope(paths: Sequence[str]) -> list[PlatformNode]:
-    """The scenario nodes lying under one of `paths`, in tree order."""
-    return list(db.session.scalars(select(PlatformNode).where(
-        PlatformNode.kind == NodeKind.SCENARIO, in_scope(paths, PlatformNode.path))
-        .order_by(PlatformNode.id)))
-
-
-def scenario_code(node: PlatformNode) -> str:
-    return node.code.removeprefix("scenario.")
-
-
-# A weather warning publication runs like a case of its own handbook; it names itself.
-PUBLICATION_KEY = "warning_publication"
-
-
-def scenario_names() -> dict[str, str]:
-    """Scenario code -> its Chinese name, for labels (weather warning publications too)."""
-    names = {scenario_code(n): n.name for n in db.session.scalars(select(PlatformNode).where(
-        PlatformNode.kind == NodeKind.SCENARIO).order_by(PlatformNode.id))}
-    names[PUBLICATION_KEY] = str(_l("Weather warning publication"))
-    return names
-
-
-def visible_scenarios(actor: User, *actions: str) -> list[str]:
-    """Scenario codes `actor` may see through any of `actions`."""
-    paths = sorted({p for action in actions for p in scope_paths(actor, action)})
-    return [scenario_code(n) for n in scenarios_in_scope(paths)]
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "system.status": frozenset({R.TECH_ADMIN, R.TECH_UNIT_HEAD, R.SYSTEM_ADMIN}),
     # Command handbooks (Art 5, 7): business administrators draft, department heads approve.
     "handbook.view": _ALL_BUSINESS,
+    # The handbook list in the menu: responders read a handbook through their cases' pages.
+    "handbook.list": _ALL_BUSINESS - {R.RESPONDER},
     "handbook.draft": frozenset({R.BUSINESS_ADMIN}),
     "handbook.review": frozenset({R.DEPARTMENT_HEAD}),
     # The process designer and its engine check: the people who write and approve handbooks,
@@ -46,15 +48,38 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "case.act": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
                            R.RESPONDER}),
     "case.correct": frozenset({R.BUSINESS_ADMIN}),
+    # Hand a task to a named person (reassign, delegate): department heads and business
+    # administrators, over the cases of their nodes.
+    "task.assign": frozenset({R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN}),
     "silence.manage": frozenset({R.BUSINESS_ADMIN}),
     "overdue.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
                                R.DISTRICT_OFFICE, R.AUDITOR}),
+    # The duty board and the risk map: 区安委办's duty officer and each department's people
+    # who watch over cases, over their own scope.
+    "board.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
+                             R.DISTRICT_OFFICE, R.AUDITOR}),
     "apikeys.manage": frozenset({R.TECH_ADMIN, R.SYSTEM_ADMIN}),
+    # The monitoring-point registry (Art 8): the scenario's and the town's people see it;
+    # business and technical administrators keep it; maintenance records likewise (Art 15).
+    "points.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
+                              R.DISTRICT_OFFICE, R.AUDITOR, R.TECH_ADMIN, R.TECH_UNIT_HEAD}),
+    "points.manage": frozenset({R.BUSINESS_ADMIN, R.TECH_ADMIN}),
+    # Filing of a unit's own operating rules (Art 19): a unit's head or administrator files,
+    # 区安委办 acknowledges.
+    "filing.submit": frozenset({R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN, R.TECH_UNIT_HEAD}),
+    "filing.acknowledge": frozenset({R.DISTRICT_OFFICE}),
     # Cases whose engine step failed: technical administrators see them and retry (audited).
     "case.retry": frozenset({R.TECH_ADMIN, R.SYSTEM_ADMIN}),
     # Weather warnings are drafted by 区气象局 (annex 7): its department head and business
     # administrators, on the bureau's own nodes (see OfDepartment).
     "publication.start": frozenset({R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN}),
+    # Figures, monthly and annual reports, bulletins (Art 11, 16, 17): read within the scope
+    # held; a business administrator writes a report's narrative, a department head of the
+    # node approves and issues it (never the one who wrote it).
+    "report.view": frozenset({R.LEADER_IN_CHARGE, R.DEPARTMENT_HEAD, R.BUSINESS_ADMIN,
+                              R.DISTRICT_OFFICE, R.AUDITOR}),
+    "report.write": frozenset({R.BUSINESS_ADMIN}),
+    "report.approve": frozenset({R.DEPARTMENT_HEAD}),
 }
 
 # Read-only roles never receive an action that changes something.
@@ -62,8 +87,11 @@ READ_ONLY_ROLES = frozenset({R.AUDITOR})
 WRITE_ACTIONS = frozenset({"accounts.manage", "roles.assign", "accounts.unlock",
                            "roles.assign_admin", "handbook.draft", "handbook.review",
                            "handbook.design",
-                           "case.act", "case.correct", "silence.manage", "apikeys.manage",
-                           "publication.start", "case.retry"})
+                           "case.act", "case.correct", "task.assign", "silence.manage",
+                           "apikeys.manage",
+                           "publication.start", "case.retry", "points.manage",
+                           "filing.submit", "filing.acknowledge", "report.write",
+                           "report.approve"})
 
 # Three separated administrators (三员分立): one person holds at most one of these.
 SEPARATED_ADMIN_ROLES = frozenset({R.SYSTEM_ADMIN, R.SECURITY_ADMIN, R.AUDIT_ADMIN})
@@ -157,12 +185,29 @@ def may_take(user: User, task: TaskLane) -> bool:
         for a in user.assignments)
 
 
+def _scope_name(target: Target) -> str | None:
+    """The name of the platform node a target belongs to, for a refusal to say."""
+    if isinstance(target, PlatformNode):
+        return target.name
+    if isinstance(target, User):
+        return target.home_node.name if target.home_node else None
+    node = getattr(target, "node", None)
+    return node.name if isinstance(node, PlatformNode) else None
+
+
 def require(user: User | None, action: str, target: Target = None) -> None:
+    """Refuse unless `user` may; the refusal names the scope it belongs to and the roles that
+    may do it, so that the person knows whom to ask."""
     if not can(user, action, target):
         from app.i18n import _l
 
+        details: dict[str, object] = {"action": action,
+                                      "roles": sorted(r.value for r in ACTIONS[action])}
+        scope = _scope_name(target)
+        if scope:
+            details["scope"] = scope
         raise Forbidden(_l("You do not have permission for this, or it is outside your scope."),
-                        details={"action": action})
+                        details=details)
 
 
 def scope_paths(user: User, action: str) -> list[str]:

@@ -108,7 +108,8 @@ def reached_cases(payload: dict[str, Any]) -> list[Case]:
     scenarios = concerned_scenarios(str(payload.get("warning_type") or ""))
     if not scenarios:
         return []
-    query = select(Case).where(Case.scenario.in_(scenarios), Case.status == "open")
+    query = select(Case).where(Case.scenario.in_(scenarios), Case.status == "open",
+                               Case.is_test.is_(False))
     paths = _area_paths(payload)
     if paths is not None:
         query = query.where(or_(*(Case.scope_path.startswith(p, autoescape=True)

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -30,15 +29,16 @@ from app.models import (
 from app.services import audit, case_engine
 from app.services.cases import handbook_or_none
 from app.services.errors import Conflict, NotFound, ValidationFailed
-from app.services.overdue import in_scope
 from app.services.permissions import require, scope_paths
+from app.services.scenarios import in_scope
+from app.services.steps import ACCEPT, CANCEL, DISPOSE, FEEDBACK, element_steps
+from app.timezone import local_zone
 
 # Who sees the quality lists: the supervising roles that follow overdue cases; correcting
 # needs `case.correct` on the case itself.
 VIEW_ACTION = "overdue.view"
 CORRECT_ACTION = "case.correct"
 CLOSED_STATUSES = ("closed", "false_alarm")
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 # Pudong New Area's bounding box (WGS-84).
 PUDONG_LAT = (30.85, 31.40)
@@ -50,10 +50,9 @@ PLACEHOLDERS = frozenset({
     "test", "na", "n/a", "null", "none", "xx", "xxx", "123", "1234", "abc"})
 _PUNCTUATION = re.compile(r"[\s.,;:!?'\"`~\-_/\\|()（）。，、；：！？…·“”‘’]+")
 
-# The user tasks whose forms the rules read, and which of their text fields must be real prose.
-ACCEPT, DISPOSE, CANCEL, FEEDBACK = ("Activity_accept", "Activity_dispose",
-                                     "Activity_cancel_warning", "Activity_feedback")
-FORM_ELEMENTS = (ACCEPT, DISPOSE, CANCEL, FEEDBACK)
+# The steps (by their mark in the BPMN) whose forms the rules read, and which of their text
+# fields must be real prose.
+FORM_STEPS = (ACCEPT, DISPOSE, CANCEL, FEEDBACK)
 PROSE_FIELDS: tuple[tuple[str, str, str], ...] = (
     (FEEDBACK, "measures_taken", "已采取的措施"), (FEEDBACK, "location", "处置位置"),
     (CANCEL, "cancel_note", "销警说明"), (DISPOSE, "situation", "现场情况及处置"))
@@ -79,7 +78,7 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL_TZ)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=local_zone())
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,8 @@ class CaseFacts:
     """What the rules may look at: the case row, its point, attachments and recorded forms."""
 
     case: Case
-    forms: Mapping[str, Mapping[str, Any]]  # element id -> the last form submitted
-    completed: Mapping[str, datetime]  # element id -> when it was last completed
+    forms: Mapping[str, Mapping[str, Any]]  # step -> the last form submitted
+    completed: Mapping[str, datetime]  # step -> when it was last completed
     attachments: int = 0
     point: MonitoringPoint | None = None
     evidence_kinds: tuple[str, ...] = ()  # what the handbook asks as evidence for the cause
@@ -208,7 +207,7 @@ def _point_outside_pudong(f: CaseFacts) -> str | None:
 
 
 def _local(moment: datetime) -> str:
-    return moment.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(local_zone()).strftime("%Y-%m-%d %H:%M")
 
 
 RULES: tuple[Rule, ...] = (
@@ -259,22 +258,27 @@ def gather_facts(cases: Sequence[Case]) -> list[CaseFacts]:
     ids = [c.id for c in cases]
     if not ids:
         return []
+    hashes = set(db.session.scalars(select(CaseEvent.version_hash).where(
+        CaseEvent.case_id.in_(ids)).distinct()))
+    step_maps = element_steps(hashes, *FORM_STEPS)
+    marked = {element_id for found in step_maps.values() for element_id in found}
     events = db.session.scalars(select(CaseEvent).where(
         CaseEvent.case_id.in_(ids),
         or_(CaseEvent.kind == "input",
             and_(CaseEvent.kind == "task", CaseEvent.new_state == "COMPLETED",
-                 CaseEvent.element_id.in_(FORM_ELEMENTS))))
+                 CaseEvent.element_id.in_(marked))))
         .order_by(CaseEvent.case_id, CaseEvent.seq))
     forms: dict[int, dict[str, dict[str, Any]]] = {i: {} for i in ids}
     completed: dict[int, dict[str, datetime]] = {i: {} for i in ids}
-    elements: dict[tuple[int, str], str] = {}  # (case, engine task id) -> element id
+    elements: dict[tuple[int, str], str] = {}  # (case, engine task id) -> step
     for event in events:
         data = event.data or {}
-        if event.kind == "task" and event.element_id:
-            elements[(event.case_id, str(data.get("task")))] = event.element_id
-            completed[event.case_id][event.element_id] = event.at
+        step = step_maps.get(event.version_hash, {}).get(event.element_id or "")
+        if event.kind == "task" and step is not None:
+            elements[(event.case_id, str(data.get("task")))] = step
+            completed[event.case_id][step] = event.at
             delta = (data.get("delta") or {}).get("updated") or {}
-            forms[event.case_id].setdefault(event.element_id, {}).update(delta)
+            forms[event.case_id].setdefault(step, {}).update(delta)
         elif data.get("kind") == "complete_task":
             # The input holds the whole submitted form; the delta only what changed.
             element = elements.get((event.case_id, str(data.get("task_id"))))
@@ -315,9 +319,10 @@ class ScanResult:
 def scan(now: datetime, *, since: datetime | None = None, batch: int = 200) -> ScanResult:
     """Check closed cases (those closed since `since`, or all) against every rule and record
     one issue per case and broken rule. Running it again flags nothing twice."""
-    # Warning publications are not warnings: their records follow no disposal rules.
-    query = select(Case.id).where(Case.status.in_(CLOSED_STATUSES),
-                                  Case.scenario != "warning_publication")
+    # Warning publications and technical cases of feed outages are not warnings: their
+    # records follow no disposal rules.
+    query = select(Case.id).where(Case.status.in_(CLOSED_STATUSES), Case.is_test.is_(False),
+                                  Case.scenario.not_in(("warning_publication", "feed_outage")))
     if since is not None:
         query = query.where(Case.closed_at >= since)
     ids = list(db.session.scalars(query.order_by(Case.id)))
@@ -379,7 +384,8 @@ def list_issues(actor: User, *, rule: str | None = None, state: str = "open", pa
                 per_page: int = 50) -> IssuePage:
     """Issues on the cases in `actor`'s scope; `state` is open, resolved or all."""
     require(actor, VIEW_ACTION)
-    scoped = in_scope(scope_paths(actor, VIEW_ACTION), Case.scope_path, Case.scenario_path)
+    scoped = and_(Case.is_test.is_(False),
+                  in_scope(scope_paths(actor, VIEW_ACTION), Case.scope_path, Case.scenario_path))
     base = select(DataQualityIssue, Case).join(Case, Case.id == DataQualityIssue.case_id).where(
         scoped)
     counts = dict(db.session.execute(
@@ -484,8 +490,35 @@ def register_point(actor: User, *, scenario: str, code: str, name: str, node_id:
                             owner_department_id=scenario_node.department_id, lat=lat, lon=lon)
     db.session.add(point)
     db.session.flush()
+    moved = _move_to_point(point, node, scenario_node)
     audit.record(actor=actor, action="point.register", object_type="monitoring_point",
                  object_id=point.id,
                  after={"code": code, "name": point.name, "scenario": scenario,
-                        "node": node.code, "lat": lat, "lon": lon}, at=now)
+                        "node": node.code, "lat": lat, "lon": lon, **moved}, at=now)
     return point
+
+
+def _move_to_point(point: MonitoringPoint, town: PlatformNode,
+                   scenario_node: PlatformNode) -> dict[str, Any]:
+    """The alerts of a point that arrived unknown now name it, and its open cases (on the
+    scenario's own line until now) move to its town, with their inbox tasks."""
+    from sqlalchemy import update
+
+    from app.models import Alert, CaseTask
+
+    alerts = db.session.execute(update(Alert).where(
+        Alert.point_code == point.code, Alert.scenario == point.scenario,
+        Alert.point_id.is_(None)).values(point_id=point.id)
+        .execution_options(synchronize_session=False))
+    cases = list(db.session.scalars(select(Case).where(
+        Case.point_code == point.code, Case.scenario == point.scenario,
+        Case.status == "open", Case.point_id.is_(None))))
+    for case in cases:
+        case.point_id, case.node_id, case.scope_path = point.id, town.id, town.path
+        case.scenario_path = scenario_node.path
+    if cases:
+        db.session.execute(update(CaseTask).where(
+            CaseTask.case_id.in_([c.id for c in cases])).values(scope_path=town.path)
+            .execution_options(synchronize_session=False))
+    return {"alerts_moved": int(getattr(alerts, "rowcount", 0) or 0),
+            "cases_moved": [c.case_no for c in cases]}

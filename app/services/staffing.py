@@ -25,8 +25,8 @@ from app.models import (
 from app.services import org
 from app.services.bpmn_index import index_for
 from app.services.lanes import BUSINESS_ROLES, department_node, roles_of
-from app.services.overdue import in_scope
 from app.services.permissions import require, scope_paths
+from app.services.scenarios import in_scope
 
 SCAN_HEARTBEAT = "staffing_scan"
 SCAN_EVERY = timedelta(days=1)

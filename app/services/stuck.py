@@ -88,7 +88,8 @@ class StuckCase:
 
 def stuck_cases(actor: User) -> list[StuckCase]:
     require(actor, "case.retry")
-    rows = db.session.scalars(select(Case).where(Case.stuck_since.is_not(None))
+    rows = db.session.scalars(select(Case).where(Case.stuck_since.is_not(None),
+                                                 Case.is_test.is_(False))
                               .order_by(Case.stuck_since)).all()
     return [StuckCase(c.id, c.case_no, c.scenario, c.node.name, c.level, c.stuck_since,
                       c.stuck_attempts, summary(c.failure), c.error or "",
@@ -97,7 +98,7 @@ def stuck_cases(actor: User) -> list[StuckCase]:
 
 def count_stuck() -> int:
     return int(db.session.scalar(select(func.count(Case.id)).where(
-        Case.stuck_since.is_not(None))) or 0)
+        Case.stuck_since.is_not(None), Case.is_test.is_(False))) or 0)
 
 
 def _retry(case: Case, *, actor: User | None, now: datetime) -> bool:
@@ -139,7 +140,8 @@ def retry_transient(now: datetime, *, limit: int = 50) -> int:
     """The scheduler retries failures that may pass by themselves, with growing pauses."""
     fixed = 0
     rows = db.session.scalars(select(Case).where(
-        Case.stuck_since.is_not(None), Case.stuck_attempts < MAX_AUTOMATIC_RETRIES)
+        Case.stuck_since.is_not(None), Case.is_test.is_(False),
+        Case.stuck_attempts < MAX_AUTOMATIC_RETRIES)
         .order_by(Case.stuck_since).limit(limit)).all()
     for case in rows:
         failure = case.failure

@@ -19,14 +19,16 @@ from app.services import case_engine, notify, stuck
 def due_case_ids(now: datetime, *, limit: int = 100) -> list[int]:
     """Open cases with a timer due before `now`, earliest first (engine fires strictly after)."""
     return list(db.session.scalars(
-        select(Case.id).where(Case.status == "open", Case.next_timer_at < now)
+        select(Case.id).where(Case.status == "open", Case.is_test.is_(False),
+                              Case.next_timer_at < now)
         .order_by(Case.next_timer_at).limit(limit)))
 
 
 def fire_case(case_id: int, now: datetime) -> bool:
     """Fire the due timers of one case under a row lock; False if another worker has it."""
     case = db.session.scalar(
-        select(Case).where(Case.id == case_id, Case.status == "open", Case.next_timer_at < now)
+        select(Case).where(Case.id == case_id, Case.status == "open", Case.is_test.is_(False),
+                           Case.next_timer_at < now)
         .with_for_update(skip_locked=True, of=Case))
     if case is None:
         return False

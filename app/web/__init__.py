@@ -28,10 +28,19 @@ from app import rate_limits, sessions
 from app.extensions import db, login_manager
 from app.i18n import _l
 from app.inputs import refuse_unstorable_text
+from app.models import ATTACHMENT_EXTENSIONS, Role
 from app.services import accounts
 from app.services.errors import DomainError
 from app.services.permissions import can
-from app.web.labels import AUDIT_ACTION_LABELS, NODE_KIND_LABELS, ROLE_DUTIES, ROLE_LABELS
+from app.web.labels import (
+    AUDIT_ACTION_LABELS,
+    AUDIT_FIELD_LABELS,
+    AUDIT_OBJECT_LABELS,
+    AUDIT_RESULT_LABELS,
+    NODE_KIND_LABELS,
+    ROLE_DUTIES,
+    ROLE_LABELS,
+)
 from app.web.util import now
 
 # Pages an account that must change its password may still open.
@@ -139,7 +148,7 @@ def _register_request_checks(app: Flask) -> None:
 
 # static/ also holds the JS sources, the npm manifest and node_modules (source maps included):
 # only the folders the pages load from are published.
-_PUBLISHED_STATIC = ("css/", "dist/")
+_PUBLISHED_STATIC = ("css/", "dist/", "img/")
 
 
 def _publish_page_assets_only(app: Flask) -> None:
@@ -153,15 +162,32 @@ def _publish_page_assets_only(app: Flask) -> None:
 
     app.view_functions["static"] = static
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        # Browsers ask for it at the root whatever the page says.
+        return cast(Response, send_static(filename="img/favicon.ico"))
+
+
+def _scenario_label(code: str) -> str:
+    from app.services.scenarios import scenario_names
+
+    return scenario_names().get(code, code)
+
 
 def register_web(app: Flask) -> None:
     from app.web.admin import bp as admin_bp
     from app.web.auth import bp as auth_bp
+    from app.web.case_migration import bp as case_migration_bp
     from app.web.cases import bp as cases_bp
     from app.web.designer import bp as designer_bp
+    from app.web.handbook_data import bp as handbook_data_bp
     from app.web.handbooks import bp as handbooks_bp
     from app.web.main import bp as main_bp
     from app.web.operations import bp as operations_bp
+    from app.web.oversight import bp as oversight_bp
+    from app.web.registry import bp as registry_bp
+    from app.web.reports import bp as reports_bp
+    from app.web.test_runs import bp as test_runs_bp
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please log in to open this page.")
@@ -175,8 +201,14 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(handbooks_bp)
     app.register_blueprint(operations_bp)
+    app.register_blueprint(registry_bp)
     app.register_blueprint(cases_bp)
     app.register_blueprint(designer_bp)
+    app.register_blueprint(reports_bp)
+    app.register_blueprint(test_runs_bp)
+    app.register_blueprint(case_migration_bp)
+    app.register_blueprint(handbook_data_bp)
+    app.register_blueprint(oversight_bp)
     _register_errors(app)
     _register_request_checks(app)
     _publish_page_assets_only(app)
@@ -185,10 +217,19 @@ def register_web(app: Flask) -> None:
 
     # Macros imported without context (the case timeline) name roles too.
     app.jinja_env.globals["ROLE_LABELS"] = ROLE_LABELS
+    app.jinja_env.globals["scenario_label"] = _scenario_label
+    # What a file input offers: the evidence types the server accepts (one table).
+    app.jinja_env.globals["attachment_accept"] = ",".join(ATTACHMENT_EXTENSIONS)
+    app.jinja_env.filters["role_label"] = lambda code: ROLE_LABELS.get(
+        next((r for r in Role if r.value == code), code), code)
+    app.jinja_env.globals["stuck_summary"] = stuck_summary  # a failed step's line
 
     @app.context_processor
     def inject() -> dict[str, Any]:
         return {"get_locale": get_locale, "stuck_summary": stuck_summary,
                 "can": lambda action, target=None: can(current_user, action, target),
                 "ROLE_LABELS": ROLE_LABELS, "ROLE_DUTIES": ROLE_DUTIES,
-                "NODE_KIND_LABELS": NODE_KIND_LABELS, "AUDIT_ACTION_LABELS": AUDIT_ACTION_LABELS}
+                "NODE_KIND_LABELS": NODE_KIND_LABELS, "AUDIT_ACTION_LABELS": AUDIT_ACTION_LABELS,
+                "AUDIT_OBJECT_LABELS": AUDIT_OBJECT_LABELS,
+                "AUDIT_RESULT_LABELS": AUDIT_RESULT_LABELS,
+                "AUDIT_FIELD_LABELS": AUDIT_FIELD_LABELS}

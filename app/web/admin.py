@@ -7,16 +7,17 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from werkzeug.wrappers.response import Response
 
 from app.extensions import db
-from app.inputs import DbInteger
+from app.inputs import DbInteger, field_messages, load_schema
 from app.models import Department, PlatformNode, Role
 from app.services import accounts, audit
-from app.services.errors import DomainError
+from app.services.errors import DomainError, ValidationFailed
 from app.services.permissions import require, scope_paths
+from app.services.scenarios import scenario_names
 from app.web.util import form_dict, int_arg, me, now, policy, remote_addr
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -50,13 +51,10 @@ def _load(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:
         if cleaned.get(key) == "":
             cleaned[key] = None
     try:
-        result: dict[str, Any] = schema.load(cleaned, unknown="exclude")
-    except ValidationError as exc:
-        raise DomainError(_("Please correct the marked fields."), status=422,
-                          code="validation_failed",
-                          details={k: v if isinstance(v, list) else [str(v)]
-                                   for k, v in exc.normalized_messages().items()}) from None
-    return result
+        return load_schema(schema, cleaned, unknown="exclude")
+    except ValidationFailed as exc:
+        exc.details = field_messages(exc.details)
+        raise
 
 
 def _choices() -> dict[str, Any]:
@@ -205,4 +203,4 @@ def audit_log() -> str:
     rows, total = audit.list_records(page=int_arg("page"), action=action, actor=actor)
     check = audit.verify_chain() if request.args.get("verify") else None
     return render_template("admin/audit.html", rows=rows, total=total, page=int_arg("page"),
-                           action=action, actor=actor, check=check)
+                           action=action, actor=actor, check=check, scenarios=scenario_names())

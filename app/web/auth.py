@@ -12,13 +12,9 @@ from app.config import SUPPORTED_LOCALES
 from app.extensions import db
 from app.services import accounts
 from app.services.errors import ValidationFailed
-from app.web.util import local_target, me, now, policy, remote_addr
+from app.web.util import me, now, policy, remote_addr, safe_next
 
 bp = Blueprint("auth", __name__)
-
-
-def _safe_next(target: str | None) -> str:
-    return local_target(target, url_for("main.home"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -40,7 +36,7 @@ def login() -> Response | str | tuple[str, int]:
                 return render_template("login.html", error=exc.message, username=username), 401
             db.session.commit()
             sessions.start(user, now=now())
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(url_for("main.home"), request.args.get("next")))
         return render_template("login.html", error=error, username=username), 400
     return render_template("login.html", error=error, username=username)
 
@@ -84,4 +80,4 @@ def set_language() -> Response:
     code = request.form.get("locale", "")
     if code in SUPPORTED_LOCALES:
         session["locale"] = code
-    return redirect(_safe_next(request.form.get("next")))
+    return redirect(safe_next(url_for("main.home"), request.form.get("next")))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
@@ -16,10 +15,10 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Attachment, Case, CaseEvent, CaseTask, HandbookVersion, User
 from app.services.engine import compiled
+from app.timezone import local_zone
 from app.web.util import now
 from workflows import CompiledVersion, FormField
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 _XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 _BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 # Engine events worth a line in the default timeline (the rest: "show every engine step").
@@ -38,7 +37,7 @@ def local_input(value: Any) -> str:
     except ValueError:
         return str(value)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(LOCAL_TZ)
+        moment = moment.astimezone(local_zone())
     return moment.strftime("%Y-%m-%dT%H:%M")
 
 
@@ -144,9 +143,10 @@ def _layout(version: HandbookVersion, spec: CompiledVersion) -> dict[str, Any]:
 
 
 def diagram(case: Case, version: HandbookVersion, events: list[CaseEvent], process: str, *,
-            step: Entry | None = None) -> dict[str, Any]:
+            step: Entry | None = None, at: datetime | None = None) -> dict[str, Any]:
     """The diagram of `process`'s file with what the events reached marked; at a replay
-    `step`, the events up to it with the step's own element as the active one."""
+    `step`, the events up to it with the step's own element as the active one. Overdue is
+    judged at `at` (a test run's virtual clock), else now."""
     layout = _layout(version, compiled(version))
     name = layout["files"].get(process) or layout["files"].get(case.process_id, "")
     drawn = {pid for pid, file in layout["files"].items() if file == name}
@@ -156,7 +156,7 @@ def diagram(case: Case, version: HandbookVersion, events: list[CaseEvent], proce
         if event.kind == "task" and event.element_id and \
                 (event.data or {}).get("process") in drawn:
             last[event.element_id] = event.new_state or ""
-            labels[event.element_id] = event.element_name or event.element_id
+            labels[event.element_id] = event.element_name or ""
     done = {el for el, state in last.items() if state == "COMPLETED"}
     # An event sub-process waits for the whole case: not what anyone is working on.
     active = {el for el, state in last.items()
@@ -166,7 +166,7 @@ def diagram(case: Case, version: HandbookVersion, events: list[CaseEvent], proce
         active = {step.event.element_id} if step.event.element_id else set()
         done -= active
     else:
-        current = now()
+        current = at or now()
         late = [t for t in db.session.scalars(select(CaseTask).where(
             CaseTask.case_id == case.id, CaseTask.status == "ready"))
             if t.due_at is not None and t.due_at < current]

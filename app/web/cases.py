@@ -19,7 +19,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers.response import Response
@@ -28,30 +28,29 @@ from app.extensions import db
 from app.inputs import db_id
 from app.models import (
     LEVEL_RANK,
-    Alert,
     Attachment,
     Case,
-    CaseComment,
     CaseTask,
     HandbookVersion,
-    MonitoringPoint,
-    PlatformNode,
     User,
 )
-from app.services import cases, inbox, notify, org, publications
+from app.services import case_view, cases, inbox, notify, org, publications, steps
 from app.services.engine import compiled
 from app.services.errors import Conflict, ValidationFailed
-from app.services.overdue import scenario_names
 from app.services.permissions import can, require
+from app.services.scenarios import scenario_names
 from app.services.verification import verify_case
+from app.timezone import local_zone
 from app.web import case_history as history
-from app.web.case_history import LOCAL_TZ, attachments, local_input, widget
-from app.web.util import int_arg, local_target, me, now
+from app.web.case_history import attachments, local_input, widget
+from app.web.util import int_arg, me, now, safe_next
 from workflows import FormField
 
 bp = Blueprint("cases", __name__)
 
 STATUSES = ("ready", "mine", "claimable")
+# The file input of a task form whose BPMN form has no evidence field of its own.
+EXTRA_EVIDENCE = "evidence__extra"
 # A task form may carry a few evidence files; other posts are small.
 UPLOAD_LIMIT = 3 * cases.MAX_ATTACHMENT_BYTES + 1024 * 1024
 FORM_LIMIT = 256 * 1024
@@ -105,27 +104,7 @@ def place_choices() -> list[tuple[str, str]]:
     return [(n.code, n.name) for n in org.places()]
 
 
-def _safe_next(default: str) -> str:
-    return local_target(request.form.get("next"), default)
-
-
 # ---------------------------------------------------------------- inbox
-
-
-def _facets(user: User) -> dict[str, Any]:
-    """Counts per scenario and per town of the same tasks the inbox lists.
-
-    `inbox.counts` has levels, overdue and mine; the filter bar also needs these two."""
-    base = (select(Case.scenario, Case.node_id).select_from(CaseTask)
-            .join(Case, CaseTask.case_id == Case.id)
-            .where(CaseTask.status == "ready", inbox._eligible(user)).subquery())
-    by_scenario = dict(db.session.execute(
-        select(base.c.scenario, func.count()).group_by(base.c.scenario)).tuples().all())
-    by_node = dict(db.session.execute(
-        select(base.c.node_id, func.count()).group_by(base.c.node_id)).tuples().all())
-    towns = db.session.execute(select(PlatformNode.id, PlatformNode.name).where(
-        PlatformNode.id.in_(list(by_node))).order_by(PlatformNode.path)).tuples().all()
-    return {"scenarios": by_scenario, "towns": [(i, n, by_node[i]) for i, n in towns]}
 
 
 @bp.get("/inbox")
@@ -150,7 +129,7 @@ def inbox_page() -> str:
         return url_for("cases.inbox_page", **{k: v for k, v in merged.items() if v})
 
     return render_template("cases/inbox.html", found=found, flt=flt, params=params, link=link,
-                           facets=_facets(me()), scenarios=scenario_names())
+                           facets=found.counts, scenarios=scenario_names())
 
 
 @bp.post("/tasks/<int:task_id>/claim")
@@ -160,7 +139,7 @@ def claim(task_id: int) -> Response:
     db.session.commit()
     flash(_("You claimed %(step)s of %(case)s.", step=row.name, case=row.case.case_no),
           "success")
-    return redirect(_safe_next(url_for("cases.task", task_id=task_id)))
+    return redirect(safe_next(url_for("cases.task", task_id=task_id)))
 
 
 @bp.post("/tasks/<int:task_id>/release")
@@ -169,7 +148,7 @@ def release(task_id: int) -> Response:
     row = cases.release(me(), task_id, now=now())
     db.session.commit()
     flash(_("Released: others in your role can now take %(step)s.", step=row.name), "success")
-    return redirect(_safe_next(url_for("cases.inbox_page")))
+    return redirect(safe_next(url_for("cases.inbox_page")))
 
 
 # ---------------------------------------------------------------- task form
@@ -182,18 +161,11 @@ def _version(case: Case) -> HandbookVersion:
 
 
 def _can_act(user: User, row: CaseTask) -> bool:
-    return cases.takes_part(user, row)
+    return cases.can_act(user, row)
 
 
 def _measures(case: Case, role: str | None = None) -> list[dict[str, Any]]:
-    """The handbook's standard measures that apply to the case's level and item."""
-    handbook = cases.handbook_or_none(_version(case))
-    if handbook is None:
-        return []
-    return [m for m in handbook.data["measures"]
-            if (not m.get("levels") or case.level in m["levels"])
-            and (not m.get("items") or case.item_code in m["items"])
-            and (role is None or m.get("role", "responder") == role)]
+    return case_view.measures(case, role)
 
 
 def _task_and_case(task_id: int) -> tuple[CaseTask, Case]:
@@ -203,10 +175,20 @@ def _task_and_case(task_id: int) -> tuple[CaseTask, Case]:
     return row, cases.get_case(me(), row.case_id)
 
 
-def _initial(fields: tuple[FormField, ...]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
+def initial_values(case: Case, fields: tuple[FormField, ...]) -> dict[str, Any]:
+    """A new form: what the case already knows, else the BPMN default, else now for a time."""
+    known = case_view.prefill(case, fields)
+    values: dict[str, Any] = {"measure": known.pop("measure", [])}
     for f in fields:
-        if f.default is not None:
+        if f.id in known:
+            value = known[f.id]
+            if widget(f) in ("file", "towns") and isinstance(value, str):
+                value = [v for v in value.split(",") if v]
+            values[f.id] = (local_input(value) if widget(f) == "datetime" else
+                            value if isinstance(value, list)
+                            else ("true" if value else "false") if f.type == "boolean"
+                            else str(value))
+        elif f.default is not None:
             values[f.id] = ("true" if f.default else "false") if f.type == "boolean" \
                 else str(f.default)
         elif widget(f) == "datetime":
@@ -227,7 +209,7 @@ class _Submission:
     stored: int = 0
 
 
-def _read_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
+def read_task_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
     """The posted values as the engine expects them; evidence files are stored first."""
     sub = _Submission(values={k: v for k, v in request.form.items() if k != "csrf_token"})
     known = {a.id for a in attachments(case)}
@@ -255,43 +237,29 @@ def _read_form(case: Case, fields: tuple[FormField, ...]) -> _Submission:
         elif raw is not None and widget(f) == "datetime" and raw.strip():
             try:
                 moment = datetime.fromisoformat(raw.strip())
-                moment = moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+                moment = moment if moment.tzinfo else moment.replace(tzinfo=local_zone())
                 sub.form[f.id] = moment.isoformat()
             except ValueError:
                 sub.form[f.id] = raw
         elif raw is not None:
             sub.form[f.id] = raw
     sub.values["measure"] = request.form.getlist("measure")
+    if not any(widget(f) == "file" for f in fields):
+        # A form without an evidence field still takes photos of what was done.
+        for upload in request.files.getlist(EXTRA_EVIDENCE):
+            if not upload.filename:
+                continue
+            try:
+                _store(case, upload)
+                sub.stored += 1
+            except ValidationFailed as exc:
+                sub.errors[EXTRA_EVIDENCE] = [str(exc.message)]
     return sub
 
 
-_ENGINE_MESSAGES: tuple[tuple[str, Any], ...] = (
-    ("is required", lambda n: _("Required.")),
-    ("must be a whole number", lambda n: _("Enter a whole number.")),
-    ("must be true or false", lambda n: _("Choose yes or no.")),
-    ("must be a date and time", lambda n: _("Enter a date and time (YYYY-MM-DD HH:MM).")),
-    ("needs a time zone", lambda n: _("Enter a date and time (YYYY-MM-DD HH:MM).")),
-    ("must be a date", lambda n: _("Enter a date (YYYY-MM-DD).")),
-    ("must be one of", lambda n: _("Choose one of the options.")),
-    ("must have at least", lambda n: _("At least %(n)s characters.", n=n)),
-    ("must have at most", lambda n: _("At most %(n)s characters.", n=n)),
-    ("must be at least", lambda n: _("At least %(n)s.", n=n)),
-    ("must be at most", lambda n: _("At most %(n)s.", n=n)),
-)
-
-
-def _translated(messages: dict[str, Any]) -> dict[str, list[str]]:
-    """The engine validates forms in English; say the same in the reader's language."""
-    out: dict[str, list[str]] = {}
-    for key, found in messages.items():
-        texts = []
-        for text in (found if isinstance(found, list) else [found]):
-            number = next((w for w in str(text).split() if w.replace(".", "").isdigit()), "")
-            rule = next((say for start, say in _ENGINE_MESSAGES if str(text).startswith(start)),
-                        None)
-            texts.append(rule(number) if rule else str(text))
-        out[key] = texts
-    return out
+def form_errors(details: dict[str, Any]) -> dict[str, list[str]]:
+    """The service's per-field messages (already in the reader's language) as lists."""
+    return {k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in details.items()}
 
 
 def _next_step(user: User, case: Case) -> str:
@@ -310,6 +278,9 @@ def _render_task(row: CaseTask, case: Case, values: dict[str, Any],
     element = next((e for e in spec.elements(row.process_id) if e.element_id == row.element_id),
                    None)
     in_main = row.process_id == case.process_id
+    done = [e for e in history.timeline(case, history.events_of(case), spec, everything=False)
+            if e.event.kind == "task" and e.event.new_state == "COMPLETED"
+            and e.element_type == "UserTask"]
     return render_template(
         "cases/task.html", task=row, case=case, fields=spec.form_fields(row.process_id,
                                                                         row.element_id),
@@ -318,7 +289,11 @@ def _render_task(row: CaseTask, case: Case, values: dict[str, Any],
         measures=_measures(case, row.role) if in_main else [],
         handbook=cases.handbook_or_none(_version(case)), attachments=attachments(case),
         scenarios=scenario_names(), completed_by=db.session.get(User, row.completed_by_id or 0),
-        publication=publications.summary(case),
+        publication=publications.summary(case), done=done, extra_evidence=EXTRA_EVIDENCE,
+        has_file_field=any(widget(f) == "file" for f in spec.form_fields(row.process_id,
+                                                                          row.element_id)),
+        series=None if publications.summary(case) else case_view.readings(case),
+        step=steps.version_index(_version(case)).step_of(row.process_id, row.element_id),
     ), status
 
 
@@ -328,25 +303,26 @@ def task(task_id: int) -> Response | tuple[str, int]:
     row, case = _task_and_case(task_id)
     fields = compiled(_version(case)).form_fields(row.process_id, row.element_id)
     if request.method == "GET":
-        return _render_task(row, case, _initial(fields))
+        return _render_task(row, case, initial_values(case, fields))
     sub = _Submission(values={k: v for k, v in request.form.items() if k != "csrf_token"})
     try:
         if not _can_act(me(), row):
             cases.complete(me(), task_id, {}, now=now())  # raises the service's own refusal
-        sub = _read_form(case, fields)
+        sub = read_task_form(case, fields)
         if sub.stored:
             db.session.commit()  # evidence stays on the case when the form needs correcting
         if sub.errors:
             raise ValidationFailed(_("Please correct the marked fields."), details=sub.errors)
         cases.complete(me(), task_id, sub.form, now=now())
-        chosen = [m["text"] for m in _measures(case, row.role) if m["id"] in sub.values["measure"]]
+        chosen = [m for m in _measures(case, row.role) if m["id"] in sub.values["measure"]]
         if chosen:
             cases.add_comment(me(), case, _("Standard measures carried out: %(list)s",
-                                            list="; ".join(chosen)), now=now())
+                                            list="; ".join(m["text"] for m in chosen)),
+                              now=now(), measures=[m["id"] for m in chosen])
     except (ValidationFailed, Conflict) as exc:
         db.session.rollback()
         row, case = _task_and_case(task_id)
-        errors = _translated(exc.details) if isinstance(exc, ValidationFailed) else {}
+        errors = form_errors(exc.details) if isinstance(exc, ValidationFailed) else {}
         return _render_task(row, case, sub.values, errors, exc.message, exc.status)
     db.session.commit()
     flash(_("Done: %(step)s.", step=row.name), "success")
@@ -360,27 +336,18 @@ def task(task_id: int) -> Response | tuple[str, int]:
 @login_required
 def case_page(case_no: str) -> str:
     user = me()
-    case = cases.get_case_by_no(user, case_no)
-    version = _version(case)
-    events = history.events_of(case)
+    view = case_view.case_view(user, case_no)
+    case, version, events = view.case, view.version, view.events
     everything = request.args.get("events") == "all"
-    tasks = list(db.session.scalars(select(CaseTask).where(
-        CaseTask.case_id == case.id, CaseTask.status == "ready").order_by(CaseTask.id)))
-    alerts = list(db.session.scalars(select(Alert).where(Alert.case_id == case.id)
-                                     .order_by(Alert.received_at.desc(), Alert.id.desc())
-                                     .limit(200)))
     return render_template(
-        "cases/case.html", case=case, version=version, tasks=tasks, alerts=alerts,
-        can_act={t.id: _can_act(user, t) for t in tasks},
-        point=db.session.get(MonitoringPoint, case.point_id) if case.point_id else None,
+        "cases/case.html", case=case, version=version, tasks=view.tasks, alerts=view.alerts,
+        can_act=view.can_act, point=view.point,
         timeline=history.timeline(case, events, compiled(version), everything=everything),
         everything=everything, event_count=len(events),
         diagram=history.diagram(case, version, events,
                                 request.args.get("diagram") or case.process_id),
         has_diagram=history.diagram_macro_exists(), measures=_measures(case),
-        attachments=attachments(case),
-        comments=list(db.session.scalars(select(CaseComment).where(
-            CaseComment.case_id == case.id).order_by(CaseComment.id))),
+        attachments=view.attachments, comments=view.comments,
         scenarios=scenario_names(), may_act=can(user, "case.act", case),
         may_replay=can(user, "audit.view"), publication=publications.summary(case))
 
@@ -483,4 +450,4 @@ def mark_read() -> Response:
     count = notify.mark_read(me(), ids, now=now())
     db.session.commit()
     flash(_("Marked %(n)d as read.", n=count), "success")
-    return redirect(_safe_next(url_for("cases.notifications")))
+    return redirect(safe_next(url_for("cases.notifications")))

@@ -1,4 +1,5 @@
-"""Handbook versions: list, history with diff summaries, review actions, BPMN download."""
+"""Handbook versions: list, history with diff summaries, the review page and its actions,
+BPMN download."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from flask_login import login_required
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from app.extensions import db
-from app.services import handbooks
+from app.services import handbook_drafts, handbooks, problem_text, test_runs
 from app.services.permissions import require
 from app.web.util import me, now
 
@@ -42,6 +43,19 @@ def file(version_id: int, name: str) -> Response:
         abort(404)
     mimetype = "application/xml" if name.endswith(".bpmn") else "application/json"
     return Response(version.files[name], mimetype=f"{mimetype}; charset=utf-8")
+
+
+@bp.get("/versions/<int:version_id>/review")
+@login_required
+def review_page(version_id: int) -> str:
+    """What a reviewer decides on: the visual and data diff against the version the draft
+    started from, the validation report, the test runs, and approve / reject."""
+    require(me(), "handbook.view")
+    version = handbooks.get_version(version_id)
+    report = handbook_drafts.review_report(version)
+    return render_template("handbooks/review.html", version=version, report=report,
+                           runs=test_runs.runs_of(version.id), v=version,
+                           problem_text=problem_text.text)
 
 
 @bp.post("/versions/<int:version_id>/<action>")

@@ -18,4 +18,4 @@ def select_locale() -> str:
 
 
 def select_timezone() -> str:
-    return "Asia/Shanghai"
+    return str(current_app.config["TIMEZONE"])

@@ -46,7 +46,10 @@ def node(node_id: int) -> str:
 @login_required
 def status() -> str:
     require(me(), "system.status")
-    from app.services import stuck
+    from app.services import feed_intake, feeds, runtime_metrics, stuck
 
     beats = db.session.scalars(select(Heartbeat).order_by(Heartbeat.name)).all()
-    return render_template("status.html", beats=beats, now=now(), stuck=stuck.count_stuck())
+    return render_template("status.html", beats=beats, now=now(), stuck=stuck.count_stuck(),
+                           figures=runtime_metrics.collect(now()),
+                           silent=feeds.silent_feeds(now())[:50],
+                           dead_letters=feed_intake.dead_letters(limit=50))

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from werkzeug.wrappers.response import Response
 
 from app.extensions import db
 from app.i18n import _l
-from app.inputs import DbInteger
+from app.inputs import DbInteger, field_messages, load_schema
 from app.models import Department, NodeKind, PlatformNode
 from app.services import api_keys, intake, overdue, quality, staffing
-from app.services.errors import DomainError, Forbidden
+from app.services.errors import DomainError, Forbidden, ValidationFailed
 from app.services.permissions import can, require
+from app.services.scenarios import scenario_names, visible_scenarios
+from app.timezone import local_zone
 from app.web.util import int_arg, me, now
 
 bp = Blueprint("operations", __name__, url_prefix="/operations")
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 REQUIRED = {"required": _l("Required."), "null": _l("Required.")}
 
@@ -40,7 +40,7 @@ class LocalDateTime(fields.Field):
         except ValueError:
             raise self.make_error("invalid") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=LOCAL_TZ)
+            parsed = parsed.replace(tzinfo=local_zone())
         try:
             return parsed.astimezone(UTC)
         except OverflowError:  # the first or last day of the calendar, shifted out of it
@@ -68,6 +68,7 @@ class ApiKeyForm(Schema):
                                                         error=_l("Choose a source type.")))
     scenarios = fields.List(fields.String(), required=True,
                             error_messages={"required": _l("Choose at least one scenario.")})
+    node_codes = fields.List(fields.String(), load_default=list)
 
 
 class CorrectionForm(Schema):
@@ -104,26 +105,14 @@ def _form(*lists: str) -> dict[str, Any]:
 
 def _load(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:
     try:
-        result: dict[str, Any] = schema.load(data, unknown="exclude")
-    except ValidationError as exc:
-        raise DomainError(_("Please correct the marked fields."), status=422,
-                          code="validation_failed",
-                          details=_messages(exc.normalized_messages())) from None
-    return result
-
-
-def _messages(raw: dict[str, Any]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for key, value in raw.items():
-        if isinstance(value, dict):  # a list field reports per item
-            out[key] = [str(m) for item in value.values() for m in item]
-        else:
-            out[key] = [str(m) for m in (value if isinstance(value, list) else [value])]
-    return out
+        return load_schema(schema, data, unknown="exclude")
+    except ValidationFailed as exc:
+        exc.details = field_messages(exc.details)
+        raise
 
 
 def _local(moment: datetime) -> str:
-    return moment.astimezone(LOCAL_TZ).strftime(LOCAL_FORMAT)
+    return moment.astimezone(local_zone()).strftime(LOCAL_FORMAT)
 
 
 def _refuse(exc: DomainError) -> None:
@@ -186,7 +175,7 @@ def overdue_page() -> str:
     report = overdue.overdue_cases(me(), now(), department=department)
     summary = overdue.overdue_cases(me(), now()) if department else report
     return render_template("operations/overdue.html", report=report, summary=summary,
-                           department=department, scenarios=overdue.scenario_names())
+                           department=department, scenarios=scenario_names())
 
 
 @bp.get("/overdue.json")
@@ -207,7 +196,7 @@ def quality_page() -> str:
     return render_template("operations/quality.html", result=page, rule=rule, state=state,
                            rules=quality.RULES, rules_by_code=quality.RULES_BY_CODE,
                            categories=quality.CATEGORY_LABELS,
-                           scenarios=overdue.scenario_names(), gaps=staffing.open_gaps(me()),
+                           scenarios=scenario_names(), gaps=staffing.open_gaps(me()),
                            departments=staffing.department_names())
 
 
@@ -236,7 +225,7 @@ def issue(issue_id: int) -> Response | str | tuple[str, int]:
                            rule=quality.RULES_BY_CODE.get(found.rule),
                            categories=quality.CATEGORY_LABELS, errors=errors, error=error,
                            values=_form() if error else {},
-                           scenarios=overdue.scenario_names()), status
+                           scenarios=scenario_names()), status
 
 
 @bp.route("/silences", methods=["GET", "POST"])
@@ -245,7 +234,7 @@ def silences() -> Response | str | tuple[str, int]:
     user = me()
     if not (can(user, "silence.manage") or can(user, "overdue.view")):
         require(user, "silence.manage")
-    choices = overdue.visible_scenarios(user, "silence.manage")
+    choices = visible_scenarios(user, "silence.manage")
     errors: dict[str, Any] = {}
     error = None
     status = 200
@@ -274,7 +263,7 @@ def silences() -> Response | str | tuple[str, int]:
     values = _form() if error else {"starts_at": _local(current),
                                      "ends_at": _local(current + timedelta(hours=4))}
     return render_template("operations/silences.html", listing=overdue.silences(user, current),
-                           choices=choices, scenarios=overdue.scenario_names(), errors=errors,
+                           choices=choices, scenarios=scenario_names(), errors=errors,
                            error=error, values=values), status
 
 
@@ -292,27 +281,29 @@ def end_silence(silence_id: int) -> Response:
 def keys() -> Response | str | tuple[str, int]:
     user = me()
     require(user, "apikeys.manage")
-    choices = overdue.visible_scenarios(user, "apikeys.manage")
+    choices = visible_scenarios(user, "apikeys.manage")
     errors: dict[str, Any] = {}
     error = None
     status = 200
     if request.method == "POST":
         try:
-            data = _load(ApiKeyForm(), _form("scenarios"))
+            data = _load(ApiKeyForm(), _form("scenarios", "node_codes"))
             issued = api_keys.issue(user, name=data["name"], source_type=data["source_type"],
                                     scenarios=data["scenarios"], now=now(),
-                                    known_scenarios=set(choices))
+                                    known_scenarios=set(choices),
+                                    node_codes=data["node_codes"])
         except DomainError as exc:
             _refuse(exc)
             errors, error, status = exc.details, exc.message, exc.status
         else:
             db.session.commit()
             return render_template("operations/api_key_issued.html", key=issued.key,
-                                   secret=issued.secret, scenarios=overdue.scenario_names())
-    values = _form("scenarios") if error else {}
-    return render_template("operations/api_keys.html", keys=api_keys.list_keys(),
+                                   secret=issued.secret, scenarios=scenario_names())
+    values = _form("scenarios", "node_codes") if error else {}
+    return render_template("operations/api_keys.html", keys=api_keys.list_keys(user),
+                           towns=_towns(),
                            choices=choices, source_types=api_keys.SOURCE_TYPES,
-                           scenarios=overdue.scenario_names(), errors=errors, error=error,
+                           scenarios=scenario_names(), errors=errors, error=error,
                            values=values), status
 
 
@@ -334,7 +325,7 @@ def unknown_points() -> str:
         require(user, "case.correct")
     return render_template("operations/unknown_points.html",
                            points=overdue.unknown_points(user),
-                           scenarios=overdue.scenario_names())
+                           scenarios=scenario_names())
 
 
 def _towns() -> list[PlatformNode]:
@@ -385,7 +376,7 @@ def stuck_page() -> str:
     from app.services import stuck
 
     return render_template("operations/stuck.html", rows=stuck.stuck_cases(me()),
-                           scenarios=overdue.scenario_names())
+                           scenarios=scenario_names())
 
 
 @bp.post("/stuck/<int:case_id>/retry")

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, request
-from flask_login import current_user
 
+from app.current import me, now
 from app.inputs import page_number
-from app.models import User
 from app.services.accounts import SecurityPolicy
-
-
-def now() -> datetime:
-    return cast(datetime, current_app.extensions["clock"]())
-
-
-def me() -> User:
-    return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
 
 
 def policy() -> SecurityPolicy:
@@ -53,3 +43,14 @@ def local_target(target: str | None, default: str) -> str:
     if parts.scheme or parts.netloc:
         return default
     return target
+
+
+def safe_next(default: str, target: str | None = None) -> str:
+    """Where to go after a form: its `next` field (or `target`) when on this site, else
+    `default`."""
+    wanted = target if target is not None else request.values.get("next")
+    return local_target(wanted, default)
+
+
+__all__ = ["form_dict", "int_arg", "local_target", "me", "now", "policy", "remote_addr",
+           "safe_next"]

@@ -7,15 +7,20 @@ function csrfToken() {
 
 async function failure(response) {
   let message = `HTTP ${response.status}`;
+  let body = null;
   try {
-    const body = await response.json();
+    body = await response.json();
     if (body && body.message) {
       message = body.message;
     }
   } catch {
     // not JSON: keep the status line
   }
-  return new Error(message);
+  const error = new Error(message);
+  error.status = response.status;
+  error.code = body && body.code;
+  error.details = (body && body.details) || {};
+  return error;
 }
 
 export async function getText(url) {
@@ -36,6 +41,19 @@ export async function postJSON(url, payload) {
       'X-CSRFToken': csrfToken(),
     },
     body: JSON.stringify(payload),
+  });
+  if (!response.ok) {
+    throw await failure(response);
+  }
+  return response.json();
+}
+
+export async function postForm(url, form) {
+  const response = await fetch(url, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { Accept: 'application/json', 'X-CSRFToken': csrfToken() },
+    body: form,
   });
   if (!response.ok) {
     throw await failure(response);

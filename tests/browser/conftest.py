@@ -54,8 +54,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         db.engine.dispose()
 
 
-def _confirmed_case(app: Any, *, value: float = 30.0, town: str = "town.02") -> str:
-    """A gas alarm at a new point in `town`, confirmed by the scenario's administrator."""
+def _confirmed_case(app: Any, *, value: float = 30.0, town: str = "town.02",
+                    assess: bool = True) -> str:
+    """A gas alarm at a new point in `town`, confirmed by the scenario's administrator
+    (left waiting for the assessment with `assess=False`)."""
     with app.app_context():
         now = app.extensions["clock"]()
         number = db.session.scalar(select(func.count()).select_from(MonitoringPoint)) + 1
@@ -66,6 +68,8 @@ def _confirmed_case(app: Any, *, value: float = 30.0, town: str = "town.02") -> 
             scenario="gas", indicator="ch4_lel", point_code=code, value=value,
             observed_at=now), now=now)
         db.session.commit()
+        if not assess:
+            return str(outcome.case_no)
         case = db.session.scalar(select(Case).where(Case.case_no == outcome.case_no))
         task = db.session.scalar(select(CaseTask).where(
             CaseTask.case_id == case.id, CaseTask.status == "ready"))

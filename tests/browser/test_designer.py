@@ -153,7 +153,7 @@ SELECT_PANEL_ELEMENTS = """async () => {
 def test_every_bpmn_file_round_trips_through_the_modeler(
         designer_page: Any, live_server: dict[str, Any],
         versions: dict[str, tuple[int, dict]]) -> None:
-    assert len(ALL_BPMN) == 21
+    assert len(ALL_BPMN) == 22
     url = live_server["url"]
     started = time.monotonic()
     first_id, _ = bundle_of(versions, ALL_BPMN[0])
@@ -197,7 +197,7 @@ def test_renamed_task_exports_and_validates(designer_page: Any, live_server: dic
     screenshot(designer_page, "designer-panel")
     designer_page.locator("[data-designer-validate]").click()
     designer_page.wait_for_selector("[data-designer][data-validation=valid]")
-    assert designer_page.locator("[data-designer-problems] li").count() == 0
+    assert designer_page.locator("[data-designer-problems] li").count() == 0  # lint too
     exported = designer_page.evaluate("() => window.designer.exportXML()")
     assert 'name="到场处置(已改名)"' in exported
     renamed = {e.element_id: e.name for e in
@@ -231,13 +231,18 @@ def test_deleted_start_event_is_reported_and_marked(page: Any, live_server: dict
     }""")
     page.locator("[data-designer-validate]").click()
     page.wait_for_selector("[data-designer][data-validation=invalid]")
-    problem = page.locator('[data-designer-problems] li[data-element-id="scenario_gas"]')
-    assert "no start event" in problem.inner_text()
+    problem = page.locator('[data-designer-problems] li[data-source=server]'
+                           '[data-element-id="scenario_gas"]')
+    assert "流程 scenario_gas 没有开始事件" in problem.inner_text()
     assert "bpmn/scenario_gas.bpmn" in problem.inner_text()
     marked = page.locator('[data-element-id="Participant_scenario_gas"].has-problem')
     assert marked.count() == 1
-    assert page.locator("[data-designer-problems] li").count() == 1
+    assert page.locator("[data-designer-problems] li[data-source=server]").count() == 1
     assert "1" in page.locator("[data-designer-status]").inner_text()
+    # The modeller's own rules see it too, before any check.
+    lint = page.locator('[data-designer-problems] li[data-source=lint]'
+                        '[data-element-id="scenario_gas"]')
+    assert "流程缺少开始事件" in lint.inner_text()
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"] + 1, "the page scrolls sideways"
     screenshot(page, "designer-problems")
@@ -256,7 +261,7 @@ def test_handbook_checks_are_part_of_validation(designer_page: Any, live_server:
     designer_page.locator("[data-designer-validate]").click()
     designer_page.wait_for_selector("[data-designer][data-validation=invalid]")
     problems = designer_page.locator("[data-designer-problems] li").all_inner_texts()
-    assert any("special step valve_closure of gas.json is not drawn" in p for p in problems), \
+    assert any("gas.json 中的特殊环节 关阀断气（valve_closure）未画出" in p for p in problems), \
         problems
 
 

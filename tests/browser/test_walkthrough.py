@@ -1,4 +1,5 @@
-"""A warning from inbox to closed case in a real browser, on a desktop and on a phone."""
+"""A warning from inbox to closed case in a real browser, on a desktop and on a phone: each
+role's first day as the README's demo walk-through tells it."""
 
 from __future__ import annotations
 
@@ -47,6 +48,19 @@ def test_a_warning_from_inbox_to_closed_case(page: Any, live_server: dict[str, A
     url = live_server["url"]
     case_no = live_server["open_case"]()
 
+    # The district's business administrator assesses a new warning: the readings it asks
+    # to judge are on the page, as a series with a small chart.
+    fresh = live_server["open_case"](assess=False)
+    login(page, live_server, "hb_admin")
+    page.locator('[data-nav="inbox"]').click()
+    page.locator(f'tr[data-case="{fresh}"] a.step').click()
+    assert page.get_by_role("heading", name=re.compile("研判")).count() == 1
+    readings = page.locator("#readings")
+    assert readings.locator("svg polyline").count() == 1
+    assert "%LEL" in readings.inner_text()
+    no_sideways_scroll(page)
+    screenshot(page, "assessment")
+
     # The responder of 陆家嘴 finds the new work order in the inbox and claims it.
     login(page, live_server, "rs_lujiazui")
     page.locator('[data-nav="inbox"]').click()
@@ -64,8 +78,11 @@ def test_a_warning_from_inbox_to_closed_case(page: Any, live_server: dict[str, A
     page.get_by_label("预计到场(分钟)", exact=False).press("Tab")
     submit(page)
 
-    # Dispose (到场处置): the handbook's measures as a checklist, then the form.
+    # Dispose (到场处置): still the responder's, with no second claim; the handbook's
+    # measures as a checklist, then the form.
     assert page.get_by_role("heading", name=re.compile("到场处置")).count() == 1
+    assert page.locator('[data-action="claim"]').count() == 0
+    assert page.locator('[data-action="release"]').count() == 1
     page.locator('.measures input[value="retest_gas"]').check()
     page.locator('.measures input[value="no_open_flame"]').check()
     page.get_by_label("现场情况及处置", exact=False).fill("到场复测 28%LEL, 开井通风。")
@@ -86,8 +103,11 @@ def test_a_warning_from_inbox_to_closed_case(page: Any, live_server: dict[str, A
     page.get_by_label("销警说明", exact=False).fill("复测正常, 漏点已封堵。")
     submit(page)
 
-    # Closed-loop feedback (闭环反馈), reusing the photo already attached.
+    # Closed-loop feedback (闭环反馈), reusing the photo already attached; what the case
+    # knows is filled in already: the arrival time and the measures ticked at disposal.
     assert page.get_by_role("heading", name=re.compile("闭环反馈")).count() == 1
+    assert page.get_by_label("到场时间", exact=False).input_value() != ""
+    assert "复测" in page.get_by_label("已采取的措施", exact=False).input_value()
     page.get_by_label("原因分类", exact=False).select_option("hazard_removed")
     page.get_by_label("处置位置", exact=False).fill("陆家嘴环路 1000 号东侧窨井")
     page.get_by_label("到场处置人数", exact=False).fill("3")
@@ -103,12 +123,20 @@ def test_a_warning_from_inbox_to_closed_case(page: Any, live_server: dict[str, A
     page.goto(f"{url}/inbox")
     page.locator(f'tr[data-case="{case_no}"] a.step').click()
     assert page.get_by_role("heading", name=re.compile("核查")).count() == 1
+    judged = page.locator("#to-verify")
+    for text in ("闭环反馈", "复测、通风、查漏堵漏。", "销警", "复测正常, 漏点已封堵。"):
+        assert text in judged.inner_text(), text
+    # The photo opens in the page, not as a download.
+    judged.locator("a.thumb[data-viewer]").first.click()
+    assert page.locator("dialog#viewer[open] img").count() == 1
+    screenshot(page, "verify")
+    page.keyboard.press("Escape")
     page.locator('select[name="verified"]').select_option("approve")
     submit(page)
 
     # The case is closed, with its whole history and the diagram marked.
     page.goto(f"{url}/cases/{case_no}")
-    assert page.locator('h1 [data-status="closed"]').count() == 1
+    assert page.locator('h1 [data-status="closed"]').inner_text() == "已结案"
     timeline = page.locator("#timeline").inner_text()
     for step in ("接单受理", "到场处置", "销警", "闭环反馈", "核查", "现场照片.png",
                  "卫处置", "冯建交"):
@@ -130,3 +158,30 @@ def test_a_warning_from_inbox_to_closed_case(page: Any, live_server: dict[str, A
     response = page.goto(f"{url}/cases/{case_no}")
     assert response.status == 403
     assert case_no not in page.locator("main").inner_text()
+
+
+def test_the_auditor_replays_and_the_tech_administrator_issues_a_key(
+        page: Any, live_server: dict[str, Any], screenshot: Any) -> None:
+    url = live_server["url"]
+    case_no = live_server["open_case"]()
+    login(page, live_server, "auditor")
+    page.goto(f"{url}/cases/{case_no}")
+    assert page.locator('[data-action="complete"]').count() == 0
+    page.locator('[data-action="replay"]').click()
+    assert page.locator('[data-check="replay"]').count() >= 1
+    no_sideways_scroll(page)
+    screenshot(page, "replay")
+    # The menu of a responder has no handbook list nor designer.
+    login(page, live_server, "rs_lujiazui")
+    nav = page.locator("nav.nav").inner_text()
+    assert "指挥手册" not in nav and "流程设计" not in nav
+    login(page, live_server, "tech_admin")
+    page.goto(f"{url}/operations/api-keys")
+    page.locator("#name").fill(f"视频识别{page.size_name}")
+    page.locator("#source_type").select_option("video_ai")
+    page.locator('input[name="scenarios"][value="gas"]').check()
+    with page.expect_navigation():
+        page.get_by_role("button", name="签发", exact=True).click()
+    assert page.locator('button[data-copy="secret"]').count() == 1
+    no_sideways_scroll(page)
+    screenshot(page, "api-key")

@@ -9,11 +9,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.config import _database_url
 from app.extensions import db
-from app.models import Case, CaseTask, Role, RoleAssignment, User
+from app.models import Case, CaseTask, HandbookVersion, Role, RoleAssignment, User, VersionStatus
 from app.services import case_engine, cases, handbooks, org
 
 # Every scenario of the platform, in the order of the annex.
@@ -53,6 +53,15 @@ def publish_all(now: datetime) -> None:
     for version in handbooks.deploy(author=writer, now=now).created:
         handbooks.submit_for_review(writer, version.id, note="", now=now)
         handbooks.approve(reviewer, version.id, comment="同意", now=now)
+
+
+def ready_task(app: Flask, case_no: str) -> CaseTask:
+    """The case's first ready task, detached from the session (None when there is none)."""
+    with app.app_context():
+        task = db.session.scalar(select(CaseTask).join(Case).where(
+            Case.case_no == case_no, CaseTask.status == "ready").order_by(CaseTask.id))
+        db.session.expunge_all()
+        return task  # type: ignore[return-value]
 
 
 def fill_form(fields: Any, given: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -99,3 +108,64 @@ def drive_to(app: Flask, clock: Any, case_no: str, people: dict[str, int],
                            fill_form(fields, ANSWERS.get(task.element_id, {})), now=clock())
             db.session.commit()
     raise AssertionError(f"{element_id} never became ready")
+
+
+def draft_of(key: str, now: Any, files: dict[str, str] | None = None) -> int:
+    """A new draft of `key` holding the published version's files (or `files`)."""
+    from app.services.handbook_diff import content_hash
+
+    published = db.session.scalar(select(HandbookVersion).where(
+        HandbookVersion.handbook_key == key, HandbookVersion.status == VersionStatus.PUBLISHED))
+    number = db.session.scalar(select(func.max(HandbookVersion.number)).where(
+        HandbookVersion.handbook_key == key))
+    body = dict(files if files is not None else published.files)
+    draft = HandbookVersion(handbook_key=key, node_id=published.node_id, number=number + 1,
+                            status=VersionStatus.DRAFT, content_hash=content_hash(body),
+                            process_id=published.process_id, files=body, change_note="test",
+                            diff_summary={}, author_name="hb.writer", created_at=now)
+    db.session.add(draft)
+    db.session.flush()
+    return draft.id
+
+
+GAS_BPMN = "bpmn/scenario_gas.bpmn"
+RENAMED = (('name="到场处置"', 'name="到场处置（新）"'),)
+# The dispose step gets a new id: for the engine the old step is gone.
+REMOVED = (("Activity_dispose", "Activity_on_site"),)
+
+
+def publish_edit(app: Flask, clock: Any, *edits: tuple[str, str]) -> int:
+    """Publish a new gas version whose process file has `edits` applied; its id."""
+    from app.services.handbook_diff import content_hash
+
+    with app.app_context():
+        current = handbooks.published_version("gas")
+        files = dict(current.files)
+        for old, new in edits:
+            assert old in files[GAS_BPMN], old
+            files[GAS_BPMN] = files[GAS_BPMN].replace(old, new)
+        version = HandbookVersion(
+            handbook_key="gas", node_id=current.node_id, number=current.number + 1,
+            status=VersionStatus.IN_REVIEW, content_hash=content_hash(files),
+            process_id=current.process_id, files=files, change_note="edit", diff_summary={},
+            author_name="hb.writer", created_at=clock())
+        db.session.add(version)
+        db.session.flush()
+        head = db.session.scalar(select(User).where(User.username == "hb.reviewer"))
+        handbooks.approve(head, version.id, comment="同意", now=clock())
+        db.session.commit()
+        return version.id
+
+
+def as_test_copy(case_no: str, new_no: str) -> str:
+    """A test case (as a draft's test run writes one) standing where the real case `case_no`
+    stands: same scenario, level, town, state and deadlines, written with `is_test` set (the
+    flag never changes afterwards). Returns its number."""
+    source = db.session.scalar(select(Case).where(Case.case_no == case_no))
+    assert source is not None
+    skip = {"id", "case_no", "is_test", "dedup_key"}
+    values = {c.key: getattr(source, c.key) for c in sa.inspect(Case).column_attrs
+              if c.key not in skip}
+    db.session.add(Case(**values, case_no=new_no, dedup_key=f"test|{new_no}", is_test=True))
+    db.session.flush()
+    return new_no

@@ -99,6 +99,72 @@ def test_a_batch_is_stored_in_order(app, client, published, source_key, point, c
     assert _counts(app) == (6, 2)
 
 
+def test_a_batch_of_keyed_repeats_is_stored_set_wise_and_retried_from_one_read(
+        app, client, published, source_key, point, clock):
+    import sqlalchemy as sa
+
+    point("GAS-MH-0001", "gas")
+    opened = _post(client, source_key, _alert(clock, idempotency_key="k-0")).get_json()
+    repeats = {"alerts": [_alert(clock, value=30.0 + n / 10, idempotency_key=f"k-{n}")
+                          for n in range(1, 41)]}
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        stored = _post(client, source_key, repeats)
+        writes = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+        statements.clear()
+        retried = _post(client, source_key, repeats)
+        retry_writes = [s for s in statements
+                        if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert stored.status_code == 201, stored.get_json()
+    outcomes = stored.get_json()["alerts"]
+    assert {(o["disposition"], o["case_no"], o["replayed"]) for o in outcomes} == {
+        ("grouped", opened["case_no"], False)}
+    # 40 alerts: one insert for the alerts, one executemany for the case (plus the API key's
+    # last use), not 40 of each. SQLite cannot return ids of a multi-row insert in order, so
+    # there SQLAlchemy sends the rows one by one.
+    if engine.dialect.name == "postgresql":
+        assert len([s for s in writes if "INTO alert" in s]) == 1, writes
+        assert len(writes) <= 4, writes
+    assert len([s for s in writes if "warning_case" in s]) == 1, writes
+    assert retried.status_code == 200
+    assert retried.get_json()["alerts"] == [{**o, "replayed": True} for o in outcomes]
+    assert not [s for s in retry_writes if "INTO alert" in s or "warning_case" in s]
+    assert _counts(app) == (41, 1)
+    with app.app_context():
+        case = db.session.scalar(select(Case).where(Case.case_no == opened["case_no"]))
+        assert case is not None and case.alert_count == 41 and case.last_value == 34.0
+
+
+def test_a_key_repeated_within_a_batch_given_to_the_service_is_stored_once(
+        app, published, source_key, point, clock):
+    from app.services.intake import AlertIn, ingest_many
+
+    point("GAS-MH-0001", "gas")
+    with app.app_context():
+        key = db.session.scalar(select(ApiKey))
+        first = ingest_many(key, [AlertIn("gas", "ch4_lel", "GAS-MH-0001", 30.0, clock(),
+                                          idempotency_key="m-0")], now=clock())
+        twice = ingest_many(key, [
+            AlertIn("gas", "ch4_lel", "GAS-MH-0001", 31.0, clock(), idempotency_key="m-1"),
+            AlertIn("gas", "ch4_lel", "GAS-MH-0001", 32.0, clock(), idempotency_key="m-1"),
+            AlertIn("gas", "ch4_lel", "GAS-MH-0001", 33.0, clock(), idempotency_key="m-0")],
+            now=clock())
+        db.session.commit()
+        assert [(o.disposition, o.replayed) for o in twice] == [
+            ("grouped", False), ("grouped", True), ("opened", True)]
+        assert twice[1].alert_id == twice[0].alert_id and twice[2].alert_id == first[0].alert_id
+    assert _counts(app) == (2, 1)
+
+
 def test_one_bad_alert_refuses_the_whole_batch(app, client, published, source_key, clock):
     body = {"alerts": [_alert(clock), _alert(clock, value="high"), _alert(clock, level="pink")]}
     response = _post(client, source_key, body)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -24,11 +24,12 @@ from app.models import (
     HandbookVersion,
     MonitoringPoint,
     PlatformNode,
+    Report,
     Role,
     User,
     VersionStatus,
 )
-from app.services import api_keys, cases, handbooks, intake, org
+from app.services import api_keys, cases, filings, handbooks, intake, org
 from app.services.intake import AlertIn
 from app.services.permissions import ACTIONS, can, holds_role_over
 from cases_fixtures import publish_all
@@ -50,6 +51,8 @@ class World:
     version: HandbookVersion
     publication: HandbookVersion
     scenario_node: PlatformNode
+    report: Report
+    district: PlatformNode
     values: dict[str, str]
 
 
@@ -81,8 +84,16 @@ def world(app: Flask, dbconn: Any, clock: Any, make_user: Callable[..., dict[str
         silence = intake.silence(writer, scenario=SCENARIO, point_code="RAIN-0001",
                                  indicator=None, starts_at=now, ends_at=now + timedelta(hours=1),
                                  reason="检修", now=now)
+        filing = filings.submit(writer, node_id=org.node_by_code(f"scenario.{SCENARIO}").id,
+                                title="运行管理制度", filename="制度.pdf",
+                                content=b"%PDF-1.4\n" + b"0" * 64, now=now)
         issue = DataQualityIssue(case_id=case.id, rule="matrix", message="测试", detected_at=now)
         db.session.add(issue)
+        report = Report(kind="monthly", node=org.node_by_code("town.02"),
+                        period_start=date(2026, 6, 1), period_end=date(2026, 7, 1),
+                        doc_no="matrix-1", title="月报", status="draft", narrative={},
+                        generated_at=now)
+        db.session.add(report)
         db.session.commit()
         task = db.session.scalar(select(CaseTask).where(CaseTask.case_id == case.id,
                                                         CaseTask.status == "ready"))
@@ -98,16 +109,37 @@ def world(app: Flask, dbconn: Any, clock: Any, make_user: Callable[..., dict[str
             "node_id": str(case.node_id), "version_id": str(version.id), "name": PROCESS_FILE,
             "action": "submit", "key": SCENARIO, "issue_id": str(issue.id),
             "silence_id": str(silence.id), "key_id": str(issued.key.id),
-            "case_id": str(case.id),
+            "case_id": str(case.id), "fmt": "csv", "filing_id": str(filing.id),
+            "point_id": str(db.session.scalar(select(MonitoringPoint.id).where(
+                MonitoringPoint.code == "RAIN-0001"))),
+            "report_id": str(report.id),
             "filename": "css/app.css"}
+        values.update(_designer_objects(writer, case, now))
         # Everything the rules read is loaded now: they run outside any request.
-        for row in (case, task, target, version, publication):
+        for row in (case, task, target, version, publication, report):
             db.session.refresh(row)
         _ = (case.node, version.node, publication.node, target.home_node,
-             [a.node for a in target.assignments])
+             [a.node for a in target.assignments], report.node)
         scenario_node = org.node_by_code(f"scenario.{SCENARIO}")
+        district = org.node_by_code("district")
         db.session.expunge_all()
-        return World(case, task, target, version, publication, scenario_node, values)
+        return World(case, task, target, version, publication, scenario_node, report, district,
+                     values)
+
+
+def _designer_objects(writer: User, case: Case, now: Any) -> dict[str, str]:
+    """A test run of a draft and a batch moving the case: the designer's routes point at them."""
+    from app.services import case_migration, test_runs
+    from cases_fixtures import draft_of
+
+    draft_id = draft_of(SCENARIO, now)
+    run = test_runs.start_run(writer, draft_id, test_runs.SampleAlert(
+        item_code="FLOOD-RAIN-1H", level="blue", value=None, town="town.02"), now=now)
+    step = test_runs.open_tasks(run)[0]
+    batch = case_migration.start_batch(writer, SCENARIO, case.handbook_version_id, [case.id],
+                                       now=now)
+    db.session.commit()
+    return {"run_id": str(run.id), "step_id": str(step.id), "batch_id": str(batch.id)}
 
 
 def _tech_admin() -> User:
@@ -169,9 +201,12 @@ target = lambda world: world.target  # noqa: E731
 version_node = lambda world: world.version.node  # noqa: E731
 scenario = lambda world: world.scenario_node  # noqa: E731
 acts_on_case = every(sees_case, may("case.act", case_))
+report_ = lambda world: world.report  # noqa: E731
+district = lambda world: world.district  # noqa: E731
 
 EXPECTED: dict[tuple[str, str], Rule] = {
     ("static", "GET"): public,
+    ("favicon", "GET"): public,
     ("auth.login", "GET"): public,
     ("auth.login", "POST"): public,
     ("auth.logout", "POST"): logged_in,
@@ -214,7 +249,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("operations.end_silence", "POST"): may("silence.manage", scenario),
     ("operations.keys", "GET"): may("apikeys.manage"),
     ("operations.keys", "POST"): may("apikeys.manage"),
-    ("operations.revoke_key", "POST"): may("apikeys.manage"),
+    ("operations.revoke_key", "POST"): may("apikeys.manage", scenario),
     ("operations.unknown_points", "GET"): some(may("case.correct"), may("overdue.view")),
     ("operations.register_point", "GET"): may("case.correct", scenario),
     ("operations.register_point", "POST"): may("case.correct", scenario),
@@ -230,12 +265,43 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("cases.attachment", "GET"): sees_case,
     ("cases.notifications", "GET"): logged_in,
     ("cases.mark_read", "POST"): logged_in,
+    ("oversight.case_list", "GET"): may("case.view"),
+    ("oversight.export", "GET"): may("case.view"),
+    ("oversight.board_page", "GET"): may("board.view"),
+    ("oversight.board_data", "GET"): may("board.view"),
+    ("oversight.map_page", "GET"): may("board.view"),
+    ("oversight.map_data", "GET"): may("board.view"),
+    ("oversight.delegate", "POST"): every(sees_case, may("task.assign", case_)),
+    ("oversight.follow", "POST"): sees_case,
     ("designer.index", "GET"): may("handbook.design"),
     ("designer.modeler", "GET"): may("handbook.design", version_node),
     ("designer.validate", "POST"): may("handbook.design"),
     ("designer.preview", "GET"): may("handbook.view"),
+    ("designer.workspace", "GET"): may("handbook.design", version_node),
+    ("designer.import_file", "POST"): may("handbook.design"),
+    ("designer.save_draft", "POST"): may("handbook.draft"),
+    ("designer.compare", "GET"): may("handbook.view"),
+    ("handbooks.review_page", "GET"): may("handbook.view"),
+    ("test_runs.runs", "GET"): may("handbook.view"),
+    ("test_runs.runs", "POST"): may("handbook.design", version_node),
+    ("test_runs.run_page", "GET"): may("handbook.view"),
+    ("test_runs.complete", "POST"): may("handbook.design", version_node),
+    ("test_runs.clock", "POST"): may("handbook.design", version_node),
+    ("test_runs.retry", "POST"): may("handbook.design", version_node),
+    ("test_runs.delete", "POST"): may("handbook.design", version_node),
+    ("case_migration.cases", "GET"): may("handbook.design", version_node),
+    ("handbook_data.form", "GET"): may("handbook.design", version_node),
+    ("handbook_data.form", "POST"): may("handbook.design", version_node),
+    ("handbook_data.inferred", "GET"): may("handbook.view"),
+    ("handbook_data.inferred", "POST"): may("handbook.review", version_node),
+    ("case_migration.dry_run", "GET"): may("handbook.design", version_node),
+    ("case_migration.start", "POST"): may("handbook.design", version_node),
+    ("case_migration.batch", "GET"): may("handbook.design", version_node),
+    ("case_migration.step", "POST"): may("handbook.design", version_node),
+    ("case_migration.stop", "POST"): may("handbook.design", version_node),
     ("api.health", "GET"): public,
     ("api.alerts.receive_alerts", "POST"): nobody,
+    ("api.alerts.receive_heartbeat", "POST"): nobody,
     ("api.session.csrf_token", "GET"): public,
     ("api.session.who_am_i", "GET"): logged_in,
     ("api.session.log_in", "POST"): public,
@@ -249,17 +315,53 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("api.cases.add_comment", "POST"): acts_on_case,
     ("api.cases.add_attachment", "POST"): acts_on_case,
     ("api.openapi.openapi_document", "GET"): public,
+    ("metrics.metrics", "GET"): nobody,  # a bearer token (METRICS_TOKEN), never a session
+    ("registry.points_page", "GET"): may("points.view"),
+    ("registry.point", "GET"): may("points.view", case_),
+    ("registry.point", "POST"): may("points.manage", case_),
+    ("registry.retire_point", "POST"): may("points.manage", case_),
+    ("registry.import_points", "GET"): may("points.manage"),
+    ("registry.import_points", "POST"): may("points.manage"),
+    ("registry.export_points", "GET"): may("points.view"),
+    ("registry.feeds_page", "GET"): some(may("system.status"), may("points.view")),
+    ("registry.maintenance_page", "GET"): may("points.view"),
+    ("registry.maintenance_page", "POST"): may("points.manage"),
+    ("registry.account_lifecycle", "GET"): may("accounts.view"),
+    ("registry.coverage_page", "GET"): may("points.view"),
+    ("registry.filings_page", "GET"): some(may("filing.submit"), may("filing.acknowledge")),
+    ("registry.filings_page", "POST"): may("filing.submit"),
+    ("registry.acknowledge_filing", "POST"): may("filing.acknowledge"),
+    ("registry.filing_file", "GET"): some(may("filing.submit", scenario),
+                                          may("filing.acknowledge", scenario)),
+    ("reports.figures_page", "GET"): may("report.view"),
+    ("reports.figures_xlsx", "GET"): may("report.view"),
+    ("reports.figures_pdf", "GET"): may("report.view"),
+    ("reports.report_list", "GET"): may("report.view"),
+    ("reports.report_page", "GET"): may("report.view", report_),
+    ("reports.save_narrative", "POST"): may("report.write", report_),
+    ("reports.submit", "POST"): may("report.write", report_),
+    ("reports.approve", "POST"): may("report.approve", report_),
+    ("reports.return_report", "POST"): may("report.approve", report_),
+    ("reports.report_xlsx", "GET"): may("report.view", report_),
+    ("reports.report_pdf", "GET"): may("report.view", report_),
+    ("reports.bulletin", "GET"): may("report.view", district),
+    ("reports.bulletin_xlsx", "GET"): may("report.view", district),
+    ("reports.bulletin_pdf", "GET"): may("report.view", district),
 }
 # Answered last: they end the session the other requests run in.
 ENDS_SESSION = {("auth.logout", "POST"), ("api.session.log_out", "DELETE")}
-EXTRA_QUERY = {"operations.register_point": f"?scenario={SCENARIO}&code=RAIN-UNKNOWN"}
+# Answered after the others but before those: they remove what other routes point at.
+REMOVES = {("test_runs.delete", "POST")}
+EXTRA_QUERY = {"operations.register_point": f"?scenario={SCENARIO}&code=RAIN-UNKNOWN",
+               "designer.compare": "?new={version_id}"}
 
 
 def _routes(app: Flask) -> list[tuple[str, str, str]]:
     """(endpoint, method, rule) of every route, the session-ending ones last."""
     found = [(rule.endpoint, method, rule.rule) for rule in app.url_map.iter_rules()
              for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
-    return sorted(found, key=lambda r: ((r[0], r[1]) in ENDS_SESSION, r))
+    return sorted(found, key=lambda r: ((r[0], r[1]) in ENDS_SESSION, (r[0], r[1]) in REMOVES,
+                                        r))
 
 
 def test_every_route_has_an_expected_answer(app: Flask) -> None:
@@ -269,7 +371,7 @@ def test_every_route_has_an_expected_answer(app: Flask) -> None:
 
 def _url(rule: str, endpoint: str, values: dict[str, str]) -> str:
     path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], rule)
-    return path + EXTRA_QUERY.get(endpoint, "")
+    return path + EXTRA_QUERY.get(endpoint, "").format(**values)
 
 
 def _refused(response: Any) -> bool:

@@ -126,7 +126,7 @@ def test_the_case_page_escapes_the_name_shows_photos_and_links_downloads(app, ga
     assert "&lt;img src=x onerror=alert(1)&gt;.png" in page
     photo_url = f"/cases/{gas_case}/attachments/{photo_id}"
     assert re.search(rf'<img src="{photo_url}"', page)
-    assert re.search(rf'<a href="{photo_url}"[^>]*target="_blank"', page)
+    assert re.search(rf'<a href="{photo_url}"[^>]*data-viewer="image"', page)  # in-page viewer
     assert re.search(rf'<a href="/cases/{gas_case}/attachments/{document_id}"[^>]*download=',
                      page)
 

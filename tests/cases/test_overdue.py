@@ -17,16 +17,6 @@ YELLOW = {"Activity_assessment": {"verdict": "confirmed", "major_risk": False,
 
 
 @pytest.fixture
-def people(make_user) -> dict[str, int]:
-    return {
-        "business_admin": make_user((Role.BUSINESS_ADMIN, "scenario.gas"))["id"],
-        "responder": make_user((Role.RESPONDER, "town.02"))["id"],
-        "department_head": make_user((Role.DEPARTMENT_HEAD, "industry.construction"))["id"],
-        "leader_in_charge": make_user((Role.LEADER_IN_CHARGE, "industry.construction"))["id"],
-    }
-
-
-@pytest.fixture
 def two_cases(published, point, send, people, drive) -> tuple[str, str]:
     """A gas case waiting to be accepted (accept due 02:31) and a flood case in assessment
     (closing due the next day at 02:01)."""

@@ -28,16 +28,6 @@ _serial = count(1)
 
 
 @pytest.fixture
-def people(make_user) -> dict[str, int]:
-    return {
-        "business_admin": make_user((Role.BUSINESS_ADMIN, "scenario.gas"))["id"],
-        "responder": make_user((Role.RESPONDER, "town.02"))["id"],
-        "department_head": make_user((Role.DEPARTMENT_HEAD, "industry.construction"))["id"],
-        "leader_in_charge": make_user((Role.LEADER_IN_CHARGE, "industry.construction"))["id"],
-    }
-
-
-@pytest.fixture
 def closed_case(published, point, send, people, drive):
     """Run a gas alarm through the real lifecycle to a closed case, with given answers."""
 

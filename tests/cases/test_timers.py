@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from app import create_app
 from app.extensions import db
 from app.jobs import fire_timers
-from app.models import Case, CaseEvent, CaseTask, Notification, Role
+from app.models import Case, CaseEvent, CaseTask, Notification
 from app.services import timers
-
-
-@pytest.fixture
-def people(make_user) -> dict[str, int]:
-    return {
-        "business_admin": make_user((Role.BUSINESS_ADMIN, "scenario.gas"))["id"],
-        "responder": make_user((Role.RESPONDER, "town.02"))["id"],
-        "department_head": make_user((Role.DEPARTMENT_HEAD, "industry.construction"))["id"],
-        "leader_in_charge": make_user((Role.LEADER_IN_CHARGE, "industry.construction"))["id"],
-    }
 
 
 def _notes(app, case_no: str) -> list[tuple[str, int]]:

@@ -6,38 +6,14 @@ import io
 import re
 import struct
 import zlib
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Attachment, Case, CaseComment, CaseTask, Notification, Role, User
+from app.models import Attachment, Case, CaseComment, Notification, Role, User
 from app.services import cases
-
-OpenCase = Callable[..., str]
-
-
-@pytest.fixture
-def people(make_user) -> dict[str, int]:
-    return {
-        "business_admin": make_user((Role.BUSINESS_ADMIN, "scenario.gas"))["id"],
-        "responder": make_user((Role.RESPONDER, "town.02"))["id"],
-        "department_head": make_user((Role.DEPARTMENT_HEAD, "industry.construction"))["id"],
-    }
-
-
-@pytest.fixture
-def open_case(published, point, send, drive, people, clock) -> OpenCase:
-    """A gas case in 陆家嘴 driven until `stop_at` is ready; returns its number."""
-
-    def make(value: float = 30.0, stop_at: str = "Activity_accept") -> str:
-        code = point("GAS-MH-0001", "gas")
-        case_no = send("gas", "ch4_lel", value, code)["case_no"]
-        drive(case_no, people, stop_at=stop_at)
-        return case_no
-
-    return make
+from cases_fixtures import ready_task
 
 
 def png() -> bytes:
@@ -65,12 +41,12 @@ def multipart(fields: dict[str, str], files: dict[str, tuple[bytes, str, str]]
             "content_type": f"multipart/form-data; boundary={boundary}"}
 
 
-def _ready(app, case_no: str) -> CaseTask:
-    with app.app_context():
-        task = db.session.scalar(select(CaseTask).join(Case).where(
-            Case.case_no == case_no, CaseTask.status == "ready").order_by(CaseTask.id))
-        db.session.expunge_all()
-        return task
+@pytest.fixture
+def responder(as_role, people):
+    """The responder of the case: the one who accepts it keeps its next steps."""
+    browser = as_role((Role.RESPONDER, "town.02"), locale="en")
+    people["responder"] = browser.account["id"]
+    return browser
 
 
 def _field_error(page: str, field: str) -> str:
@@ -86,7 +62,7 @@ def _value(page: str, field: str) -> str:
 
 
 def test_the_accept_form_is_built_from_the_bpmn(app, open_case, as_role):
-    task = _ready(app, open_case())
+    task = ready_task(app, open_case())
     responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     page = responder.text(f"/tasks/{task.id}")
     assert "<h1>接单受理" in page
@@ -97,10 +73,9 @@ def test_the_accept_form_is_built_from_the_bpmn(app, open_case, as_role):
     assert 'name="csrf_token"' in page and 'enctype="multipart/form-data"' in page
 
 
-def test_the_dispose_form_lists_the_standard_measures(app, open_case, as_role, clock):
+def test_the_dispose_form_lists_the_standard_measures(app, open_case, responder, clock):
     case_no = open_case(60.0, stop_at="Activity_dispose")  # orange
-    task = _ready(app, case_no)
-    responder = as_role((Role.RESPONDER, "town.02"), locale="en")
+    task = ready_task(app, case_no)
     page = responder.text(f"/tasks/{task.id}")
     measures = page.split('class="measures"')[1].split("</fieldset>")[0]
     assert "通知燃气企业关闭上游阀门" in measures  # orange and red
@@ -119,9 +94,8 @@ def test_the_dispose_form_lists_the_standard_measures(app, open_case, as_role, c
     assert "到场用便携式检测仪复测" in body and "开启窨井盖自然通风" in body
 
 
-def test_a_rejected_form_keeps_what_was_typed(app, open_case, as_role):
-    task = _ready(app, open_case(stop_at="Activity_dispose"))
-    responder = as_role((Role.RESPONDER, "town.02"), locale="en")
+def test_a_rejected_form_keeps_what_was_typed(app, open_case, responder):
+    task = ready_task(app, open_case(stop_at="Activity_dispose"))
     response = responder.post(f"/tasks/{task.id}", data={
         "on_site_at": "yesterday", "situation": "", "escalate": "medium",
         "escalate_reason": "需要街镇配合封路", "measure": ["retest_gas"]})
@@ -135,11 +109,11 @@ def test_a_rejected_form_keeps_what_was_typed(app, open_case, as_role):
     assert _value(page, "escalate_reason") == "需要街镇配合封路"
     assert '<option value="medium" selected>' in page
     assert re.search(r'value="retest_gas" checked', page)
-    assert _ready(app, task.case.case_no).element_id == "Activity_dispose"  # nothing moved
+    assert ready_task(app, task.case.case_no).element_id == "Activity_dispose"  # nothing moved
 
 
 def test_engine_messages_are_translated(app, open_case, as_role):
-    task = _ready(app, open_case())
+    task = ready_task(app, open_case())
     responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     page = responder.post(f"/tasks/{task.id}", data={"eta_minutes": "soon"}).get_data(
         as_text=True)
@@ -147,7 +121,7 @@ def test_engine_messages_are_translated(app, open_case, as_role):
 
 
 def test_completed_by_someone_else_says_so(app, open_case, as_role, clock):
-    task = _ready(app, open_case())
+    task = ready_task(app, open_case())
     me = as_role((Role.RESPONDER, "town.02"), locale="en")
     assert me.get(f"/tasks/{task.id}").status_code == 200  # the form is open on my phone
     colleague = as_role((Role.RESPONDER, "town.02"), username="wang")
@@ -165,10 +139,9 @@ def test_completed_by_someone_else_says_so(app, open_case, as_role, clock):
     assert "This task was completed by 测试wang" in again and 'data-action="complete"' not in again
 
 
-def test_evidence_upload_is_stored_and_named_in_the_field(app, open_case, as_role):
+def test_evidence_upload_is_stored_and_named_in_the_field(app, open_case, responder):
     case_no = open_case(stop_at="Activity_cancel_warning")
-    task = _ready(app, case_no)
-    responder = as_role((Role.RESPONDER, "town.02"), locale="en")
+    task = ready_task(app, case_no)
     page = responder.text(f"/tasks/{task.id}")
     assert 'name="evidence__upload"' in page and "When a warning may be cancelled" in page
     response = responder.post(f"/tasks/{task.id}", data={
@@ -197,10 +170,9 @@ def test_evidence_upload_is_stored_and_named_in_the_field(app, open_case, as_rol
     (b"plain text", "notes.txt", "text/plain", "Only JPEG, PNG, WebP"),
     (png() + b"\x00" * (10 * 1024 * 1024), "huge.png", "image/png", "larger than 10 MB"),
 ])
-def test_a_wrong_or_oversized_upload_is_refused(app, open_case, as_role, content, name, kind,
+def test_a_wrong_or_oversized_upload_is_refused(app, open_case, responder, content, name, kind,
                                                 message):
-    task = _ready(app, open_case(stop_at="Activity_cancel_warning"))
-    responder = as_role((Role.RESPONDER, "town.02"), locale="en")
+    task = ready_task(app, open_case(stop_at="Activity_cancel_warning"))
     response = responder.client.post(f"/tasks/{task.id}", **multipart(
         {"csrf_token": responder.csrf(), "cancel_cause": "hazard_removed",
          "cancel_note": "已排除", "cancelled_at": "2026-07-26T11:00"},
@@ -214,7 +186,7 @@ def test_a_wrong_or_oversized_upload_is_refused(app, open_case, as_role, content
 
 
 def test_an_upload_over_the_request_limit_is_refused_with_a_message(app, open_case, as_role):
-    task = _ready(app, open_case(stop_at="Activity_cancel_warning"))
+    task = ready_task(app, open_case(stop_at="Activity_cancel_warning"))
     responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     response = responder.client.post(f"/tasks/{task.id}", **multipart(
         {"csrf_token": responder.csrf()},
@@ -223,9 +195,8 @@ def test_an_upload_over_the_request_limit_is_refused_with_a_message(app, open_ca
     assert "The upload or request is too large." in response.get_data(as_text=True)
 
 
-def test_evidence_must_belong_to_the_case(app, open_case, as_role):
-    task = _ready(app, open_case(stop_at="Activity_cancel_warning"))
-    responder = as_role((Role.RESPONDER, "town.02"), locale="en")
+def test_evidence_must_belong_to_the_case(app, open_case, responder):
+    task = ready_task(app, open_case(stop_at="Activity_cancel_warning"))
     page = responder.post(f"/tasks/{task.id}", data={
         "cancel_cause": "hazard_removed", "cancelled_at": "2026-07-26T11:00",
         "evidence": "999"}).get_data(as_text=True)
@@ -234,7 +205,7 @@ def test_evidence_must_belong_to_the_case(app, open_case, as_role):
 
 def test_a_form_without_csrf_token_is_refused(app, open_case, as_role):
     case_no = open_case()
-    task = _ready(app, case_no)
+    task = ready_task(app, case_no)
     responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     for path, data in ((f"/tasks/{task.id}", {"accepted": "true"}),
                        (f"/tasks/{task.id}/claim", {}),
@@ -243,11 +214,11 @@ def test_a_form_without_csrf_token_is_refused(app, open_case, as_role):
         response = responder.client.post(path, data=data)
         assert response.status_code == 400, path
         assert "security token is missing" in response.get_data(as_text=True)
-    assert _ready(app, case_no).claimed_by_id is None
+    assert ready_task(app, case_no).claimed_by_id is None
 
 
 def test_a_task_of_another_role_is_read_only(app, open_case, as_role):
-    task = _ready(app, open_case(stop_at="Activity_verify"))
+    task = ready_task(app, open_case(stop_at="Activity_verify"))
     responder = as_role((Role.RESPONDER, "town.02"), locale="en")
     page = responder.text(f"/tasks/{task.id}")
     assert "You can read this task but not complete it" in page
@@ -262,7 +233,7 @@ def test_the_case_page(app, open_case, as_role, people, drive):
           stop_at="Activity_scenario_feedback")
     page = responder.text(f"/cases/{case_no}")
     summary = page.split('id="summary"')[1].split("</section>")[0]
-    for text in ("燃气", "窨井", "陆家嘴街道", "GAS-MH-0001", "建交委", "gas v1",
+    for text in ("燃气", "窨井", "陆家嘴街道", "GAS-MH-0001", "建交委", "燃气 v1",
                  'data-loop="small"', "Small loop", "Being handled"):
         assert text in summary, text
     assert re.search(r"Opened</dt><dd>2026-07-26 10:00", summary)  # Beijing time

@@ -107,6 +107,30 @@ def test_filters_show_counts_and_narrow_the_list(app, open_case, as_role, clock)
     assert responder.get("/inbox?level=purple&town=x&status=all&page=-3").status_code == 200
 
 
+def test_the_counts_follow_the_other_filters(app, open_case, as_role, clock):
+    open_case(30.0, town="town.02")
+    open_case(60.0, town="town.22")
+    open_case(20.0, town="town.22", scenario="water", indicator="pressure_drop_pct")
+    clock.advance(minutes=20)  # the orange gas case is overdue now
+    responder = as_role((Role.RESPONDER, "district"), locale="en")
+    with app.app_context():
+        zhangjiang = db.session.scalar(select(Case.node_id).where(Case.scenario == "water"))
+    page = responder.text(f"/inbox?town={zhangjiang}")
+    # In 张江: one gas case and one water case; the town list still offers every town.
+    assert re.search(r'value="gas"\s*>[^<]*\(1\)', page)
+    assert re.search(r'value="water"\s*>[^<]*\(1\)', page)
+    assert re.search(r'value="yellow"\s*>Yellow \(1\)', page)
+    assert re.search(r">陆家嘴街道 \(1\)<", page) and re.search(r">张江镇 \(2\)<", page)
+    gas = responder.text("/inbox?scenario=gas")
+    assert re.search(r'value="yellow"\s*>Yellow \(1\)', gas)
+    assert re.search(r'data-filter="overdue"[^>]*>Overdue <span class="count">1</span>', gas)
+    # The API answers the same numbers.
+    token = responder.client.get("/api/v1/csrf").get_json()["csrf_token"]
+    counts = responder.client.get(f"/api/v1/tasks/mine?town={zhangjiang}",
+                                  headers={"X-CSRFToken": token}).get_json()["counts"]
+    assert counts["scenarios"] == {"gas": 1, "water": 1} and counts["by_level"]["yellow"] == 1
+
+
 def test_claim_and_release_from_the_inbox(app, open_case, as_role):
     case_no = open_case(30.0)
     task_id = _task_id(app, case_no)

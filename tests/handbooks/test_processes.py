@@ -3,6 +3,7 @@ through the real runtime (happy path, false alarm, missed deadlines, big loop, m
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +11,6 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from app.services.bpmn_scaffold import PROCESS_FILES, render, scaffold
 from tests.handbooks.conftest import (
     BPMN,
     SCENARIOS,
@@ -48,8 +48,12 @@ FLOW_NODES = ("startEvent", "endEvent", "userTask", "scriptTask", "callActivity"
 CLOSURE = ["Activity_cancel_warning", "Activity_feedback", "Activity_verify"]
 
 
+# process id -> its file: each file is named after the process it defines
+PROCESS_FILES = {path.stem: path for path in sorted(BPMN.rglob("*.bpmn"))}
+
+
 def path_of(process_id: str) -> Path:
-    return BPMN.parent / PROCESS_FILES[process_id]
+    return PROCESS_FILES[process_id]
 
 
 def tree(process_id: str) -> etree._Element:
@@ -184,14 +188,23 @@ def test_scenario_follows_its_handbook_data(code: str) -> None:
     assert {f["id"] for f in book["feedback_fields"]} <= asked
 
 
-def test_scaffold_writes_a_new_file_and_never_overwrites(tmp_path: Path) -> None:
-    target = tmp_path / "bpmn" / "scenario_gas.bpmn"
-    assert scaffold(target, "scenario_gas") == target
-    assert target.read_bytes() == render("scenario_gas")
-    with pytest.raises(FileExistsError):
-        scaffold(target, "scenario_gas")
-    with pytest.raises(FileExistsError):
-        scaffold(path_of("common_accept"), "common_accept")
+def test_shared_rules_are_written_once_and_called_in_one_line() -> None:
+    """A rule all handbooks share lives in workflows.rules; a BPMN script that is the same in
+    several files is a one-line call, never a pasted copy of the rule."""
+    from workflows.rules import RULES
+
+    seen: Counter[str] = Counter()
+    for path in PROCESS_FILES.values():
+        for script in etree.parse(str(path)).getroot().iter(f"{{{NS['bpmn']}}}script"):
+            seen[(script.text or "").strip()] += 1
+    repeated = {text: n for text, n in seen.items() if n > 2}
+    assert repeated, "the scenario files share no script at all"
+    for text in repeated:
+        assert "\n" not in text, f"a script copied into {repeated[text]} files: {text[:80]}"
+    called = {m[1] for text in seen if (m := re.match(r"^([a-z_]+)\(.*\)$", text))}
+    assert {"register_case", "grade_and_push", "sync_case_updates", "apply_level_upgrade",
+            "record_back_to_normal", "track_overdue", "schedule_accept"} <= called <= set(RULES)
+    assert not any("level_limits" in text for text in seen)
 
 
 # -- running the scenarios -----------------------------------------------------------------------

@@ -44,12 +44,14 @@ def _user(make_user, *roles) -> User:
 def test_deploy_creates_one_draft_per_handbook_and_nothing_twice(ctx, clock) -> None:
     first = handbooks.deploy(author=None, now=clock(), note="initial")
     keys = {v.handbook_key for v in first.created}
-    assert len(keys) == 16 and "gas" in keys and "warning_publication" in keys
+    # 15 scenarios, the weather warning publication and the technical case of feed outages.
+    assert len(keys) == 17 and "gas" in keys and "warning_publication" in keys
+    assert "feed_outage" in keys
     assert all(v.status == VersionStatus.DRAFT and v.number == 1 for v in first.created)
     assert all(v.diff_summary["first_version"] for v in first.created)
     again = handbooks.deploy(author=None, now=clock())
-    assert again.created == [] and len(again.unchanged) == 16
-    assert _count() == 16
+    assert again.created == [] and len(again.unchanged) == 17
+    assert _count() == 17
 
 
 def test_a_changed_file_creates_exactly_one_new_draft(ctx, clock, work) -> None:
@@ -184,12 +186,12 @@ def test_demo_handbooks_are_published_through_review_once(ctx, clock) -> None:
 
     demo.load_demo_accounts(now=clock())
     published = demo.publish_demo_handbooks(now=clock())
-    assert len(published) == 16
+    assert len(published) == 17
     for key in published:
         version = handbooks.published_version(key)
         assert version.reviewer_id != version.author_id
     assert demo.publish_demo_handbooks(now=clock()) == []
-    assert _count() == 16
+    assert _count() == 17
 
 
 def test_bpmn_in_any_xml_encoding_deploys_as_utf8(ctx, clock, work) -> None:

@@ -173,8 +173,27 @@ def test_el_condition_gets_python_hint():
     </bpmn:sequenceFlow>
     <bpmn:sequenceFlow id="f_no" sourceRef="work" targetRef="end" />""")
     message = messages_of({"g.bpmn": definitions(body)})
-    assert "Python expressions, not Camunda/JUEL" in message
+    assert "conditions here are Python expressions: write 'confirmed'" in message
     assert "'${confirmed}'" in message
+
+
+@pytest.mark.parametrize(("condition", "python"), [
+    ("${amount &gt; 1000 &amp;&amp; !approved}", "amount > 1000 and not approved"),
+    ("#{level eq 'red'}", "level == 'red'"),
+    ("= amount &gt; 1000 and approved = true", "amount > 1000 and approved == True"),
+    ("=x &lt;= 3", "x <= 3"),
+])
+def test_feel_and_juel_conditions_name_the_python_to_write(condition, python):
+    body = linear_process(f"""
+    <bpmn:exclusiveGateway id="work" default="f_no" />
+    <bpmn:sequenceFlow id="f_yes" sourceRef="work" targetRef="end">
+      <bpmn:conditionExpression>{condition}</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f_no" sourceRef="work" targetRef="end" />""")
+    (problem,) = problems_of({"g.bpmn": definitions(body)})
+    assert problem.code == "foreign_expression"
+    assert problem.params["python"] == python
+    assert problem.element == "f_yes" and problem.process is not None
 
 
 def test_empty_form_field_is_refused():
@@ -332,3 +351,18 @@ def test_one_parser_per_version_allows_same_process_in_two_versions():
     two = compile_version({"a.bpmn": fixture_bytes("alert_handling.bpmn"),
                            "b.bpmn": definitions(linear_process(USER_TASK))})
     assert one.spec("p") is not two.spec("p")
+
+
+def test_a_form_field_problem_is_pinned_on_its_task_with_the_field_as_child():
+    body = linear_process("""
+    <bpmn:userTask id="work">
+      <bpmn:extensionElements>
+        <camunda:formData>
+          <camunda:formField id="amount" label="Amount" type="long" defaultValue="many" />
+        </camunda:formData>
+      </bpmn:extensionElements>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="f_end" sourceRef="work" targetRef="end" />""")
+    (problem,) = problems_of({"f.bpmn": definitions(body)})
+    assert (problem.code, problem.element, problem.child) == ("form_field", "work", "amount")
+    assert problem.to_dict()["child"] == "amount" and problem.to_dict()["code"] == "form_field"

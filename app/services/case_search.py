@@ -1,0 +1,648 @@
+"""Case search: the one scoped query behind the case list page, `GET /api/v1/cases`, the
+exports, and the duty board's click-throughs.
+
+Filters follow the case-list contract (state, level, scenario, industry, town, department,
+loop, overdue, source, opened/closed date ranges in Asia/Shanghai, evidence, free text);
+facets count every value of a filter with all the *other* filters applied, so a count says
+what choosing that value would give. Test runs of draft handbooks never appear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.sql.elements import ColumnElement
+from werkzeug.datastructures import MultiDict
+
+from app.extensions import db
+from app.i18n import _l
+from app.models import (
+    LEVEL_RANK,
+    Alert,
+    Attachment,
+    Case,
+    CaseComment,
+    CaseTask,
+    Department,
+    MonitoringPoint,
+    NodeKind,
+    PlatformNode,
+    User,
+)
+from app.services.errors import Forbidden, ValidationFailed
+from app.services.overdue import accept_step
+from app.services.permissions import scope_paths
+from app.services.scenarios import in_scope, scenario_names
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+STATES = ("open", "in_progress", "stuck", "closed", "cancelled", "false_alarm")
+LEVELS = ("red", "orange", "yellow", "blue")
+LOOPS = ("small", "medium", "big")
+SOURCES = ("iot", "big_data", "video_ai", "social")
+# Raw engine statuses, kept for the API's `status` parameter.
+RAW_STATUSES = ("open", "closed", "false_alarm", "error")
+SORTS = {
+    "-opened": (Case.opened_at.desc(), Case.id.desc()),
+    "opened": (Case.opened_at.asc(), Case.id.asc()),
+    "-level": (case(*[(Case.level == lv, -rank) for lv, rank in LEVEL_RANK.items()],
+                    else_=0).asc(), Case.opened_at.desc(), Case.id.desc()),
+    "due": (Case.due_at.is_(None), Case.due_at.asc(), Case.id.asc()),
+    "-closed": (Case.closed_at.is_(None), Case.closed_at.desc(), Case.id.desc()),
+    "case_no": (Case.case_no.asc(),),
+}
+DEFAULT_SORT = "-opened"
+MAX_PER_PAGE = 100
+MAX_PAGE = 10_000
+MAX_TEXT = 100
+FACETS = ("state", "level", "scenario", "town", "department", "loop", "source")
+
+
+@dataclass(frozen=True)
+class CaseQuery:
+    """What the person asked for; every field optional. Towns are node codes."""
+
+    states: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = ()
+    industry: str | None = None
+    towns: tuple[str, ...] = ()
+    department: str | None = None
+    loop: str | None = None
+    overdue: bool = False
+    source: str | None = None
+    opened_from: date | datetime | None = None
+    opened_to: date | datetime | None = None
+    closed_from: date | datetime | None = None
+    closed_to: date | datetime | None = None
+    evidence: bool = False
+    q: str | None = None
+    case_no: str | None = None  # the API's older, narrower text filter
+    raw_status: str | None = None  # the API's older `status` (engine status)
+    point_code: str | None = None  # a map dot's click-through
+    sort: str = DEFAULT_SORT
+    page: int = 1
+    per_page: int = 25
+
+    def params(self) -> list[tuple[str, str]]:
+        """The query as URL parameters of the case-list contract (for links and exports)."""
+        out: list[tuple[str, str]] = []
+        out += [("state", s) for s in self.states]
+        out += [("level", s) for s in self.levels]
+        out += [("scenario", s) for s in self.scenarios]
+        out += [("town", s) for s in self.towns]
+        for key in ("industry", "department", "loop", "source", "q", "case_no", "point_code"):
+            value = getattr(self, key)
+            if value:
+                out.append((key, str(value)))
+        if self.raw_status:
+            out.append(("status", self.raw_status))
+        for key in ("opened_from", "opened_to", "closed_from", "closed_to"):
+            value = getattr(self, key)
+            if isinstance(value, datetime):
+                out.append((key, value.strftime("%Y-%m-%dT%H:%M")))
+            elif value:
+                out.append((key, value.isoformat()))
+        if self.overdue:
+            out.append(("overdue", "1"))
+        if self.evidence:
+            out.append(("evidence", "1"))
+        if self.sort != DEFAULT_SORT:
+            out.append(("sort", self.sort))
+        return out
+
+    @property
+    def filtered(self) -> bool:
+        return any(k not in ("sort",) for k, _ in self.params())
+
+
+# URL parameters: repeatable keys (a werkzeug MultiDict, as request.args is).
+Args = MultiDict[str, str]
+
+
+def _choices(args: Args, key: str, allowed: Sequence[str], errors: dict[str, list[str]]
+             ) -> tuple[str, ...]:
+    values = [v.strip() for v in args.getlist(key) if v.strip()]
+    wrong = [v for v in values if v not in allowed]
+    if wrong:
+        errors[key] = [str(_l("Must be one of: %(choices)s.", choices=", ".join(allowed)))]
+    return tuple(dict.fromkeys(v for v in values if v in allowed))
+
+
+def _one(args: Args, key: str, allowed: Sequence[str] | None, errors: dict[str, list[str]]
+         ) -> str | None:
+    value = (args.get(key) or "").strip()
+    if not value:
+        return None
+    if len(value) > MAX_TEXT or "\x00" in value:
+        errors[key] = [str(_l("At most %(n)s characters.", n=MAX_TEXT))]
+        return None
+    if allowed is not None and value not in allowed:
+        errors[key] = [str(_l("Must be one of: %(choices)s.", choices=", ".join(allowed)))]
+        return None
+    return value
+
+
+def _date(args: Args, key: str, errors: dict[str, list[str]]) -> date | datetime | None:
+    """A day (YYYY-MM-DD), or for the board's "last hour" a local minute (YYYY-MM-DDTHH:MM)."""
+    value = (args.get(key) or "").strip()
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        if len(value) == 16 and value[10] == "T":
+            return datetime.fromisoformat(value).replace(tzinfo=LOCAL_TZ)
+    except ValueError:
+        pass
+    errors[key] = [str(_l("Enter a date (YYYY-MM-DD)."))]
+    return None
+
+
+def _flag(args: Args, key: str, errors: dict[str, list[str]]) -> bool:
+    value = (args.get(key) or "").strip().lower()
+    if value in ("", "0", "false"):
+        return False
+    if value in ("1", "true"):
+        return True
+    errors[key] = [str(_l("Must be one of: %(choices)s.", choices="1, 0"))]
+    return False
+
+
+def _number(args: Args, key: str, default: int, upper: int, errors: dict[str, list[str]]
+            ) -> int:
+    value = (args.get(key) or "").strip()
+    if not value:
+        return default
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value[:12]) <= upper:
+        errors[key] = [str(_l("Between 1 and %(n)d.", n=upper))]
+        return default
+    return int(value)
+
+
+def town_codes() -> dict[str, PlatformNode]:
+    """Street, town and Lingang nodes by code (villages are reached through their town)."""
+    return {n.code: n for n in db.session.scalars(select(PlatformNode).where(
+        PlatformNode.kind.in_((NodeKind.TOWN, NodeKind.LINGANG, NodeKind.VILLAGE))))}
+
+
+def parse_query(args: Args) -> CaseQuery:
+    """Read the case-list contract from URL parameters; a wrong value is a ValidationFailed
+    naming each parameter (never a silent drop, never a 500)."""
+    errors: dict[str, list[str]] = {}
+    scenarios = [*scenario_names()]
+    towns_given = [v.strip() for v in args.getlist("town") if v.strip()]
+    towns: list[str] = []
+    if towns_given:
+        nodes = {n.code: n for n in db.session.scalars(select(PlatformNode).where(
+            PlatformNode.kind.in_((NodeKind.TOWN, NodeKind.LINGANG, NodeKind.VILLAGE)),
+            or_(PlatformNode.code.in_(towns_given),
+                PlatformNode.id.in_([int(v) for v in towns_given
+                                     if v.isascii() and v.isdigit() and len(v) < 10]))))}
+        by_id = {str(n.id): code for code, n in nodes.items()}
+        for value in towns_given:
+            code = value if value in nodes else by_id.get(value)
+            if code is None:
+                errors["town"] = [str(_l("No such platform node."))]
+            else:
+                towns.append(code)
+    department = _one(args, "department", None, errors)
+    if department and db.session.scalar(select(Department.id).where(
+            Department.code == department)) is None:
+        errors["department"] = [str(_l("No such department."))]
+    industry = _one(args, "industry", None, errors)
+    if industry and _industry_node(industry) is None:
+        errors["industry"] = [str(_l("No such industry sub-platform."))]
+    query = CaseQuery(
+        states=_choices(args, "state", STATES, errors),
+        levels=_choices(args, "level", LEVELS, errors),
+        scenarios=_choices(args, "scenario", scenarios, errors),
+        industry=industry, towns=tuple(dict.fromkeys(towns)), department=department,
+        loop=_one(args, "loop", LOOPS, errors), overdue=_flag(args, "overdue", errors),
+        source=_one(args, "source", SOURCES, errors),
+        opened_from=_date(args, "opened_from", errors), opened_to=_date(args, "opened_to", errors),
+        closed_from=_date(args, "closed_from", errors), closed_to=_date(args, "closed_to", errors),
+        evidence=_flag(args, "evidence", errors), q=_one(args, "q", None, errors),
+        case_no=_one(args, "case_no", None, errors),
+        raw_status=_one(args, "status", RAW_STATUSES, errors),
+        point_code=_one(args, "point_code", None, errors),
+        sort=_one(args, "sort", tuple(SORTS), errors) or DEFAULT_SORT,
+        page=_number(args, "page", 1, MAX_PAGE, errors),
+        per_page=_number(args, "per_page", 25, MAX_PER_PAGE, errors))
+    for start, end in (("opened_from", "opened_to"), ("closed_from", "closed_to")):
+        a, b = getattr(query, start), getattr(query, end)
+        if a and b and _start(a) > _start(b):
+            errors[end] = [str(_l("The end date comes before the start date."))]
+    if errors:
+        raise ValidationFailed(_l("Please correct the marked fields."), details=errors)
+    return query
+
+
+def _industry_node(code: str) -> PlatformNode | None:
+    wanted = code if code.startswith("industry.") else f"industry.{code}"
+    return db.session.scalar(select(PlatformNode).where(
+        PlatformNode.code == wanted, PlatformNode.kind == NodeKind.INDUSTRY))
+
+
+# ---------------------------------------------------------------- the query
+
+
+def state_of() -> ColumnElement[str]:
+    """The contract's state of a case as one SQL expression (also its facet)."""
+    return case(
+        (Case.stuck_since.is_not(None), "stuck"),
+        (Case.status == "error", "stuck"),
+        (Case.status == "false_alarm", "false_alarm"),
+        (Case.outcome == "cancelled", "cancelled"),
+        (Case.status == "closed", "closed"),
+        (Case.accepted_at.is_not(None), "in_progress"),
+        else_="open")
+
+
+def _state_filter(state: str) -> ColumnElement[bool]:
+    not_stuck = and_(Case.stuck_since.is_(None), Case.status != "error")
+    return {
+        "open": and_(Case.status == "open", Case.accepted_at.is_(None), not_stuck),
+        "in_progress": and_(Case.status == "open", Case.accepted_at.is_not(None), not_stuck),
+        "stuck": or_(Case.stuck_since.is_not(None), Case.status == "error"),
+        "closed": and_(Case.status == "closed", not_stuck,
+                       or_(Case.outcome.is_(None), Case.outcome != "cancelled")),
+        "cancelled": and_(Case.outcome == "cancelled", not_stuck),
+        "false_alarm": and_(Case.status == "false_alarm", not_stuck),
+    }[state]
+
+
+def overdue_filter(now: datetime) -> ColumnElement[bool]:
+    """Open and past the closing deadline, or not accepted in time (as the overdue list)."""
+    late_accept = exists().where(CaseTask.case_id == Case.id,
+                                 accept_step(),
+                                 CaseTask.status == "ready", CaseTask.due_at < now)
+    return and_(Case.status == "open", or_(Case.due_at < now, late_accept))
+
+
+def _start(moment: date | datetime) -> datetime:
+    """The first instant of a local day, or the local minute itself."""
+    if isinstance(moment, datetime):
+        return moment
+    return datetime.combine(moment, time(), tzinfo=LOCAL_TZ)
+
+
+def _end(moment: date | datetime) -> datetime:
+    """The instant after a local day (an end date counts whole), or the minute itself."""
+    if isinstance(moment, datetime):
+        return moment
+    return _start(moment + timedelta(days=1))
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _text_filter(text: str) -> ColumnElement[bool]:
+    """Case number, point code and name, address and text of the alerts (as the source sent
+    them), and comments; LIKE wildcards in the text are literal."""
+    pattern = f"%{_escaped(text.strip())}%"
+    like = dict(escape="\\")
+    lowered = pattern.lower()
+    return or_(
+        Case.case_no.ilike(pattern, **like),
+        Case.point_code.ilike(pattern, **like),
+        Case.item_name.ilike(pattern, **like),
+        exists().where(MonitoringPoint.id == Case.point_id,
+                       MonitoringPoint.name.ilike(pattern, **like)),
+        exists().where(CaseComment.case_id == Case.id,
+                       func.lower(CaseComment.body).like(lowered, **like)),
+        exists().where(Alert.case_id == Case.id,
+                       func.lower(cast(Alert.payload, String)).like(lowered, **like)),
+    )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a user may look: everywhere, or under some tree paths."""
+
+    everywhere: bool
+    paths: tuple[str, ...]
+
+    def condition(self) -> ColumnElement[bool]:
+        if self.everywhere:
+            return true()
+        return in_scope(self.paths, Case.scope_path, Case.scenario_path)
+
+
+def scope_of(user: User) -> Scope:
+    """The cases `user` may list (case.view on a node covers it and what is under it)."""
+    paths = scope_paths(user, "case.view")
+    if not paths:
+        raise Forbidden(_l("You do not have permission for this, or it is outside your scope."),
+                        details={"action": "case.view"})
+    root = db.session.scalar(select(PlatformNode.path).where(
+        PlatformNode.kind == NodeKind.DISTRICT).limit(1))
+    return Scope(root is not None and root in paths, tuple(paths))
+
+
+def conditions(query: CaseQuery, scope: Scope, *, now: datetime, without: str | None = None
+               ) -> list[ColumnElement[bool]]:
+    """The WHERE of a search; `without` leaves one facet's own filter out."""
+    where: list[ColumnElement[bool]] = [Case.is_test.is_(False), scope.condition()]
+    if query.states and without != "state":
+        where.append(or_(*[_state_filter(s) for s in query.states]))
+    if query.raw_status:
+        where.append(Case.status == query.raw_status)
+    if query.levels and without != "level":
+        where.append(Case.level.in_(query.levels))
+    if query.scenarios and without != "scenario":
+        where.append(Case.scenario.in_(query.scenarios))
+    if query.industry:
+        node = _industry_node(query.industry)
+        where.append(Case.scenario_path.startswith(node.path, autoescape=True)
+                     if node else false())
+    if query.towns and without != "town":
+        paths = db.session.scalars(select(PlatformNode.path).where(
+            PlatformNode.code.in_(query.towns))).all()
+        where.append(in_scope(paths, Case.scope_path))
+    if query.department and without != "department":
+        where.append(Case.owner_department_id == select(Department.id).where(
+            Department.code == query.department).scalar_subquery())
+    if query.loop and without != "loop":
+        where.append(Case.loop_level == query.loop)
+    if query.source and without != "source":
+        where.append(Case.dedup_key.startswith(f"{query.source}|", autoescape=True))
+    if query.overdue:
+        where.append(overdue_filter(now))
+    if query.opened_from:
+        where.append(Case.opened_at >= _start(query.opened_from))
+    if query.opened_to:
+        where.append(Case.opened_at < _end(query.opened_to))
+    if query.closed_from:
+        where.append(Case.closed_at >= _start(query.closed_from))
+    if query.closed_to:
+        where.append(Case.closed_at < _end(query.closed_to))
+    if query.evidence:
+        where.append(exists().where(Attachment.case_id == Case.id))
+    if query.q:
+        where.append(_text_filter(query.q))
+    if query.case_no:
+        where.append(Case.case_no.contains(query.case_no.strip(), autoescape=True))
+    if query.point_code:
+        where.append(Case.point_code == query.point_code)
+    return where
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: str
+    label: str
+    count: int
+    selected: bool
+
+
+@dataclass
+class SearchResult:
+    query: CaseQuery
+    items: list[Case]
+    total: int
+    facets: dict[str, list[FacetValue]] = field(default_factory=dict)
+    towns: dict[int, str] = field(default_factory=dict)  # case id -> street/town name
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.query.per_page))
+
+
+STATE_LABELS = {"open": _l("Open, not accepted"), "in_progress": _l("In progress"),
+                "stuck": _l("Stuck"), "closed": _l("Closed"), "cancelled": _l("Cancelled"),
+                "false_alarm": _l("False alarm")}
+LEVEL_LABELS = {"red": _l("Red"), "orange": _l("Orange"), "yellow": _l("Yellow"),
+                "blue": _l("Blue")}
+LOOP_LABELS = {"small": _l("Small loop"), "medium": _l("Medium loop"), "big": _l("Big loop")}
+SOURCE_LABELS = {"iot": _l("IoT sensing"), "big_data": _l("Big-data analysis"),
+                 "video_ai": _l("Video AI recognition"), "social": _l("Social sensing")}
+
+
+def _grouped(expr: Any, where: list[ColumnElement[bool]]) -> dict[Any, int]:
+    rows = db.session.execute(select(expr, func.count()).select_from(Case).where(*where)
+                              .group_by(expr)).tuples().all()
+    return {key: int(n) for key, n in rows}
+
+
+def _town_of_nodes(node_ids: set[int]) -> dict[int, PlatformNode]:
+    """node id -> its street/town (a village's parent), for the nodes that lie in one."""
+    nodes = {n.id: n for n in db.session.scalars(select(PlatformNode).where(
+        PlatformNode.id.in_(node_ids)))} if node_ids else {}
+    parents = {n.parent_id for n in nodes.values() if n.kind == NodeKind.VILLAGE}
+    parent_nodes = {n.id: n for n in db.session.scalars(select(PlatformNode).where(
+        PlatformNode.id.in_(parents)))} if parents else {}
+    out: dict[int, PlatformNode] = {}
+    for node_id, node in nodes.items():
+        if node.kind == NodeKind.VILLAGE and node.parent_id in parent_nodes:
+            out[node_id] = parent_nodes[node.parent_id]
+        elif node.kind in (NodeKind.TOWN, NodeKind.LINGANG):
+            out[node_id] = node
+    return out
+
+
+def _source_of() -> ColumnElement[str]:
+    """The source type of a case: the first part of its de-duplication key."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return func.substr(Case.dedup_key, 1, func.instr(Case.dedup_key, "|") - 1)
+    return func.split_part(Case.dedup_key, "|", 1)
+
+
+def _facet_columns() -> dict[str, Any]:
+    return {"state": state_of(), "level": Case.level, "scenario": Case.scenario,
+            "town": Case.node_id, "department": Case.owner_department_id,
+            "loop": Case.loop_level, "source": _source_of()}
+
+
+def _counted(query: CaseQuery, scope: Scope, now: datetime
+             ) -> tuple[dict[str, dict[Any, int]], int]:
+    """Counts per value of every facet, and the total of the search itself.
+
+    The facets without a filter of their own share the search's WHERE: on PostgreSQL one
+    scan with GROUPING SETS counts all of them and the total; a facet whose own filter is
+    set is counted by its own query without that filter."""
+    columns = _facet_columns()
+    own = {"state": bool(query.states), "level": bool(query.levels),
+           "scenario": bool(query.scenarios), "town": bool(query.towns),
+           "department": bool(query.department), "loop": bool(query.loop),
+           "source": bool(query.source)}
+    counts: dict[str, dict[Any, int]] = {}
+    shared = [name for name in FACETS if not own[name]]
+    where = conditions(query, scope, now=now)
+    total: int | None = None
+    if db.session.get_bind().dialect.name == "postgresql" and shared:
+        inner = select(*[columns[n].label(n) for n in shared]).where(*where).subquery()
+        flags = [func.grouping(inner.c[n]).label(f"g_{n}") for n in shared]
+        sets = [tuple_(inner.c[n]) for n in shared] + [tuple_()]
+        rows = db.session.execute(
+            select(*[inner.c[n] for n in shared], *flags, func.count())
+            .group_by(func.grouping_sets(*sets))).all()
+        counts = {n: {} for n in shared}
+        for row in rows:
+            values, grouped, n = row[:len(shared)], row[len(shared):-1], int(row[-1])
+            member = [name for name, g in zip(shared, grouped, strict=True) if g == 0]
+            if not member:
+                total = n
+            else:
+                name = member[0]
+                counts[name][values[shared.index(name)]] = n
+    else:
+        for name in shared:
+            counts[name] = _grouped(columns[name], where)
+    for name in FACETS:
+        if own[name]:
+            counts[name] = _grouped(columns[name], conditions(query, scope, now=now,
+                                                               without=name))
+    if total is None:
+        total = db.session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
+    return counts, total
+
+
+def facets(query: CaseQuery, scope: Scope, *, now: datetime,
+           counted: dict[str, dict[Any, int]] | None = None) -> dict[str, list[FacetValue]]:
+    """Counts per value of each facet, with every filter except the facet's own."""
+    names = scenario_names()
+    counts = counted if counted is not None else _counted(query, scope, now)[0]
+    found: dict[str, list[FacetValue]] = {}
+    by_state = counts["state"]
+    found["state"] = [FacetValue(s, str(STATE_LABELS[s]), by_state.get(s, 0),
+                                 s in query.states) for s in STATES]
+    by_level = counts["level"]
+    found["level"] = [FacetValue(lv, str(LEVEL_LABELS[lv]), by_level.get(lv, 0),
+                                 lv in query.levels) for lv in LEVELS]
+    by_scenario = counts["scenario"]
+    found["scenario"] = [FacetValue(code, names.get(code, code), n, code in query.scenarios)
+                         for code, n in sorted(by_scenario.items(), key=lambda kv: -kv[1])]
+    by_node = counts["town"]
+    towns = _town_of_nodes({k for k in by_node if k is not None})
+    per_town: dict[str, tuple[PlatformNode, int]] = {}
+    for node_id, n in by_node.items():
+        town = towns.get(node_id)
+        if town is not None:
+            seen = per_town.get(town.code, (town, 0))[1]
+            per_town[town.code] = (town, seen + n)
+    found["town"] = [FacetValue(code, node.name, n, code in query.towns)
+                     for code, (node, n) in sorted(per_town.items(), key=lambda kv: kv[1][0].path)]
+    by_department = counts["department"]
+    departments = {d.id: d for d in db.session.scalars(select(Department).where(
+        Department.id.in_([k for k in by_department if k is not None])))}
+    found["department"] = [FacetValue(d.code, d.name, by_department[i], d.code == query.department)
+                           for i, d in sorted(departments.items(),
+                                              key=lambda kv: -by_department[kv[0]])]
+    by_loop = counts["loop"]
+    found["loop"] = [FacetValue(lp, str(LOOP_LABELS[lp]), by_loop.get(lp, 0), lp == query.loop)
+                     for lp in LOOPS]
+    by_source = counts["source"]
+    found["source"] = [FacetValue(s, str(SOURCE_LABELS[s]), by_source.get(s, 0),
+                                  s == query.source) for s in SOURCES]
+    return found
+
+
+def search(user: User, query: CaseQuery, *, now: datetime, with_facets: bool = True
+           ) -> SearchResult:
+    """One page of the cases `user` may see that match `query`, with facet counts."""
+    scope = scope_of(user)
+    where = conditions(query, scope, now=now)
+    counted: dict[str, dict[Any, int]] | None = None
+    if with_facets:
+        counted, total = _counted(query, scope, now)
+    else:
+        total = db.session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
+    page = min(query.page, max(1, -(-total // query.per_page)))
+    items = list(db.session.scalars(select(Case).where(*where).order_by(*SORTS[query.sort])
+                                    .offset((page - 1) * query.per_page)
+                                    .limit(query.per_page)))
+    found = SearchResult(replace(query, page=page), items, total,
+                         facets(query, scope, now=now, counted=counted) if with_facets else {})
+    towns = _town_of_nodes({c.node_id for c in items})
+    found.towns = {c.id: towns[c.node_id].name for c in items if c.node_id in towns}
+    return found
+
+
+# ---------------------------------------------------------------- rows for exports
+
+
+EXPORT_COLUMNS = ("case_no", "state", "level", "highest_level", "scenario", "item_name",
+                  "town", "department", "loop_level", "source", "point_code", "alert_count",
+                  "last_value", "unit", "opened_at", "accepted_at", "closed_at", "due_at",
+                  "outcome")
+
+
+def count(user: User, query: CaseQuery, *, now: datetime) -> int:
+    where = conditions(query, scope_of(user), now=now)
+    return db.session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
+
+
+def export_rows(scope: Scope, query: CaseQuery, *, now: datetime, batch: int = 2000
+                ) -> Iterator[dict[str, Any]]:
+    """Every matching case in `scope` (see scope_of) as a plain row, read in batches by
+    keyset so memory stays flat however many rows there are."""
+    where = conditions(query, scope, now=now)
+    names = scenario_names()
+    departments = dict(db.session.execute(select(Department.id, Department.name)).tuples().all())
+    town_cache: dict[int, str] = {}
+    columns = (Case.id, Case.case_no, state_of().label("state"), Case.level, Case.highest_level,
+               Case.scenario, Case.item_name, Case.node_id, Case.owner_department_id,
+               Case.loop_level, Case.dedup_key, Case.point_code, Case.alert_count,
+               Case.last_value, Case.unit, Case.opened_at, Case.accepted_at, Case.closed_at,
+               Case.due_at, Case.outcome)
+    last_id: int | None = None
+    while True:
+        stmt = select(*columns).where(*where)
+        if last_id is not None:
+            stmt = stmt.where(Case.id < last_id)
+        rows = db.session.execute(stmt.order_by(Case.id.desc()).limit(batch)).all()
+        if not rows:
+            return
+        missing = {r.node_id for r in rows} - set(town_cache)
+        if missing:
+            towns = _town_of_nodes(missing)
+            town_cache.update({i: (towns[i].name if i in towns else "") for i in missing})
+        for r in rows:
+            yield {
+                "case_no": r.case_no, "state": r.state, "level": r.level,
+                "highest_level": r.highest_level, "scenario": names.get(r.scenario, r.scenario),
+                "item_name": r.item_name, "town": town_cache.get(r.node_id, ""),
+                "department": departments.get(r.owner_department_id or 0, ""),
+                "loop_level": r.loop_level, "source": r.dedup_key.split("|", 1)[0],
+                "point_code": r.point_code, "alert_count": r.alert_count,
+                "last_value": r.last_value, "unit": r.unit,
+                "opened_at": _local(r.opened_at), "accepted_at": _local(r.accepted_at),
+                "closed_at": _local(r.closed_at), "due_at": _local(r.due_at),
+                "outcome": r.outcome or ""}
+        last_id = rows[-1].id
+        db.session.expire_all()
+
+
+def _local(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:  # a raw column read on SQLite
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def link_params(base: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop empty values: for url_for with the contract's parameters."""
+    return {k: v for k, v in base.items() if v not in (None, "", [], ())}
+
