@@ -58,7 +58,7 @@ class _Work:
 
     key: ApiKey
     alerts: list[tuple[Message, list[AlertIn]]]
-    heartbeats: list[list[str]]
+    heartbeats: list[tuple[Message, list[str]]]
 
 
 def subscriptions(root: str) -> list[tuple[str, int]]:
@@ -137,7 +137,7 @@ def take_in(batch: list[Message], *, root: str, now: datetime) -> dict[str, int]
                 if not isinstance(points, list) or not all(
                         isinstance(p, str) and 0 < len(p) <= 80 for p in points):
                     raise _Refused("schema", "a heartbeat is {} or {\"points\": [codes]}")
-                entry.heartbeats.append(points)
+                entry.heartbeats.append((message, points))
             else:
                 entry.alerts.append((message, _alerts_of(message, data)))
         except _Refused as exc:
@@ -145,8 +145,15 @@ def take_in(batch: list[Message], *, root: str, now: datetime) -> dict[str, int]
                                     reason=exc.reason, detail=exc.detail, key=key, now=now)
             counts["dead"] += 1
     for entry in work.values():
-        for points in entry.heartbeats:
-            feed_intake.heartbeat(entry.key, points, now=now)
+        for message, points in entry.heartbeats:
+            try:  # refused before anything is written
+                feed_intake.heartbeat(entry.key, points, now=now)
+            except DomainError as exc:
+                feed_intake.dead_letter(topic=message.topic, payload=message.payload,
+                                        reason=exc.code, detail=f"{exc.message} {exc.details}",
+                                        key=entry.key, now=now)
+                counts["dead"] += 1
+                continue
             counts["heartbeats"] += 1
         stored, dead = _take_alerts(entry, now)
         counts["alerts"] += stored

@@ -46,7 +46,9 @@ def take_in(key: ApiKey, alerts: list[AlertIn], *, now: datetime) -> list[AlertO
 
 
 def heartbeat(key: ApiKey, point_codes: list[str], *, now: datetime) -> None:
-    """A source (and, when named, its points) is alive."""
+    """A source (and, when named, its points) is alive. A key limited to some towns speaks
+    only for their points: a heartbeat must not end another town's outage."""
+    api_keys.check_points(key, point_codes)
     feeds.record_seen(key, [(code, now) for code in point_codes], now=now, heartbeat=True)
 
 

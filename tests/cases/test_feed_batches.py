@@ -109,3 +109,26 @@ def test_repeats_are_stored_with_their_values_in_order(ctx: Flask, clock: Any,
     assert [o.replayed for o in second] == [True] * 20 + [False]
     assert [o.alert_id for o in second[:20]] == [o.alert_id for o in outcomes[20:]]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Alert)) == 42
+
+
+def test_a_heartbeat_outside_the_keys_towns_becomes_a_dead_letter(
+        ctx: Flask, clock: Any, point: Callable[..., str],
+        make_user: Callable[..., Any]) -> None:
+    from app.models import DeadLetter, FeedTally, Role, User
+    from app.mqtt import Message, take_in
+    from app.services import api_keys
+
+    point("GAS-HT-1", "gas", town="town.02")
+    point("GAS-HT-2", "gas", town="town.22")
+    admin = db.session.get(User, make_user((Role.TECH_ADMIN, "district"))["id"])
+    assert admin is not None
+    key = api_keys.issue(admin, name="town02", source_type="iot", scenarios=["gas"],
+                         now=clock(), known_scenarios={"gas"}, node_codes=["town.02"]).key
+    topic = f"root/{key.prefix}/heartbeat"
+    counts = take_in([Message(1, 1, topic, b'{"points": ["GAS-HT-1"]}', 0.0),
+                      Message(2, 1, topic, b'{"points": ["GAS-HT-2"]}', 0.0)],
+                     root="root", now=clock())
+    assert counts == {"alerts": 0, "heartbeats": 1, "dead": 1}
+    dead = db.session.scalar(sa.select(DeadLetter))
+    assert dead is not None and dead.reason == "point_not_allowed" and "GAS-HT-2" in dead.detail
+    assert list(db.session.scalars(sa.select(FeedTally.point_code))) == ["GAS-HT-1"]

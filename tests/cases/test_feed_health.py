@@ -220,6 +220,11 @@ def test_a_key_limited_to_towns_reports_only_their_points_and_sends_heartbeats(
     assert beat.status_code == 202
     assert client.post("/api/v1/heartbeats", json={"points": [3]},
                        headers=headers).status_code == 422
+    # A heartbeat speaks for the key's own towns only: it would end another town's outage.
+    outside = client.post("/api/v1/heartbeats", json={"points": ["GAS-T-1", "GAS-T-2"]},
+                          headers=headers)
+    assert outside.status_code == 403 and outside.get_json()["code"] == "point_not_allowed"
+    assert outside.get_json()["details"]["point"] == ["GAS-T-2"]
     with app.app_context():
         from app.models import FeedTally
 
