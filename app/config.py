@@ -177,6 +177,11 @@ SETTINGS: tuple[Setting, ...] = (
             "topics are ROOT/<API key prefix>/alerts and ROOT/<API key prefix>/heartbeat"),
     Setting("MQTT_BATCH", 500, int, _positive,
             help="messages taken in per transaction at most"),
+    Setting("MQTT_RECEIVE_MAXIMUM", 65535, int,
+            lambda v: None if 20 <= v <= 65535 else "must be 20-65535",
+            "QoS 1 messages the broker may hand over before they are acknowledged; the "
+            "broker queues only a limited number more (Mosquitto's max_queued_messages, "
+            "1,000 by default) for a consumer that falls behind and drops the rest"),
     Setting("METRICS_TOKEN", "", str,
             lambda v: None if v == "" or len(v) >= 16 else "must be at least 16 characters",
             "bearer token for GET /metrics; empty: /metrics answers 404"),

@@ -15,7 +15,7 @@ from app.api.schemas import (
 )
 from app.extensions import db
 from app.i18n import _l
-from app.services import api_keys, feeds, intake
+from app.services import api_keys, feed_intake, feeds, intake
 from app.services.errors import DomainError, ValidationFailed
 from app.services.intake import AlertIn
 
@@ -111,6 +111,6 @@ def receive_heartbeat() -> tuple[Any, int]:
             isinstance(p, str) and 0 < len(p) <= 80 for p in points):
         raise ValidationFailed(_l("Please correct the marked fields."), details={
             "points": [str(_l("A list of at most 10000 point codes."))]})
-    feeds.record_seen(key, [(code, now()) for code in points], now=now(), heartbeat=True)
+    feed_intake.heartbeat(key, points, now=now())
     db.session.commit()
     return jsonify({"points": len(points)}), 202

@@ -5,14 +5,12 @@ letters for the technical administrators."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Alert, ApiKey, DeadLetter
+from app.models import ApiKey, DeadLetter
 from app.services import api_keys, feeds, intake
 from app.services.intake import AlertIn, AlertOutcome
 
@@ -33,40 +31,24 @@ def key_by_prefix(prefix: str) -> ApiKey | None:
 
 
 def take_in(key: ApiKey, alerts: list[AlertIn], *, now: datetime) -> list[AlertOutcome]:
-    """Store alerts that all carry an idempotency key; one already stored is answered as a
-    replay and not stored again. Plain repeats take the intake's set-wise path: the keys are
-    written onto their rows afterwards (the unique constraint still guards them)."""
+    """Store alerts that all carry an idempotency key; one already stored (by an earlier
+    delivery, or earlier in this batch) is answered as a replay and not stored again. The keys
+    go in with the rows, so plain repeats keep the intake's set-wise path and the unique
+    constraint guards them as they are written."""
     assert all(a.idempotency_key for a in alerts)
     api_keys.check_points(key, [a.point_code for a in alerts])
-    wanted = [a.idempotency_key for a in alerts]
-    stored = {row.idempotency_key: row for row in db.session.scalars(select(Alert).where(
-        Alert.api_key_id == key.id, Alert.idempotency_key.in_(wanted)))}
-    fresh: list[AlertIn] = []
-    seen: set[str] = set()
-    for alert in alerts:
-        assert alert.idempotency_key is not None
-        if alert.idempotency_key in stored or alert.idempotency_key in seen:
-            continue
-        seen.add(alert.idempotency_key)
-        fresh.append(alert)
-    outcomes: list[AlertOutcome] = []
+    outcomes = intake.ingest_many(key, alerts, now=now)
+    fresh = [(a.point_code, a.observed_at)
+             for a, o in zip(alerts, outcomes, strict=True) if not o.replayed]
     if fresh:
-        outcomes = intake.ingest_many(key, [replace(a, idempotency_key=None) for a in fresh],
-                                      now=now)
-        table = cast(Table, Alert.__table__)
-        db.session.connection().execute(
-            update(table).where(table.c.id == bindparam("b_id"))
-            .values(idempotency_key=bindparam("b_key")),
-            [{"b_id": o.alert_id, "b_key": a.idempotency_key}
-             for o, a in zip(outcomes, fresh, strict=True)])
-        feeds.record_seen(key, [(a.point_code, a.observed_at) for a in fresh], now=now)
-    replayed = [AlertOutcome(row.id, row.disposition, None, row.level, row.unknown_point,
-                             replayed=True) for row in stored.values()]
-    return outcomes + replayed
+        feeds.record_seen(key, fresh, now=now)
+    return outcomes
 
 
 def heartbeat(key: ApiKey, point_codes: list[str], *, now: datetime) -> None:
-    """A source (and, when named, its points) is alive."""
+    """A source (and, when named, its points) is alive. A key limited to some towns speaks
+    only for their points: a heartbeat must not end another town's outage."""
+    api_keys.check_points(key, point_codes)
     feeds.record_seen(key, [(code, now) for code in point_codes], now=now, heartbeat=True)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, literal, or_, select
+from sqlalchemy import func, literal, or_, select, tuple_
 
 from app.extensions import db
 from app.i18n import _l
@@ -18,7 +18,7 @@ from app.models import MonitoringPoint, NodeKind, PlatformNode, User
 from app.services import audit
 from app.services.errors import NotFound, ValidationFailed
 from app.services.permissions import require, scope_paths
-from app.services.quality import POINT_CODE, PUDONG_LAT, PUDONG_LON
+from app.services.quality import POINT_CODE, PUDONG_LAT, PUDONG_LON, move_to_point
 from app.services.scenarios import in_scope, scenario_names
 
 VIEW_ACTION, MANAGE_ACTION = "points.view", "points.manage"
@@ -205,6 +205,10 @@ class ImportResult:
     updated: int = 0
     errors: list[tuple[int, str, str]] = field(default_factory=list)  # row, column, message
     dry_run: bool = True
+    # What reached intake under the new points' codes while they were unknown, and goes to
+    # them (on a dry run: would go).
+    alerts_moved: int = 0
+    cases_moved: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -277,21 +281,53 @@ def import_rows(actor: User, rows: list[dict[str, Any]], *, dry_run: bool, now: 
     result.created = sum(1 for point, _ in planned if point is None)
     result.updated = len(planned) - result.created
     if dry_run:
+        result.alerts_moved, result.cases_moved = _flagged(
+            [(v["code"], v["scenario"]) for point, v in planned if point is None])
         return result
-    owners = {n.code.removeprefix("scenario."): n.department_id for n in db.session.scalars(
+    lines = {n.code.removeprefix("scenario."): n for n in db.session.scalars(
         select(PlatformNode).where(PlatformNode.kind == NodeKind.SCENARIO))}
+    created: list[MonitoringPoint] = []
     for point, values in planned:
         if point is None:
-            db.session.add(MonitoringPoint(owner_department_id=owners.get(values["scenario"]),
-                                           active=True, **values))
+            line = lines.get(values["scenario"])
+            created.append(MonitoringPoint(
+                owner_department_id=line.department_id if line else None, active=True,
+                **values))
+            db.session.add(created[-1])
         else:
             for name, value in values.items():
                 setattr(point, name, value)
     db.session.flush()
+    moved: dict[str, Any] = {}
+    for point in created:  # a point that reported while unknown takes over what it sent
+        line = lines.get(point.scenario)
+        if line is None or point.node is None:
+            continue
+        taken = move_to_point(point, point.node, line)
+        if taken["alerts_moved"] or taken["cases_moved"]:
+            moved[point.code] = taken
+            result.alerts_moved += taken["alerts_moved"]
+            result.cases_moved += taken["cases_moved"]
     audit.record(actor=actor, action="point.import", object_type="monitoring_point",
                  after={"created": result.created, "updated": result.updated,
-                        "codes": codes[:200]}, at=now)
+                        "codes": codes[:200], "moved": moved}, at=now)
     return result
+
+
+def _flagged(new: list[tuple[str, str]]) -> tuple[int, list[str]]:
+    """The alerts and open cases that reached intake under these (code, scenario) pairs while
+    no point was registered for them."""
+    if not new:
+        return 0, []
+    from app.models import Alert, Case
+
+    pairs = tuple_(Alert.point_code, Alert.scenario).in_(new)
+    alerts = db.session.scalar(select(func.count()).select_from(Alert).where(
+        pairs, Alert.point_id.is_(None))) or 0
+    cases = list(db.session.scalars(select(Case.case_no).where(
+        tuple_(Case.point_code, Case.scenario).in_(new), Case.status == "open",
+        Case.point_id.is_(None)).order_by(Case.case_no)))
+    return int(alerts), cases
 
 
 def _visible_scenarios(actor: User) -> list[str]:

@@ -490,7 +490,7 @@ def register_point(actor: User, *, scenario: str, code: str, name: str, node_id:
                             owner_department_id=scenario_node.department_id, lat=lat, lon=lon)
     db.session.add(point)
     db.session.flush()
-    moved = _move_to_point(point, node, scenario_node)
+    moved = move_to_point(point, node, scenario_node)
     audit.record(actor=actor, action="point.register", object_type="monitoring_point",
                  object_id=point.id,
                  after={"code": code, "name": point.name, "scenario": scenario,
@@ -498,7 +498,7 @@ def register_point(actor: User, *, scenario: str, code: str, name: str, node_id:
     return point
 
 
-def _move_to_point(point: MonitoringPoint, town: PlatformNode,
+def move_to_point(point: MonitoringPoint, town: PlatformNode,
                    scenario_node: PlatformNode) -> dict[str, Any]:
     """The alerts of a point that arrived unknown now name it, and its open cases (on the
     scenario's own line until now) move to its town, with their inbox tasks."""

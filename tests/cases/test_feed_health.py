@@ -93,6 +93,63 @@ def test_metrics_need_their_token(app_with: Callable[..., Flask], app: Flask,
     assert "ops_timers_due" in text and "ops_silent_feeds" in text
 
 
+def test_metrics_count_refusals_repeats_workers_and_the_mqtt_lag(
+        app_with: Callable[..., Flask], published: None, point: Callable[..., str],
+        source_key: str, clock: Any) -> None:
+    from app.models import Heartbeat
+
+    point("GAS-MX-1", "gas")
+    other = app_with(METRICS_TOKEN="metrics-token-0123456789")
+    client = other.test_client()
+    auth = {"Authorization": f"Bearer {source_key}"}
+    alert = {"scenario": "gas", "indicator": "ch4_lel", "point": "GAS-MX-1", "value": 30.0,
+             "observed_at": clock().isoformat()}
+    assert client.post("/api/v1/alerts", json=alert, headers=auth).status_code == 201
+    assert client.post("/api/v1/alerts", json=alert, headers=auth).status_code == 201
+    assert client.post("/api/v1/alerts", json={**alert, "value": "x"},
+                       headers=auth).status_code == 422
+    with other.app_context():
+        db.session.add_all([
+            Heartbeat(name="mqtt", beat_at=clock() - timedelta(seconds=4),
+                      detail='{"lag_s": 2.5, "queued": 120, "connected": true}'),
+            Heartbeat(name="scheduler", beat_at=clock() - timedelta(seconds=30), detail="")])
+        db.session.commit()
+    text = client.get("/metrics", headers={
+        "Authorization": "Bearer metrics-token-0123456789"}).get_data(as_text=True)
+    assert 'ops_alerts_total{disposition="grouped"} 1.0' in text
+    assert 'ops_alerts_refused_total{status="422"}' in text
+    assert 'ops_http_requests_total{method="POST",route="/api/v1/alerts",status="201"}' in text
+    assert "ops_mqtt_lag_seconds 2.5" in text and "ops_mqtt_queued 120.0" in text
+    assert 'ops_heartbeat_age_seconds{worker="scheduler"} 30.0' in text
+    assert 'ops_heartbeat_age_seconds{worker="mqtt"} 4.0' in text
+    assert 'ops_db_pool_connections{state="' in text and "ops_cases_stuck 0.0" in text
+
+
+def test_accuracy_per_source_counts_false_alarms(
+        app: Flask, published: None, point: Callable[..., str],
+        send: Callable[..., dict[str, Any]], clock: Any) -> None:
+    from app.models import Case
+
+    point("GAS-AC-1", "gas")
+    point("GAS-AC-2", "gas")
+    start = clock()
+    real = send("gas", "ch4_lel", 30.0, "GAS-AC-1")["case_no"]
+    send("gas", "ch4_lel", 31.0, "GAS-AC-1")
+    false = send("gas", "ch4_lel", 30.0, "GAS-AC-2")["case_no"]
+    with app.app_context():
+        assert feeds.feed_figures(start, clock() + timedelta(hours=1))[0].accuracy == 1.0
+        case = db.session.scalar(select(Case).where(Case.case_no == false))
+        assert case is not None and real != false
+        case.status = "false_alarm"  # as the verification step records a false alarm
+        db.session.commit()
+        iot = feeds.feed_figures(start, clock() + timedelta(hours=1))[0]
+        assert (iot.alerts_in_cases, iot.false_alarms) == (3, 1)
+        assert iot.accuracy == 1 - 1 / 3
+        # Alerts received outside the period do not count.
+        assert feeds.feed_figures(start + timedelta(hours=1),
+                                  start + timedelta(hours=2))[0].accuracy is None
+
+
 def test_the_status_page_shows_the_runtime_figures(as_role: Any, published: None,
                                                    gas_case: str) -> None:
     page = as_role((Role.TECH_ADMIN, "district"), locale="en").client.get("/system/status")
@@ -163,6 +220,11 @@ def test_a_key_limited_to_towns_reports_only_their_points_and_sends_heartbeats(
     assert beat.status_code == 202
     assert client.post("/api/v1/heartbeats", json={"points": [3]},
                        headers=headers).status_code == 422
+    # A heartbeat speaks for the key's own towns only: it would end another town's outage.
+    outside = client.post("/api/v1/heartbeats", json={"points": ["GAS-T-1", "GAS-T-2"]},
+                          headers=headers)
+    assert outside.status_code == 403 and outside.get_json()["code"] == "point_not_allowed"
+    assert outside.get_json()["details"]["point"] == ["GAS-T-2"]
     with app.app_context():
         from app.models import FeedTally
 

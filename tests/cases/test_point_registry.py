@@ -112,3 +112,36 @@ def test_edit_and_retire_a_point(app: Flask, as_role: Any, point: Callable[..., 
     assert other.client.get(url).status_code == 404  # outside their scope
     listing = admin.client.get("/operations/points?retired=1").get_data(as_text=True)
     assert "GAS-E-1" in listing
+
+
+def test_importing_a_flagged_point_moves_its_alerts_and_open_case(
+        app: Flask, as_role: Any, published: None, send: Callable[..., dict[str, Any]]) -> None:
+    from app.models import Alert, Case, CaseTask
+
+    first = send("gas", "ch4_lel", 30.0, "GAS-R-2")
+    send("gas", "ch4_lel", 31.0, "GAS-R-2")
+    assert first["unknown_point"] and first["case_no"]
+    admin = as_role((Role.BUSINESS_ADMIN, "district"), locale="en")
+    dry = _upload(admin, (HEADER + GOOD).encode(), "points.csv").get_data(as_text=True)
+    assert ("2 alerts and these open cases would move to them, with their towns: "
+            f"{first['case_no']}.") in dry
+    with app.app_context():
+        case = db.session.scalar(select(Case).where(Case.case_no == first["case_no"]))
+        assert case is not None and case.point_id is None  # a dry run moves nothing
+    done = _upload(admin, (HEADER + GOOD).encode(), "points.csv", apply=True)
+    assert "2 alerts and these open cases moved to them" in done.get_data(as_text=True)
+    with app.app_context():
+        point = db.session.scalar(select(MonitoringPoint).where(MonitoringPoint.code == "GAS-R-2"))
+        case = db.session.scalar(select(Case).where(Case.case_no == first["case_no"]))
+        assert point is not None and case is not None
+        assert (case.point_id, case.node_id, case.scope_path) == (
+            point.id, point.node_id, point.node.path)
+        assert point.node.code == "town.22"
+        assert {t.scope_path for t in db.session.scalars(
+            select(CaseTask).where(CaseTask.case_id == case.id))} == {point.node.path}
+        assert set(db.session.scalars(select(Alert.point_id).where(
+            Alert.point_code == "GAS-R-2"))) == {point.id}
+        after = db.session.scalar(select(AuditRecord.after).where(
+            AuditRecord.action == "point.import"))
+        assert after["moved"] == {"GAS-R-2": {"alerts_moved": 2,
+                                              "cases_moved": [first["case_no"]]}}
