@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.i18n import _l
 from app.models import HandbookVersion, User, VersionStatus
-from app.services import audit, handbooks, test_runs
+from app.services import audit, handbooks, problem_text, test_runs
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.handbook_data_diff import DataChange, data_changes
 from app.services.handbook_diff import content_hash, diff_bundles
@@ -62,11 +62,11 @@ class ImportedFile:
 
 
 def _problem_dicts(problems: list[Problem]) -> list[dict[str, object]]:
-    return [p.to_dict() for p in problems]
+    return [problem_text.as_dict(p) for p in problems]
 
 
 def _refuse(name: str, problems: list[Problem]) -> ValidationFailed:
-    first = problems[0].message if problems else ""
+    first = problem_text.text(problems[0]) if problems else ""
     return ValidationFailed(
         _l("The file %(name)s cannot be used: %(problem)s", name=name, problem=first),
         code="bad_bpmn_file", details={"problems": _problem_dicts(problems)})
@@ -122,11 +122,12 @@ def read_upload(name: str, content: bytes, *, max_bytes: int = DEFAULT_MAX_FILE_
     if not root.findall(f"{{{BPMNDI_NS}}}BPMNDiagram/{{{BPMNDI_NS}}}BPMNPlane/*"):
         raise _refuse(name, [Problem(name, None, None, str(_l(
             "the file has no diagram layout (no BPMNDiagram with shapes); lay it out in the "
-            "modeller it came from and export it again")))])
+            "modeller it came from and export it again")), code="no_diagram_layout")])
     processes = [p.get("id") or "?" for p in root.findall(f"{{{BPMN_NS}}}process")]
     if not processes:
         raise _refuse(name, [Problem(name, None, None, str(_l(
-            "the file defines no process; a handbook file holds at least one process")))])
+            "the file defines no process; a handbook file holds at least one process")),
+            code="file_without_process")])
     if len(processes) > 1:
         warnings.append(str(_l("The file defines %(n)d processes (%(ids)s): a case starts the "
                                "handbook's entry process; the others must be called from it.",

@@ -35,7 +35,7 @@ from app.models import (
     User,
     VersionStatus,
 )
-from app.services import audit, case_engine, cases, notify, org
+from app.services import audit, case_engine, cases, notify, org, problem_text
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.handbook_data import Handbook
 from app.services.handbooks import get_version
@@ -114,8 +114,8 @@ def start_run(actor: User, version_id: int, sample: SampleAlert, *, note: str = 
         case_engine.compiled(version)
     except DefinitionError as exc:
         raise Conflict(_l("This version does not compile; check it in the process designer "
-                          "first: %(problem)s", problem=str(exc.problems[0]) if exc.problems
-                          else str(exc)), code="does_not_compile") from None
+                          "first: %(problem)s", problem=problem_text.text(exc.problems[0])
+                          if exc.problems else ""), code="does_not_compile") from None
     item, value, town = _checked_sample(handbook, sample)
     if len(note) > 500:
         raise _field_error("note", _l("At most 500 characters."))

@@ -229,7 +229,7 @@ def save_draft(key: str) -> Response:
     return jsonify({"draft_id": draft.id, "number": draft.number, "revision": draft.revision,
                     "created": saved.created, "valid": not saved.problems,
                     "outdated_runs": saved.outdated_runs,
-                    "problems": [p.to_dict() for p in saved.problems],
+                    "problems": [problem_text.as_dict(p) for p in saved.problems],
                     "review_url": url_for("handbooks.review_page", version_id=draft.id),
                     "workspace_url": url_for("designer.workspace", key=key)})
 
