@@ -294,3 +294,37 @@ def test_pasted_file_with_two_diagrams_pins_every_problem(tab: Any, live_server:
     assert 'camunda_other:version="1"' in exported
     page.evaluate("() => { window.designer.dirty = false; }")
     assert time.monotonic() - started < 60
+
+
+def test_importing_a_file_with_a_new_name_adds_it_beside_the_others(
+        tab: Any, live_server: dict[str, Any], database: Database, tmp_path: Path) -> None:
+    url = live_server["url"]
+    upload = tmp_path / "gas_notice.bpmn"
+    upload.write_text(TWO_DIAGRAMS, encoding="utf-8")
+    page = tab("hb_admin")
+    open_workspace(page, f"{url}/designer/handbooks/gas")
+    opened = gas_file(database)
+    page.locator("[data-designer-import]").set_input_files(str(upload))
+    page.wait_for_selector("[data-designer][data-imported]")
+    # The new file is opened under its own name; the handbook's file stays as it was.
+    assert page.locator("[data-designer]").get_attribute("data-file-name") == \
+        "bpmn/gas_notice.bpmn"
+    assert page.locator("#file-pick").input_value() == "bpmn/gas_notice.bpmn"
+    page.locator("[data-designer-note]").fill("增加通知流程文件")
+    page.locator("[data-designer-save]").click()
+    page.wait_for_selector("[data-designer][data-save=saved]")
+    draft_id = int(page.locator("[data-designer]").get_attribute("data-draft-id"))
+    files = database(lambda: dict(db.session.get(HandbookVersion, draft_id).files))
+    assert files[GAS] == opened and "bpmn/gas_notice.bpmn" in files
+    # Importing a file named as the open one replaces it, and only it.
+    again = tmp_path / "scenario_gas.bpmn"
+    again.write_text(re.sub(r'(<bpmn:sequenceFlow id="Flow_major_risk_to_call_expert"[^>]*?'
+                            r'name=")[^"]*"', r'\1再次导入"', opened), encoding="utf-8")
+    open_workspace(page, f"{url}/designer/handbooks/gas?file={GAS}")
+    page.locator("[data-designer-import]").set_input_files(str(again))
+    page.wait_for_selector("[data-designer][data-imported]")
+    assert page.locator("[data-designer]").get_attribute("data-file-name") == GAS
+    page.locator("[data-designer-save]").click()
+    page.wait_for_selector("[data-designer][data-save=saved]")
+    files = database(lambda: dict(db.session.get(HandbookVersion, draft_id).files))
+    assert "再次导入" in files[GAS] and "bpmn/gas_notice.bpmn" in files
