@@ -414,8 +414,11 @@ export class Designer {
       const review = this.root.querySelector('[data-review-link]');
       review.href = result.review_url;
       review.hidden = false;
+      const outdated = result.outdated_runs
+        ? ` ${fill(this.texts.runsOutdated, { n: result.outdated_runs })}` : '';
       this.say(fill(result.valid ? this.texts.saved : this.texts.savedWithProblems,
-        { number: result.number, revision: result.revision, n: result.problems.length }));
+        { number: result.number, revision: result.revision, n: result.problems.length })
+        + outdated);
       window.history.replaceState(null, '', `${result.workspace_url}?file=${encodeURIComponent(this.name)}`);
       return result;
     } catch (error) {
