@@ -18,7 +18,11 @@ from app.models.handbooks import HandbookVersion
 
 class HandbookTestRun(Base):
     """A test case (`Case.is_test`) started on a version from a sample alert, with its own
-    virtual clock: moving the clock fires the case's timers, never the real scheduler."""
+    virtual clock: moving the clock fires the case's timers, never the real scheduler.
+
+    `content_hash` pins the files the run started on: once the draft is saved with other files,
+    the test case's engine state no longer matches them and the run is kept as it stands
+    (readable, deletable) but moves no further."""
 
     __tablename__ = "handbook_test_run"
 
@@ -29,6 +33,7 @@ class HandbookTestRun(Base):
     level: Mapped[str] = mapped_column(String(10))
     value: Mapped[float]
     clock_at: Mapped[datetime]
+    content_hash: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text, default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -36,6 +41,11 @@ class HandbookTestRun(Base):
     version: Mapped[HandbookVersion] = relationship(lazy="joined")
     case: Mapped[Case] = relationship(lazy="joined")
     created_by: Mapped[User | None] = relationship(lazy="joined")
+
+    @property
+    def outdated(self) -> bool:
+        """The version's files changed after the run started: its case no longer matches."""
+        return self.content_hash is not None and self.content_hash != self.version.content_hash
 
 
 class CaseMigrationBatch(Base):

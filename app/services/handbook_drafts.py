@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.i18n import _l
 from app.models import HandbookVersion, User, VersionStatus
-from app.services import audit, handbooks
+from app.services import audit, handbooks, problem_text, test_runs
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.handbook_data_diff import DataChange, data_changes
 from app.services.handbook_diff import content_hash, diff_bundles
@@ -62,11 +62,11 @@ class ImportedFile:
 
 
 def _problem_dicts(problems: list[Problem]) -> list[dict[str, object]]:
-    return [p.to_dict() for p in problems]
+    return [problem_text.as_dict(p) for p in problems]
 
 
 def _refuse(name: str, problems: list[Problem]) -> ValidationFailed:
-    first = problems[0].message if problems else ""
+    first = problem_text.text(problems[0]) if problems else ""
     return ValidationFailed(
         _l("The file %(name)s cannot be used: %(problem)s", name=name, problem=first),
         code="bad_bpmn_file", details={"problems": _problem_dicts(problems)})
@@ -122,11 +122,12 @@ def read_upload(name: str, content: bytes, *, max_bytes: int = DEFAULT_MAX_FILE_
     if not root.findall(f"{{{BPMNDI_NS}}}BPMNDiagram/{{{BPMNDI_NS}}}BPMNPlane/*"):
         raise _refuse(name, [Problem(name, None, None, str(_l(
             "the file has no diagram layout (no BPMNDiagram with shapes); lay it out in the "
-            "modeller it came from and export it again")))])
+            "modeller it came from and export it again")), code="no_diagram_layout")])
     processes = [p.get("id") or "?" for p in root.findall(f"{{{BPMN_NS}}}process")]
     if not processes:
         raise _refuse(name, [Problem(name, None, None, str(_l(
-            "the file defines no process; a handbook file holds at least one process")))])
+            "the file defines no process; a handbook file holds at least one process")),
+            code="file_without_process")])
     if len(processes) > 1:
         warnings.append(str(_l("The file defines %(n)d processes (%(ids)s): a case starts the "
                                "handbook's entry process; the others must be called from it.",
@@ -177,6 +178,8 @@ class Saved:
     version: HandbookVersion
     problems: list[Problem]
     created: bool
+    # Open test runs of the draft left behind by this save (they started on other files).
+    outdated_runs: int = 0
 
 
 def _clean_files(files: Any) -> dict[str, str]:
@@ -254,8 +257,12 @@ def save_draft(actor: User, key: str, *, draft_id: int | None, revision: int | N
     if source.id != draft.id:
         draft.base_version_id = source.id
     before = {"revision": draft.revision, "hash": draft.content_hash}
+    new_hash = content_hash(new_files)
+    # Test cases keep running on the files they started on; saving other files ends them.
+    outdated = (len(test_runs.outdated_runs(draft, new_hash))
+                if before["revision"] else 0)
     draft.files = new_files
-    draft.content_hash = content_hash(new_files)
+    draft.content_hash = new_hash
     draft.diff_summary = diff
     draft.revision = (draft.revision or 0) + 1
     draft.updated_at, draft.updated_by_id = now, actor.id
@@ -275,8 +282,10 @@ def save_draft(actor: User, key: str, *, draft_id: int | None, revision: int | N
     audit.record(actor=actor, action="handbook.draft_save", object_type="handbook_version",
                  object_id=draft.id, before=before,
                  after={"handbook": key, "number": draft.number, "revision": draft.revision,
-                        "hash": draft.content_hash, "files": sorted(clean)}, at=now)
-    return Saved(draft, check_files(draft, new_files), created=before["revision"] == 0)
+                        "hash": draft.content_hash, "files": sorted(clean),
+                        "outdated_runs": outdated}, at=now)
+    return Saved(draft, check_files(draft, new_files), created=before["revision"] == 0,
+                 outdated_runs=outdated)
 
 
 @dataclass(frozen=True)

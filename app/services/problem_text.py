@@ -3,6 +3,7 @@ for the user, in the user's language; the engine's English stays available as `d
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -98,6 +99,10 @@ MESSAGES = {
     "check_stopped": _l("Checking the version %(detail)s; it is too large or too complex."),
     "check_failed": _l("Checking the version failed: %(detail)s"),
     "no_process": _l("The files define no process."),
+    "no_diagram_layout": _l("The file has no diagram layout (no BPMNDiagram with shapes); lay "
+                            "it out in the modeller it came from and export it again."),
+    "file_without_process": _l("The file defines no process; a handbook file holds at least "
+                               "one process."),
     "no_executable_process": _l("No process of this version is executable (processes: "
                                 "%(processes)s). Process %(process_id)s has "
                                 "isExecutable=\"%(flag)s\": tick 'Executable' for the process "
@@ -130,10 +135,137 @@ MESSAGES = {
 }
 
 
+# The engine's own sentences that reach a user as a problem's `detail` (script safety, timers,
+# form fields, unsupported elements), worded in the user's language; the groups are filled in.
+DETAILS: list[tuple[re.Pattern[str], Any]] = [(re.compile(pattern, re.S), message) for
+                                              pattern, message in [
+    (r"service tasks are not supported; use a script task or a user task",
+     _l("service tasks are not supported; use a script task or a user task")),
+    (r"business rule \(DMN\) tasks are not supported; use a script task",
+     _l("business rule (DMN) tasks are not supported; use a script task")),
+    (r"complex gateways are not supported; use exclusive or parallel gateways",
+     _l("complex gateways are not supported; use exclusive or parallel gateways")),
+    (r"execution listeners are not run by this engine; use a script task",
+     _l("execution listeners are not run by this engine; use a script task")),
+    (r"task listeners are not run by this engine; use a script task",
+     _l("task listeners are not run by this engine; use a script task")),
+    (r"input/output parameters are not supported; use a script task to prepare variables",
+     _l("input/output parameters are not supported; use a script task to prepare variables")),
+    (r"connectors are not supported", _l("connectors are not supported")),
+    # script safety (workflows/safety.py)
+    (r"Python syntax error: (?P<msg>.*)",
+     _l("Python syntax error (%(msg)s); conditions and scripts are written in Python")),
+    (r"the text cannot be parsed: (?P<msg>.*)", _l("the text cannot be parsed (%(msg)s)")),
+    (r"conditions and scripts are Python expressions, not Camunda/JUEL: write e\.g\. "
+     r"'confirmed' or 'level == \"red\"' instead of (?P<text>.*)",
+     _l("conditions and scripts are Python expressions, not Camunda/JUEL: write e.g. "
+        "confirmed or level == \"red\" instead of %(text)s")),
+    (r"the (?P<what>[a-z ]+) is empty", _l("the text is empty")),
+    (r"the text has (?P<n>\d+) characters; the limit is (?P<limit>\d+)",
+     _l("the text has %(n)s characters; the limit is %(limit)s")),
+    (r"the script is nested too deeply(; split it into steps)?",
+     _l("the script is nested too deeply; split it into steps")),
+    (r"the script is too complex \(more than (?P<n>\d+) syntax nodes\); split it into "
+     r"several tasks", _l("the script is too complex (more than %(n)s syntax nodes); split it "
+                          "into several tasks")),
+    (r"names starting with '_' are not allowed \((?P<name>.*)\)",
+     _l("names starting with '_' are not allowed (%(name)s)")),
+    (r"'(?P<name>[^'.]*)' is not available in handbook scripts",
+     _l("%(name)s is not available in handbook scripts")),
+    (r"attributes starting with '_' are not allowed \((?P<name>.*)\)",
+     _l("attributes starting with '_' are not allowed (%(name)s)")),
+    (r"setting or deleting attributes is not allowed",
+     _l("setting or deleting attributes is not allowed")),
+    (r"'\.(?P<name>[^']*)' is not available in handbook scripts; call now\(\) for the "
+     r"current time", _l(".%(name)s is not available in handbook scripts; call now() for the "
+                         "current time")),
+    (r"'\.(?P<name>[^']*)' is not available in handbook scripts; call today\(\) for the "
+     r"current date", _l(".%(name)s is not available in handbook scripts; call today() for "
+                         "the current date")),
+    (r"'\.(?P<name>[^']*)' is not available in handbook scripts; use an f-string",
+     _l(".%(name)s is not available in handbook scripts; use an f-string")),
+    (r"'\.(?P<name>[^']*)' is not available in handbook scripts; call "
+     r"parse_datetime\(text\)", _l(".%(name)s is not available in handbook scripts; call "
+                                   "parse_datetime(text)")),
+    (r"'\.(?P<name>[^']*)' is not available in handbook scripts",
+     _l(".%(name)s is not available in handbook scripts")),
+    (r"only helper functions and methods can be called",
+     _l("only helper functions and methods can be called")),
+    (r"keyword arguments starting with '_' are not allowed \((?P<name>.*)\)",
+     _l("keyword arguments starting with '_' are not allowed (%(name)s)")),
+    (r"bytes literals are not allowed", _l("bytes literals are not allowed")),
+    (r"the text literal is too long", _l("the text literal is too long")),
+    (r"the constant expression is too large: (?P<msg>.*)",
+     _l("the constant expression is too large (%(msg)s)")),
+    (r"f-string format specs must be plain text", _l("f-string format specs must be plain text")),
+    (r"the f-string format width is too large", _l("the f-string format width is too large")),
+    (r"imports are not allowed; use the helper functions that scripts provide",
+     _l("imports are not allowed; use the helper functions that scripts provide")),
+    (r"while loops are not allowed; use 'for \.\.\. in range\(n\)' with a bounded n",
+     _l("while loops are not allowed; use 'for ... in range(n)' with a bounded n")),
+    (r"defining functions is not allowed", _l("defining functions is not allowed")),
+    (r"defining classes is not allowed", _l("defining classes is not allowed")),
+    (r"try/except is not allowed; let errors stop the task so it can be fixed and retried",
+     _l("try/except is not allowed; let errors stop the task so it can be fixed and retried")),
+    (r"(?P<name>lambda|raise|global|nonlocal) is not allowed",
+     _l("%(name)s is not allowed in handbook scripts")),
+    (r"with-statements are not allowed", _l("with-statements are not allowed")),
+    (r"async loops are not allowed", _l("async loops are not allowed")),
+    (r"'(?P<name>\w+)' is not allowed", _l("%(name)s is not allowed in handbook scripts")),
+    # timers (workflows/timers.py)
+    (r"the timer has no value; write an ISO 8601 (?P<kind>\w+), e\.g\. (?P<example>\S+)",
+     _l("the timer has no value; write an ISO 8601 value, e.g. %(example)s")),
+    (r"timer expression: (?P<detail>.*)", _l("timer expression: %(detail)s")),
+    (r"a timer value must be ISO 8601 text, not (?P<value>.*)",
+     _l("a timer value must be ISO 8601 text, not %(value)s")),
+    (r"(?P<text>.*) is not an ISO 8601 date-time \(e\.g\. (?P<example>[^)]*)\)",
+     _l("%(text)s is not an ISO 8601 date-time (e.g. %(example)s)")),
+    (r"(?P<text>.*) is not an ISO 8601 duration \(e\.g\. (?P<example>[^)]*)\)",
+     _l("%(text)s is not an ISO 8601 duration (e.g. %(example)s)")),
+    (r"(?P<text>.*) is not an ISO 8601 repetition \(e\.g\. (?P<example>[^)]*)\)",
+     _l("%(text)s is not an ISO 8601 repetition (e.g. %(example)s)")),
+    (r"(?P<text>.*) needs exactly one duration \(e\.g\. (?P<example>[^)]*)\)",
+     _l("%(text)s needs exactly one duration (e.g. %(example)s)")),
+    # form fields (workflows/forms.py)
+    (r"a form field has no id; give it an id \(it becomes the variable name\) or remove the "
+     r"empty field", _l("a form field has no id; give it an id (it becomes the variable name) "
+                        "or remove the empty field")),
+    (r"form field id (?P<field>.*) is not a valid variable name; use letters, digits and '_' "
+     r"\(not starting with a digit\)",
+     _l("form field id %(field)s is not a valid variable name; use letters, digits and '_' "
+        "(not starting with a digit)")),
+    (r"form field id (?P<field>.*) must not start with '_'",
+     _l("form field id %(field)s must not start with '_'")),
+    (r"form field (?P<field>.*) has the unsupported type (?P<kind>.*); use one of "
+     r"(?P<kinds>.*)", _l("form field %(field)s has the unsupported type %(kind)s; use one of "
+                          "%(kinds)s")),
+    (r"form field (?P<field>.*) is an enum without values; add values",
+     _l("form field %(field)s is a choice without values; add values")),
+    (r"form field (?P<field>.*) has the unknown constraint (?P<name>.*); use (?P<names>.*)",
+     _l("form field %(field)s has the unknown constraint %(name)s; use %(names)s")),
+    (r"form field (?P<field>.*): constraint (?P<name>.*) needs a number, not (?P<value>.*)",
+     _l("form field %(field)s: constraint %(name)s needs a number, not %(value)s")),
+]]
+
+
+def detail_text(detail: str) -> str:
+    """One of the engine's sentences in the user's language (others, e.g. a parser's own
+    message, are kept as they are)."""
+    for pattern, message in DETAILS:
+        found = pattern.fullmatch(detail.strip())
+        if found is not None:
+            inner = {k: v or "" for k, v in found.groupdict().items()}
+            if "detail" in inner:
+                inner["detail"] = detail_text(inner["detail"])
+            return str(message) % inner if inner else str(message)
+    return detail
+
+
 def text(problem: Problem) -> str:
     """The problem in the user's language, with its parameters filled in."""
     params: dict[str, Any] = defaultdict(str, {k: _plain(v) for k, v in problem.params.items()})
     params.setdefault("detail", problem.message)
+    params["detail"] = detail_text(str(params["detail"]))
     if "what" in params:
         params["what"] = str(WHAT.get(params["what"], params["what"]))
     if "step" in params and problem.code == "step_missing":

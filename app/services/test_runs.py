@@ -35,7 +35,7 @@ from app.models import (
     User,
     VersionStatus,
 )
-from app.services import audit, case_engine, cases, notify, org
+from app.services import audit, case_engine, cases, notify, org, problem_text
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.handbook_data import Handbook
 from app.services.handbooks import get_version
@@ -114,8 +114,8 @@ def start_run(actor: User, version_id: int, sample: SampleAlert, *, note: str = 
         case_engine.compiled(version)
     except DefinitionError as exc:
         raise Conflict(_l("This version does not compile; check it in the process designer "
-                          "first: %(problem)s", problem=str(exc.problems[0]) if exc.problems
-                          else str(exc)), code="does_not_compile") from None
+                          "first: %(problem)s", problem=problem_text.text(exc.problems[0])
+                          if exc.problems else ""), code="does_not_compile") from None
     item, value, town = _checked_sample(handbook, sample)
     if len(note) > 500:
         raise _field_error("note", _l("At most 500 characters."))
@@ -127,7 +127,8 @@ def start_run(actor: User, version_id: int, sample: SampleAlert, *, note: str = 
         dedup_key=f"test|{case_no}")
     case = cases.start_case(version, request, case_no=case_no, now=now, is_test=True)
     run = HandbookTestRun(version_id=version.id, case_id=case.id, item_code=item.code,
-                          level=sample.level, value=value, clock_at=now, note=note.strip(),
+                          level=sample.level, value=value, clock_at=now,
+                          content_hash=version.content_hash, note=note.strip(),
                           created_by_id=actor.id, created_at=now)
     db.session.add(run)
     db.session.flush()
@@ -157,12 +158,33 @@ def get_run(actor: User, run_id: int, *, design: bool = False) -> HandbookTestRu
     return run
 
 
-def _locked(actor: User, run_id: int) -> HandbookTestRun:
+def _locked(actor: User, run_id: int, *, moving: bool = True) -> HandbookTestRun:
+    """The run, its case locked. `moving`: the run is to move on, which its case can only do
+    on the files it started on (the engine state was made with them)."""
     run = get_run(actor, run_id, design=True)
     # Serialise changes to one run (and its case) as the case service does for tasks.
     db.session.scalar(select(Case).where(Case.id == run.case_id).with_for_update(of=Case))
     db.session.refresh(run)
+    db.session.refresh(run.version)  # a save of the draft may have changed its files since
+    if moving:
+        check_current(run)
     return run
+
+
+def check_current(run: HandbookTestRun) -> None:
+    """Refuse to move a run whose draft was saved with other files since it started."""
+    if run.outdated:
+        raise Conflict(_l("The draft was saved with other files after this test run started, "
+                          "so its test case no longer matches the draft. Start a new test run "
+                          "(this one stays as it is for reference, or delete it)."),
+                       code="run_outdated")
+
+
+def outdated_runs(version: HandbookVersion, new_hash: str) -> list[HandbookTestRun]:
+    """The open test runs of `version` that saving it with files of `new_hash` leaves behind."""
+    return [r for r in runs_of(version.id)
+            if r.case.status == "open" and r.content_hash is not None
+            and r.content_hash == version.content_hash and r.content_hash != new_hash]
 
 
 def open_tasks(run: HandbookTestRun) -> list[CaseTask]:
@@ -224,7 +246,7 @@ def retry_run(actor: User, run_id: int) -> bool:
 
 def delete_run(actor: User, run_id: int, *, now: datetime) -> str:
     """Delete a test run with its test case and everything recorded on it (audited)."""
-    run = _locked(actor, run_id)
+    run = _locked(actor, run_id, moving=False)
     case = run.case
     if not case.is_test:  # never reached: a run's case is a test case from its start
         raise Conflict(_l("Only a test case can be deleted."), code="not_a_test_case")

@@ -228,7 +228,8 @@ def save_draft(key: str) -> Response:
     db.session.commit()
     return jsonify({"draft_id": draft.id, "number": draft.number, "revision": draft.revision,
                     "created": saved.created, "valid": not saved.problems,
-                    "problems": [p.to_dict() for p in saved.problems],
+                    "outdated_runs": saved.outdated_runs,
+                    "problems": [problem_text.as_dict(p) for p in saved.problems],
                     "review_url": url_for("handbooks.review_page", version_id=draft.id),
                     "workspace_url": url_for("designer.workspace", key=key)})
 

@@ -84,7 +84,8 @@ def _render_run(run: HandbookTestRun, *, values: dict[int, dict[str, Any]] | Non
     case, version = run.case, run.version
     spec = compiled(version)
     events = history.events_of(case)
-    tasks = test_runs.open_tasks(run)
+    # An outdated run's tasks belong to files the draft no longer holds: nothing to complete.
+    tasks = [] if run.outdated else test_runs.open_tasks(run)
     forms = {t.id: spec.form_fields(t.process_id, t.element_id) for t in tasks}
     return render_template(
         "test_runs/run.html", run=run, case=case, version=version, tasks=tasks, forms=forms,
@@ -112,6 +113,7 @@ def complete(run_id: int, step_id: int) -> Response | tuple[str, int]:
     row = db.session.get(CaseTask, step_id)
     if row is None or row.case_id != run.case_id:
         raise NotFound(_("No such task."))
+    test_runs.check_current(run)
     fields = compiled(run.version).form_fields(row.process_id, row.element_id)
     sub = read_task_form(run.case, fields)
     try:

@@ -38,6 +38,9 @@ function fill(text, values) {
   return text.replace(/{(\w+)}/g, (_, key) => (key in values ? values[key] : `{${key}}`));
 }
 
+// As the server names a BPMN file (app/services/handbook_drafts.FILE_NAME).
+const FILE_NAME = /^bpmn\/(?:shared\/)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,98}\.bpmn$/;
+
 function looksLikeXml(text) {
   return /^\s*(<\?xml|<([\w-]+:)?definitions[\s>])/.test(text || '');
 }
@@ -261,11 +264,44 @@ export class Designer {
     this.bind('[data-restore-discard]', async () => this.forget());
   }
 
+  // Where an imported file goes: a file of the version with its name is replaced (the open one
+  // or another); a new usable name adds the file to the draft beside the others; a name the
+  // server cannot use (e.g. not Latin) replaces the open file.
+  importTarget(fileName) {
+    const names = [...document.querySelectorAll('#file-pick option')].map((o) => o.value);
+    const same = [this.name, ...names].find((n) => fileBaseName(n) === fileName);
+    if (same) {
+      return same;
+    }
+    const candidate = `bpmn/${fileName}`;
+    return this.workspace && FILE_NAME.test(candidate) ? candidate : this.name;
+  }
+
+  useFile(name) {
+    if (name === this.name) {
+      return;
+    }
+    this.name = name;
+    this.root.dataset.fileName = name;
+    this.problems.fileName = name;
+    if (this.workspace) {
+      this.workspace.storageKey = `designer:${this.workspace.key}:${name}`;
+    }
+    const picker = document.getElementById('file-pick');
+    if (picker) {
+      if (![...picker.options].some((o) => o.value === name)) {
+        picker.append(new Option(name, name));
+      }
+      picker.value = name;
+    }
+  }
+
   async importFile(file) {
+    const target = this.importTarget(file.name);
     const form = new FormData();
-    form.append('name', this.name);
+    form.append('name', target);
     form.append('file', file, file.name);
-    return this.imported(postForm(this.root.dataset.importUrl, form), file.name);
+    return this.imported(postForm(this.root.dataset.importUrl, form), file.name, target);
   }
 
   async importPasted(text) {
@@ -273,10 +309,11 @@ export class Designer {
       this.texts.pasted);
   }
 
-  async imported(request, label) {
+  async imported(request, label, target = this.name) {
     this.say(this.texts.importing);
     try {
       const result = await request;
+      this.useFile(target);
       await this.importText(result.xml, { serverWarnings: result.warnings });
       this.root.dataset.imported = label;
       this.changed();
@@ -377,8 +414,11 @@ export class Designer {
       const review = this.root.querySelector('[data-review-link]');
       review.href = result.review_url;
       review.hidden = false;
+      const outdated = result.outdated_runs
+        ? ` ${fill(this.texts.runsOutdated, { n: result.outdated_runs })}` : '';
       this.say(fill(result.valid ? this.texts.saved : this.texts.savedWithProblems,
-        { number: result.number, revision: result.revision, n: result.problems.length }));
+        { number: result.number, revision: result.revision, n: result.problems.length })
+        + outdated);
       window.history.replaceState(null, '', `${result.workspace_url}?file=${encodeURIComponent(this.name)}`);
       return result;
     } catch (error) {

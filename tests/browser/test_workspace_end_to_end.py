@@ -1,7 +1,8 @@
 """The designer's workspace in a real browser, end to end: import a Camunda Modeler file, see
 its problem on the canvas (lint in the browser and the engine's check) and fix it, save the
 draft, meet a second tab's newer save (409 naming who and when, shown side by side), compare
-versions, submit, the department head approves, and a new case runs on the new version."""
+versions, test-run the draft with a timer, submit, the department head approves, a new case runs
+on the new version and a case of the old version moves to it after its dry run."""
 
 from __future__ import annotations
 
@@ -119,6 +120,8 @@ def test_import_fix_save_conflict_compare_review_and_run(
                                                                      ">${major_risk}<")),
                       encoding="utf-8")
 
+    # A case already running on the published version (it waits for acceptance).
+    old_case = live_server["open_case"]()
     admin = tab("hb_admin")
     open_workspace(admin, f"{url}/designer/handbooks/gas")
     assert admin.locator("[data-designer]").get_attribute("data-draft-id") == ""
@@ -210,6 +213,25 @@ def test_import_fix_save_conflict_compare_review_and_run(
     assert row.locator("td").all_inner_texts()[2:] == ["是", "是（重大风险）"]  # old -> new
     screenshot(admin, "workspace-compare")
 
+    # A test run of the draft: a sample alert, the assessment done, the clock moved past the
+    # acceptance limit fires the reminder timer (which reaches nobody).
+    admin.goto(f"{url}/designer/versions/{draft_id}/test-runs")
+    admin.select_option("#run-item", "GAS-CH4-MANHOLE")
+    admin.select_option("#run-level", "yellow")
+    admin.fill("#run-note", "黄色预警接单超时")
+    admin.click("[data-action=start-run]")
+    admin.wait_for_selector("form[data-element=Activity_assessment]")
+    form = admin.locator("form[data-element=Activity_assessment]")
+    form.locator("[name=verdict]").select_option("confirmed")
+    form.locator("[name=major_risk][value=false]").check()
+    form.locator("[name=assessment_note]").fill("视频确认燃气浓度超限")
+    form.locator("[data-action=complete]").click()
+    admin.wait_for_selector("form[data-element=Activity_accept]")
+    assert admin.locator("[data-notice=reminder]").count() == 0
+    admin.click("[data-action=clock-60]")  # yellow: accept within 30 minutes
+    admin.wait_for_selector("[data-notice=reminder]")
+    assert admin.locator("[data-run-outdated]").count() == 0
+
     # Submit from the review page; the head is told, reviews and approves.
     admin.goto(f"{url}/handbooks/versions/{draft_id}/review")
     admin.locator("[data-submit-review]").click()
@@ -230,7 +252,21 @@ def test_import_fix_save_conflict_compare_review_and_run(
     case_no = live_server["open_case"]()
     assert database(lambda: db.session.scalar(select(Case.handbook_version_id).where(
         Case.case_no == case_no))) == draft_id
-    assert time.monotonic() - started < 150
+
+    # The case that ran on the old version moves to the new one after its dry run.
+    assert database(lambda: db.session.scalar(select(Case.handbook_version_id).where(
+        Case.case_no == old_case))) != draft_id
+    admin.goto(f"{url}/handbooks/gas/migration")
+    row = admin.locator(f"tr[data-case='{old_case}']")
+    row.get_by_role("link", name="预演详情").click()
+    admin.wait_for_selector("[data-verdict=can-move]")
+    admin.click("[data-action=migrate]")
+    admin.wait_for_selector("[data-migration-batch][data-status=finished]", timeout=20_000)
+    assert admin.locator(f"tr[data-case='{old_case}']").get_attribute(
+        "data-outcome") == "migrated"
+    assert database(lambda: db.session.scalar(select(Case.handbook_version_id).where(
+        Case.case_no == old_case))) == draft_id
+    assert time.monotonic() - started < 240
 
 
 # Two processes, each on its own diagram, with a vendor namespace (as Trisotech exports).
@@ -294,3 +330,37 @@ def test_pasted_file_with_two_diagrams_pins_every_problem(tab: Any, live_server:
     assert 'camunda_other:version="1"' in exported
     page.evaluate("() => { window.designer.dirty = false; }")
     assert time.monotonic() - started < 60
+
+
+def test_importing_a_file_with_a_new_name_adds_it_beside_the_others(
+        tab: Any, live_server: dict[str, Any], database: Database, tmp_path: Path) -> None:
+    url = live_server["url"]
+    upload = tmp_path / "gas_notice.bpmn"
+    upload.write_text(TWO_DIAGRAMS, encoding="utf-8")
+    page = tab("hb_admin")
+    open_workspace(page, f"{url}/designer/handbooks/gas")
+    opened = gas_file(database)
+    page.locator("[data-designer-import]").set_input_files(str(upload))
+    page.wait_for_selector("[data-designer][data-imported]")
+    # The new file is opened under its own name; the handbook's file stays as it was.
+    assert page.locator("[data-designer]").get_attribute("data-file-name") == \
+        "bpmn/gas_notice.bpmn"
+    assert page.locator("#file-pick").input_value() == "bpmn/gas_notice.bpmn"
+    page.locator("[data-designer-note]").fill("增加通知流程文件")
+    page.locator("[data-designer-save]").click()
+    page.wait_for_selector("[data-designer][data-save=saved]")
+    draft_id = int(page.locator("[data-designer]").get_attribute("data-draft-id"))
+    files = database(lambda: dict(db.session.get(HandbookVersion, draft_id).files))
+    assert files[GAS] == opened and "bpmn/gas_notice.bpmn" in files
+    # Importing a file named as the open one replaces it, and only it.
+    again = tmp_path / "scenario_gas.bpmn"
+    again.write_text(re.sub(r'(<bpmn:sequenceFlow id="Flow_major_risk_to_call_expert"[^>]*?'
+                            r'name=")[^"]*"', r'\1再次导入"', opened), encoding="utf-8")
+    open_workspace(page, f"{url}/designer/handbooks/gas?file={GAS}")
+    page.locator("[data-designer-import]").set_input_files(str(again))
+    page.wait_for_selector("[data-designer][data-imported]")
+    assert page.locator("[data-designer]").get_attribute("data-file-name") == GAS
+    page.locator("[data-designer-save]").click()
+    page.wait_for_selector("[data-designer][data-save=saved]")
+    files = database(lambda: dict(db.session.get(HandbookVersion, draft_id).files))
+    assert "再次导入" in files[GAS] and "bpmn/gas_notice.bpmn" in files

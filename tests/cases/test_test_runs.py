@@ -261,3 +261,71 @@ def test_a_stuck_test_case_is_shown_and_retried_on_its_run(app, published, desig
             CaseEvent.case_id == run.case_id).order_by(CaseEvent.seq))]
         # The retry went through the stuck service: the case history says so.
         assert kinds[-1] == "unstuck" and run.case.stuck_since is None
+
+
+def test_a_save_with_other_files_leaves_running_test_cases_pinned(app, gas_draft, designer,
+                                                                  clock, as_role):
+    from app.services import handbook_drafts
+
+    run_id = _start(app, clock, designer, gas_draft)
+    _complete_ready(app, designer, run_id)  # assessment done: the accept step waits
+    with app.app_context():
+        actor = db.session.get(User, designer["id"])
+        draft = db.session.get(HandbookVersion, gas_draft)
+        files, started_on = dict(draft.files), draft.content_hash
+        # A save that keeps the files (a change note only) leaves the run as it is.
+        saved = handbook_drafts.save_draft(
+            actor, "gas", draft_id=gas_draft, revision=draft.revision,
+            source_version_id=gas_draft, files={"bpmn/scenario_gas.bpmn":
+                                                files["bpmn/scenario_gas.bpmn"]},
+            note="same files", now=clock())
+        db.session.commit()
+        assert saved.outdated_runs == 0
+        assert not db.session.get(HandbookTestRun, run_id).outdated
+        # A save that changes the files under the running test case ends it there.
+        changed = files["bpmn/scenario_gas.bpmn"].replace(
+            'targetRef="Activity_call_expert" name="是"',
+            'targetRef="Activity_call_expert" name="是（重大风险）"')
+        assert changed != files["bpmn/scenario_gas.bpmn"]
+        saved = handbook_drafts.save_draft(
+            actor, "gas", draft_id=gas_draft, revision=saved.version.revision,
+            source_version_id=gas_draft, files={"bpmn/scenario_gas.bpmn": changed},
+            note="renamed a flow", now=clock())
+        db.session.commit()
+        assert saved.outdated_runs == 1
+        run = db.session.get(HandbookTestRun, run_id)
+        assert run.content_hash == started_on != run.version.content_hash and run.outdated
+        task = test_runs.open_tasks(run)[0]
+        with pytest.raises(Conflict) as refused:
+            test_runs.complete_task(actor, run_id, task.id, {})
+        assert refused.value.code == "run_outdated"
+        db.session.rollback()
+        with pytest.raises(Conflict) as refused:
+            test_runs.advance_clock(actor, run_id, minutes=45)
+        assert refused.value.code == "run_outdated"
+        db.session.rollback()
+        events = db.session.scalar(select(func.count()).select_from(CaseEvent).where(
+            CaseEvent.case_id == run.case_id))
+    # The run page says so and offers nothing to move it; the refusal over HTTP is clear.
+    browser = as_role((Role.BUSINESS_ADMIN, "scenario.gas"))
+    page = browser.text(f"/designer/test-runs/{run_id}")
+    assert "data-run-outdated" in page and 'data-action="complete"' not in page
+    assert 'data-action="clock"' not in page
+    assert "data-outdated" in browser.text(f"/designer/versions/{gas_draft}/test-runs")
+    with app.app_context():
+        task_id = test_runs.open_tasks(db.session.get(HandbookTestRun, run_id))[0].id
+    refused_http = browser.post(f"/designer/test-runs/{run_id}/tasks/{task_id}",
+                                data={"verdict": "confirm"})
+    assert refused_http.status_code == 409
+    assert browser.post(f"/designer/test-runs/{run_id}/clock",
+                        data={"minutes": "45"}).status_code == 409
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CaseEvent).where(
+            CaseEvent.case_id == db.session.get(HandbookTestRun, run_id).case_id)) == events
+    # A new run starts on the saved files and moves; the old one can still be deleted.
+    new_run = _start(app, clock, designer, gas_draft)
+    assert _complete_ready(app, designer, new_run) == "Activity_assessment"
+    with app.app_context():
+        test_runs.delete_run(db.session.get(User, designer["id"]), run_id, now=clock())
+        db.session.commit()
+        assert db.session.get(HandbookTestRun, run_id) is None
