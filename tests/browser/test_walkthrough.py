@@ -24,8 +24,15 @@ def png() -> bytes:
 
 
 def login(page: Any, server: dict[str, Any], username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{server['url']}/login")
+    # A request still in flight (an icon, a stylesheet) may set the previous user's session
+    # cookie again after it is cleared: let the page settle first, and clear again if the
+    # login page still redirects.
+    page.wait_for_load_state("networkidle")
+    for _ in range(3):
+        page.context.clear_cookies()
+        page.goto(f"{server['url']}/login")
+        if page.url.rstrip("/").endswith("/login"):
+            break
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(server["accounts"][username])
     page.get_by_role("button", name="登录").click()
