@@ -25,6 +25,23 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 SIZES = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
 
+# When the browser leaves a page while a static file is still being sent, Werkzeug's
+# development server drops the connection without closing the file it was sending. That is
+# the test server's housekeeping (production serves through gunicorn), not the application's.
+_DROPPED_SEND = (
+    "ignore:unclosed file <_io.BufferedReader:ResourceWarning",
+    r"ignore:Exception ignored in. <_io\.(FileIO|BufferedReader):"
+    "pytest.PytestUnraisableExceptionWarning",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            for rule in _DROPPED_SEND:
+                item.add_marker(pytest.mark.filterwarnings(rule))
+
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
