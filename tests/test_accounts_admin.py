@@ -223,3 +223,11 @@ def test_tampering_past_the_trigger_is_detected(app, dbconn, as_role, make_user)
     audit_admin = as_role(Role.AUDIT_ADMIN, node="district")
     page = audit_admin.text("/admin/audit?verify=1")
     assert f"防篡改链在第 {row.id} 条记录处断裂" in page
+
+
+def test_account_search_matches_wildcards_literally(app, as_role, make_user) -> None:
+    make_user((Role.RESPONDER, "town.02"), username="plain.user")
+    admin = as_role(Role.SYSTEM_ADMIN, locale="en")
+    assert "plain.user" in admin.text("/admin/users?q=plain")
+    for typed in ("%25", "_", "plain_user", "%5C"):
+        assert "plain.user" not in admin.text(f"/admin/users?q={typed}"), typed

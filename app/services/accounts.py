@@ -27,6 +27,7 @@ from app.services.permissions import (
     roles_conflict,
     scope_paths,
 )
+from app.services.text_match import any_contains
 
 # A hash to compare against when the user does not exist, so both paths cost the same.
 _DUMMY_HASH = generate_password_hash("not-a-real-password-0", method="scrypt")
@@ -224,8 +225,7 @@ def list_accounts(actor: User, *, query: str = "", page: int = 1, per_page: int 
     stmt = select(User).join(PlatformNode, User.home_node_id == PlatformNode.id).where(
         or_(*[PlatformNode.path.startswith(p) for p in paths]))
     if query:
-        like = f"%{query.strip()}%"
-        stmt = stmt.where(or_(User.username.ilike(like), User.display_name.ilike(like)))
+        stmt = stmt.where(any_contains(query, User.username, User.display_name))
     if not include_inactive:
         stmt = stmt.where(User.active.is_(True))
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0

@@ -50,6 +50,7 @@ from app.services.errors import Forbidden, ValidationFailed
 from app.services.overdue import accept_step
 from app.services.permissions import scope_paths
 from app.services.scenarios import in_scope, scenario_names
+from app.services.text_match import ESCAPE, contains_pattern
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 STATES = ("open", "in_progress", "stuck", "closed", "cancelled", "false_alarm")
@@ -310,15 +311,11 @@ def _end(moment: date | datetime) -> datetime:
     return _start(moment + timedelta(days=1))
 
 
-def _escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _text_filter(text: str) -> ColumnElement[bool]:
     """Case number, point code and name, address and text of the alerts (as the source sent
     them), and comments; LIKE wildcards in the text are literal."""
-    pattern = f"%{_escaped(text.strip())}%"
-    like = dict(escape="\\")
+    pattern = contains_pattern(text.strip())
+    like = dict(escape=ESCAPE)
     lowered = pattern.lower()
     return or_(
         Case.case_no.ilike(pattern, **like),

@@ -79,7 +79,7 @@ def _filtered(user: User, flt: InboxFilter, now: datetime) -> Any:
     if flt.overdue_only:
         query = query.where(CaseTask.due_at < now)
     if flt.case_no:
-        query = query.where(Case.case_no.contains(flt.case_no.strip()))
+        query = query.where(Case.case_no.contains(flt.case_no.strip(), autoescape=True))
     return query
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, literal, or_, select, tuple_
+from sqlalchemy import func, literal, select, tuple_
 
 from app.extensions import db
 from app.i18n import _l
@@ -20,6 +20,7 @@ from app.services.errors import NotFound, ValidationFailed
 from app.services.permissions import require, scope_paths
 from app.services.quality import POINT_CODE, PUDONG_LAT, PUDONG_LON, move_to_point
 from app.services.scenarios import in_scope, scenario_names
+from app.services.text_match import any_contains
 
 VIEW_ACTION, MANAGE_ACTION = "points.view", "points.manage"
 DATUMS = ("gcj02", "wgs84")
@@ -55,9 +56,8 @@ def search(actor: User, *, q: str = "", scenario: str | None = None, town: str |
     require(actor, VIEW_ACTION)
     query = _scoped(actor, VIEW_ACTION)
     if q.strip():
-        like = f"%{q.strip()}%"
-        query = query.where(or_(MonitoringPoint.code.ilike(like), MonitoringPoint.name.ilike(like),
-                                MonitoringPoint.address.ilike(like)))
+        query = query.where(any_contains(q, MonitoringPoint.code, MonitoringPoint.name,
+                                         MonitoringPoint.address))
     if scenario:
         query = query.where(MonitoringPoint.scenario == scenario)
     if town:

@@ -145,3 +145,13 @@ def test_importing_a_flagged_point_moves_its_alerts_and_open_case(
             AuditRecord.action == "point.import"))
         assert after["moved"] == {"GAS-R-2": {"alerts_moved": 2,
                                               "cases_moved": [first["case_no"]]}}
+
+
+def test_the_search_box_matches_wildcards_literally(app: Flask, as_role: Any,
+                                                     point: Callable[..., str]) -> None:
+    point("GAS-W1", "gas")
+    admin = as_role((Role.BUSINESS_ADMIN, "scenario.gas"), locale="en")
+    assert "GAS-W1" in admin.client.get("/operations/points?q=W1").get_data(as_text=True)
+    for typed in ("%25", "_", "GAS_W1", "%5C"):
+        page = admin.client.get(f"/operations/points?q={typed}").get_data(as_text=True)
+        assert "GAS-W1" not in page, typed

@@ -200,3 +200,13 @@ def test_header_links(app, open_case, as_role):
     # An account administrator works on no case: no inbox link.
     admin = as_role((Role.SYSTEM_ADMIN, "district"))
     assert 'data-nav="inbox"' not in admin.text("/")
+
+
+def test_a_case_number_filter_matches_its_characters_literally(app, open_case, as_role):
+    """`%`, `_` and `\\` typed into the case-number box are characters, not wildcards."""
+    from urllib.parse import quote
+    case_no = open_case(30.0)
+    me = as_role((Role.RESPONDER, "town.02"), locale="en")
+    assert _rows(me.text(f"/inbox?q={quote(case_no[-3:])}")) == [case_no]
+    for typed in ("%", "_", case_no[:-1] + "_", "\\", "%%"):
+        assert _rows(me.text(f"/inbox?q={quote(typed)}")) == [], typed
