@@ -60,7 +60,8 @@ class Clock:
 
 def watch_console(page: Any) -> None:
     """Collect what the page reports as an error: content security policy violations,
-    uncaught exceptions, failed requests. A test that provokes an HTTP error on purpose
+    uncaught exceptions, failed requests; confirmation dialogs are accepted and their
+    questions collected in `page.dialogs`. A test that provokes an HTTP error on purpose
     names it in `page.console_allowed` (e.g. "status of 404")."""
     page.console_problems = []
     page.console_allowed = []
@@ -71,6 +72,14 @@ def watch_console(page: Any) -> None:
 
     page.on("console", on_console)
     page.on("pageerror", lambda exc: page.console_problems.append(f"uncaught: {exc}"))
+    # Confirmation questions (data-confirm) are answered yes and kept for the test to read.
+    page.dialogs = []
+
+    def on_dialog(dialog: Any) -> None:
+        page.dialogs.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", on_dialog)
 
 
 def assert_quiet_console(page: Any) -> None:

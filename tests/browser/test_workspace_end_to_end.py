@@ -245,6 +245,7 @@ def test_import_fix_save_conflict_compare_review_and_run(
     head.locator("#comment").fill("同意，条件写法正确")
     head.locator("[data-approve]").click()
     head.wait_for_url(re.compile(r"/handbooks/gas$"))
+    assert head.dialogs == ["发布此版本？新案件将立即按此版本运行。"]  # asked before publishing
     assert database(lambda: db.session.get(HandbookVersion, draft_id).status) == \
         VersionStatus.PUBLISHED
 
@@ -262,6 +263,7 @@ def test_import_fix_save_conflict_compare_review_and_run(
     admin.wait_for_selector("[data-verdict=can-move]")
     admin.click("[data-action=migrate]")
     admin.wait_for_selector("[data-migration-batch][data-status=finished]", timeout=20_000)
+    assert admin.dialogs[-1].startswith("将此案件迁移到新版本")
     assert admin.locator(f"tr[data-case='{old_case}']").get_attribute(
         "data-outcome") == "migrated"
     assert database(lambda: db.session.scalar(select(Case.handbook_version_id).where(

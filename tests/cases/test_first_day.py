@@ -246,3 +246,20 @@ def test_a_form_without_an_evidence_field_still_takes_photos(app, open_case, as_
         content_type="multipart/form-data")
     assert refused.status_code == 422
     assert "JPEG" in refused.get_data(as_text=True).split('id="evidence__extra-error"')[1][:200]
+
+
+def test_irreversible_actions_ask_first(app, published, as_role, make_user):
+    """Revoking a key or a role, deactivating or resetting an account ask before they submit,
+    naming what they act on."""
+    tech = as_role((Role.TECH_ADMIN, "district"))
+    tech.post("/operations/api-keys", data={"name": "测试系统", "source_type": "iot",
+                                            "scenarios": ["gas"]})
+    keys = tech.text("/operations/api-keys")
+    assert re.search(r'data-confirm="吊销 API 密钥“测试系统”[^"]*"', keys)
+    target = make_user((Role.RESPONDER, "town.02"), username="someone")
+    admin = as_role(Role.SYSTEM_ADMIN)
+    form = admin.text(f"/admin/users/{target['id']}")
+    assert re.search(r'data-confirm="停用测试someone[^"]*"', form)
+    security = as_role(Role.SECURITY_ADMIN)
+    roles = security.text(f"/admin/users/{target['id']}")
+    assert re.search(r'data-confirm="撤销测试someone在[^"]*"', roles)
