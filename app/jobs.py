@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db, new_scheduler
 from app.models import Heartbeat
+from app.timezone import local_zone
 
 T = TypeVar("T")
 
@@ -214,12 +215,11 @@ def scan_feeds(app: Flask) -> int:
 
 def snapshot_coverage(app: Flask) -> int:
     """Keep the day's coverage figures (Art 12); hourly, so the day's last run wins."""
-    from zoneinfo import ZoneInfo
 
     from app.services import coverage
 
     return _in_transaction(app, "coverage snapshot", lambda now: coverage.snapshot(
-        now, now.astimezone(ZoneInfo("Asia/Shanghai")).date()), 0, exclusive="coverage")
+        now, now.astimezone(local_zone()).date()), 0, exclusive="coverage")
 
 
 def generate_reports(app: Flask) -> int:

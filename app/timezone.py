@@ -6,7 +6,9 @@ from __future__ import annotations
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from flask import current_app
+from flask import current_app, has_app_context
+
+DEFAULT = "Asia/Shanghai"
 
 
 @cache
@@ -15,5 +17,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def local_zone() -> ZoneInfo:
-    """The time zone of the running application."""
+    """The time zone of the running application (the platform's default outside one)."""
+    if not has_app_context():
+        return _zone(DEFAULT)
     return _zone(str(current_app.config["TIMEZONE"]))

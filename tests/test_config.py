@@ -80,3 +80,21 @@ def test_the_time_zone_is_one_setting(tmp_path: Path) -> None:
         assert app.config["BABEL_DEFAULT_TIMEZONE"] == "Europe/Berlin"
         new_year = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
         assert new_year.astimezone(local_zone()).year == 2027
+
+
+def test_local_dates_follow_the_time_zone_setting() -> None:
+    """Report periods, case-list dates and export stamps use TIMEZONE, not a fixed zone."""
+    from datetime import UTC, datetime
+
+    from app import create_app
+    from app.services import figures
+    from app.timezone import local_zone
+
+    moment = datetime(2026, 7, 31, 20, 0, tzinfo=UTC)  # 1 August, 04:00 in Shanghai
+    for zone, month in (("Asia/Shanghai", 8), ("UTC", 7)):
+        app = create_app(DATABASE_URL="sqlite://", SECRET_KEY="tz-secret-0123456789abcdef",
+                         TIMEZONE=zone)
+        with app.app_context():
+            period = figures.Period.parse(None, now=moment)
+            assert (period.start.month, str(local_zone())) == (month, zone)
+            assert period.start_utc.astimezone(local_zone()).hour == 0

@@ -354,7 +354,7 @@ class CaseListArgs(_PageArgs):
     loop = _one_of(LOOPS)
     source = _one_of(SOURCES, metadata={"description": "source type of the alerts"})
     opened_from = fields.String(metadata={"format": "date", "description": "YYYY-MM-DD, "
-                                                                           "Asia/Shanghai"})
+                                                                           "local date"})
     opened_to = fields.String(metadata={"format": "date"})
     closed_from = fields.String(metadata={"format": "date"})
     closed_to = fields.String(metadata={"format": "date"})

@@ -2,7 +2,7 @@
 exports, and the duty board's click-throughs.
 
 Filters follow the case-list contract (state, level, scenario, industry, town, department,
-loop, overdue, source, opened/closed date ranges in Asia/Shanghai, evidence, free text);
+loop, overdue, source, opened/closed date ranges in local dates (TIMEZONE), evidence, text);
 facets count every value of a filter with all the *other* filters applied, so a count says
 what choosing that value would give. Test runs of draft handbooks never appear.
 """
@@ -13,7 +13,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     String,
@@ -51,8 +50,8 @@ from app.services.overdue import accept_step
 from app.services.permissions import scope_paths
 from app.services.scenarios import in_scope, scenario_names
 from app.services.text_match import ESCAPE, contains_pattern
+from app.timezone import local_zone
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 STATES = ("open", "in_progress", "stuck", "closed", "cancelled", "false_alarm")
 LEVELS = ("red", "orange", "yellow", "blue")
 LOOPS = ("small", "medium", "big")
@@ -169,7 +168,7 @@ def _date(args: Args, key: str, errors: dict[str, list[str]]) -> date | datetime
         if len(value) == 10:
             return date.fromisoformat(value)
         if len(value) == 16 and value[10] == "T":
-            return datetime.fromisoformat(value).replace(tzinfo=LOCAL_TZ)
+            return datetime.fromisoformat(value).replace(tzinfo=local_zone())
     except ValueError:
         pass
     errors[key] = [str(_l("Enter a date (YYYY-MM-DD)."))]
@@ -301,7 +300,7 @@ def _start(moment: date | datetime) -> datetime:
     """The first instant of a local day, or the local minute itself."""
     if isinstance(moment, datetime):
         return moment
-    return datetime.combine(moment, time(), tzinfo=LOCAL_TZ)
+    return datetime.combine(moment, time(), tzinfo=local_zone())
 
 
 def _end(moment: date | datetime) -> datetime:
@@ -636,7 +635,7 @@ def _local(moment: datetime | None) -> str:
         return ""
     if moment.tzinfo is None:  # a raw column read on SQLite
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(local_zone()).strftime("%Y-%m-%d %H:%M")
 
 
 def link_params(base: Mapping[str, Any]) -> dict[str, Any]:

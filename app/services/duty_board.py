@@ -32,6 +32,7 @@ from app.services.case_search import (
 from app.services.errors import ValidationFailed
 from app.services.overdue import accept_step
 from app.services.scenarios import PUBLICATION_KEY, in_scope, scenario_names
+from app.timezone import local_zone
 
 RECENT = timedelta(hours=1)
 MAP_POINTS = 5000
@@ -120,9 +121,7 @@ def board(user: User, *, now: datetime, department: str | None = None) -> dict[s
 
 
 def _local_tz() -> Any:
-    from app.services.case_search import LOCAL_TZ
-
-    return LOCAL_TZ
+    return local_zone()
 
 
 def weather_in_force(now: datetime) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
 """The figures of Art 11, 16 and 17 in one module: what happened to the warnings of a scope
-(district, sub-platform, scenario, department, town) in a period of Asia/Shanghai time.
+(district, sub-platform, scenario, department, town) in a period of local time (TIMEZONE).
 
 Every figure is an SQL aggregate over the case table (one scan per grouping, whatever the
 number of cases) using the milestones each step stamps on its case, with the deadline that was
@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -49,8 +48,8 @@ from app.models import Alert, Case, DataQualityIssue, Department, NodeKind, Plat
 from app.models.base import UTCDateTime
 from app.services.errors import ValidationFailed
 from app.services.publications import KEY as PUBLICATION_KEY
+from app.timezone import local_zone
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 # Shanghai keeps no daylight saving: local calendar buckets are UTC shifted by eight hours.
 LOCAL_OFFSET_HOURS = 8
 
@@ -88,7 +87,7 @@ class Period:
         raw = (text or "").strip()
         try:
             if not raw:
-                today = now.astimezone(LOCAL_TZ).date()
+                today = now.astimezone(local_zone()).date()
                 return cls.month(today.year, today.month)
             if len(raw) == 4 and raw.isdigit():
                 year = int(raw)
@@ -121,11 +120,11 @@ class Period:
 
     @property
     def start_utc(self) -> datetime:
-        return datetime.combine(self.start, time(), LOCAL_TZ).astimezone(UTC)
+        return datetime.combine(self.start, time(), local_zone()).astimezone(UTC)
 
     @property
     def end_utc(self) -> datetime:
-        return datetime.combine(self.end, time(), LOCAL_TZ).astimezone(UTC)
+        return datetime.combine(self.end, time(), local_zone()).astimezone(UTC)
 
     @property
     def last_day(self) -> date:
@@ -605,7 +604,7 @@ def compare(scope: Scope, period: Period, *, now: datetime) -> Comparison:
 def _local_bucket(column: Any, unit: str) -> ColumnElement[Any]:
     if _dialect() == "postgresql":
         fmt = "YYYY-MM" if unit == "month" else "YYYY-MM-DD"
-        return func.to_char(func.timezone("Asia/Shanghai", column), fmt)
+        return func.to_char(func.timezone(local_zone().key, column), fmt)
     fmt = "%Y-%m" if unit == "month" else "%Y-%m-%d"
     return func.strftime(fmt, column, f"+{LOCAL_OFFSET_HOURS} hours")
 
@@ -710,7 +709,7 @@ def overdue_cases(scope: Scope, period: Period, *, now: datetime, limit: int = 1
              .order_by(Case.due_at, Case.case_no).limit(limit))
     return [{"case_no": no, "scenario": scenario, "item": item, "level": level,
              "due_at": due.isoformat(),
-             "due_local": due.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M"), "place": place}
+             "due_local": due.astimezone(local_zone()).strftime("%Y-%m-%d %H:%M"), "place": place}
             for no, scenario, item, level, due, place in reports_session().execute(query)]
 
 

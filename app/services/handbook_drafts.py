@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from lxml import etree
 from sqlalchemy import select
@@ -26,6 +25,7 @@ from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.handbook_data_diff import DataChange, data_changes
 from app.services.handbook_diff import content_hash, diff_bundles
 from app.services.permissions import require
+from app.timezone import local_zone
 from workflows import Problem
 from workflows.documents import (
     BPMN_NS,
@@ -47,7 +47,6 @@ KNOWN_NAMESPACES = frozenset({
     "http://camunda.org/schema/modeler/1.0",
 })
 FILE_NAME = re.compile(r"^bpmn/(?:shared/)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,98}\.bpmn$")
-PLATFORM_TZ = ZoneInfo("Asia/Shanghai")
 MAX_FILES_PER_SAVE = 30
 MAX_NOTE = 2000
 
@@ -163,7 +162,7 @@ def last_editor(version: HandbookVersion) -> tuple[str, datetime]:
 
 def _stale(draft: HandbookVersion) -> Conflict:
     who, when = last_editor(draft)
-    local = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(PLATFORM_TZ)
+    local = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(local_zone())
     return Conflict(
         _l("%(who)s saved this draft (revision %(revision)d) at %(when)s, after you opened it. "
            "Compare the two, then save again.", who=who,

@@ -1,7 +1,8 @@
 """Monthly partitions of the two tables that grow without end: `alert` (by received_at) and
 `case_event` (by at), on PostgreSQL (migration 0014_scale makes them partitioned).
 
-Months are calendar months of the platform's time zone (Asia/Shanghai). The scheduler keeps
+Months are calendar months of Asia/Shanghai, fixed like the bounds migration 0014 created
+(the TIMEZONE setting changes how times are shown, not the storage layout). The scheduler keeps
 partitions ready a few months ahead (a DEFAULT partition catches anything else, so an insert
 never fails for want of one) and, only when `LOG_RETENTION_MONTHS` is set, drops months older
 than that; never younger than six months (MLPS level 3 keeps logs at least six months).
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
-PLATFORM_TZ = ZoneInfo("Asia/Shanghai")
+PLATFORM_TZ = ZoneInfo("Asia/Shanghai")  # the storage layout's zone, not TIMEZONE
 PARTITIONED = {"alert": "received_at", "case_event": "at"}
 MIN_RETENTION_MONTHS = 6
 AHEAD_MONTHS = 3

@@ -31,6 +31,7 @@ from app.services import audit, figures
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.services.figures import Period, Scope, reports_session
 from app.services.permissions import OfDepartment, Target, can, require, scope_paths
+from app.timezone import local_zone
 
 MAX_SECTION_CHARS = 5000
 # The platform levels that get their own report (Art 2, 11).
@@ -186,7 +187,7 @@ def _title(kind: str, period: Period, node: PlatformNode) -> str:
 
 def due_periods(now: datetime) -> list[tuple[str, Period]]:
     """The reports due by `now`: last month's, and in January last year's."""
-    today = now.astimezone(figures.LOCAL_TZ).date()
+    today = now.astimezone(local_zone()).date()
     this_month = Period.month(today.year, today.month)
     due = [("monthly", this_month.previous())]
     if today.month == 1:

@@ -31,6 +31,7 @@ from app.inputs import db_id
 from app.services import assignment, audit, case_search, duty_board
 from app.services.errors import ValidationFailed
 from app.services.permissions import require
+from app.timezone import local_zone
 from app.web.util import local_target, me, now, remote_addr
 
 bp = Blueprint("oversight", __name__)
@@ -152,7 +153,7 @@ def export() -> Response:
     db.session.commit()
     # The scope is read now: the rows stream after the view has returned.
     rows = case_search.export_rows(case_search.scope_of(user), query, now=at)
-    stamp = at.astimezone(case_search.LOCAL_TZ).strftime("%Y%m%d-%H%M")
+    stamp = at.astimezone(local_zone()).strftime("%Y%m%d-%H%M")
     if fmt == "csv":
         body: Iterator[Any] = (s.encode("utf-8") for s in _csv_rows(rows))
         mimetype = "text/csv; charset=utf-8"

@@ -20,6 +20,7 @@ from app.services import coverage, feeds, filings, maintenance, points
 from app.services.errors import DomainError, ValidationFailed
 from app.services.permissions import can, require, scope_paths
 from app.services.scenarios import scenario_names, visible_scenarios
+from app.timezone import local_zone
 from app.web.operations import REQUIRED, LocalDateTime, _form, _load, _local, _refuse, _towns
 from app.web.util import int_arg, me, now
 
@@ -199,13 +200,12 @@ def account_lifecycle() -> str:
 @bp.get("/coverage")
 @login_required
 def coverage_page() -> str:
-    from zoneinfo import ZoneInfo
 
     user = me()
     require(user, points.VIEW_ACTION)
     paths = scope_paths(user, points.VIEW_ACTION)
     scenario = request.args.get("scenario") or None
-    today = now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+    today = now().astimezone(local_zone()).date()
     rows = [r for r in coverage.current(now(), paths) if scenario in (None, r.scenario)]
     return render_template("operations/coverage.html", rows=rows, scenario=scenario,
                            trend=coverage.trend(today - timedelta(days=30), today,

@@ -20,6 +20,7 @@ from app.services import figures, report_export, reports
 from app.services.errors import DomainError
 from app.services.figures import Period, Scope
 from app.services.permissions import require
+from app.timezone import local_zone
 from app.web.util import me, now
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -191,7 +192,7 @@ def figures_pdf() -> Response:
     scope, period = _scope_arg(), _period_arg()
     content = reports.compose(scope, period, now=now())
     html = _document_html(_figures_title(scope, period), None,
-                          now().astimezone(figures.LOCAL_TZ).date().isoformat(), content, None)
+                          now().astimezone(local_zone()).date().isoformat(), content, None)
     return _download(report_export.pdf(html), "application/pdf", f"figures-{period.code}.pdf")
 
 
@@ -300,7 +301,7 @@ def report_pdf(report_id: int) -> Response:
     content = reports.content_of(report, now=now())
     moment = report.issued_at or now()
     html = _document_html(report.title, report.doc_no,
-                          moment.astimezone(figures.LOCAL_TZ).date().isoformat(), content,
+                          moment.astimezone(local_zone()).date().isoformat(), content,
                           report.narrative or {})
     return _download(report_export.pdf(html), "application/pdf", f"report-{report.id}.pdf")
 
@@ -378,7 +379,7 @@ def bulletin_pdf() -> Response:
     html = render_template(
         "reports/document.html", title=str(_l("District bulletin, %(period)s",
                                               period=period.label)),
-        doc_no=None, issued=now().astimezone(figures.LOCAL_TZ).date().isoformat(),
+        doc_no=None, issued=now().astimezone(local_zone()).date().isoformat(),
         narrative=None, sections=[], intro=formula_text(), charts=charts,
         tables=_bulletin_tables(rows))
     return _download(report_export.pdf(html), "application/pdf", f"bulletin-{period.code}.pdf")
