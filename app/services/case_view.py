@@ -4,6 +4,7 @@ the readings of its alerts as a series."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -140,6 +141,53 @@ def readings(case: Case, limit: int = 200) -> Series | None:
     points = " ".join(f"{(i * step if len(found) > 1 else width / 2):.1f},{y(r.value):.1f}"
                       for i, r in enumerate(found))
     return Series(found, case.unit or "", points, width, height)
+
+
+# The schematic map's box (longitude and latitude, WGS-84), as on the risk map: Pudong.
+MAP_LON = (121.44, 122.0)
+MAP_LAT = (30.84, 31.37)
+MAP_WIDTH = 240
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the case's monitoring point is, and a schematic map of it among the towns."""
+
+    point: MonitoringPoint
+    town: str  # the street, town or village the point belongs to
+    x: float | None  # the point on the map; None while it has no coordinates (or lies outside)
+    y: float | None
+    towns: list[tuple[str, float, float]]  # name, x, y of each town centre
+    width: int
+    height: int
+
+
+def place(case: Case) -> Place | None:
+    """The point of the case on a small map; None when the case has no registered point."""
+    from app.services import duty_board, org
+
+    point = db.session.get(MonitoringPoint, case.point_id) if case.point_id else None
+    if point is None:
+        return None
+    # Degrees of longitude are shorter than degrees of latitude at 31 degrees north.
+    lon_span = (MAP_LON[1] - MAP_LON[0]) * math.cos(math.radians(31.1))
+    height = round(MAP_WIDTH * (MAP_LAT[1] - MAP_LAT[0]) / lon_span)
+
+    def xy(lon: float, lat: float) -> tuple[float, float] | None:
+        if not (MAP_LON[0] <= lon <= MAP_LON[1] and MAP_LAT[0] <= lat <= MAP_LAT[1]):
+            return None
+        return (round((lon - MAP_LON[0]) / (MAP_LON[1] - MAP_LON[0]) * MAP_WIDTH, 1),
+                round((MAP_LAT[1] - lat) / (MAP_LAT[1] - MAP_LAT[0]) * height, 1))
+
+    centres = duty_board.centroids()["centroids"]
+    towns = []
+    for node in org.places():
+        spot = xy(*centres[node.code]) if node.code in centres else None
+        if spot is not None:
+            towns.append((node.name, *spot))
+    here = xy(point.lon, point.lat) if point.lon is not None and point.lat is not None else None
+    return Place(point, point.node.name, here[0] if here else None, here[1] if here else None,
+                 towns, MAP_WIDTH, height)
 
 
 @dataclass(frozen=True)

@@ -293,6 +293,7 @@ def _render_task(row: CaseTask, case: Case, values: dict[str, Any],
         has_file_field=any(widget(f) == "file" for f in spec.form_fields(row.process_id,
                                                                           row.element_id)),
         series=None if publications.summary(case) else case_view.readings(case),
+        place=None if publications.summary(case) else case_view.place(case),
         step=steps.version_index(_version(case)).step_of(row.process_id, row.element_id),
     ), status
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Case, Role, User
+from app.models import Case, MonitoringPoint, Role, User
 from app.services import cases
 from cases_fixtures import fill_form, ready_task
 
@@ -117,6 +117,35 @@ def test_the_assessment_shows_the_readings_as_a_series(app, open_case, as_role, 
     for value in ("30.0", "35.0", "42.0"):
         assert value in readings
     assert "GAS-MH-0001" in readings and "%LEL" in readings
+
+
+def test_the_assessment_shows_where_the_point_is(app, open_case, as_role):
+    case_no = open_case(stop_at="Activity_assessment")
+    task = ready_task(app, case_no)
+    admin = as_role((Role.BUSINESS_ADMIN, "scenario.gas"))
+
+    def location() -> str:
+        return admin.text(f"/tasks/{task.id}").split('id="location"')[1].split("</section>")[0]
+
+    def place(**values: object) -> None:
+        with app.app_context():
+            point = db.session.scalar(select(MonitoringPoint).where(
+                MonitoringPoint.code == "GAS-MH-0001"))
+            for name, value in values.items():
+                setattr(point, name, value)
+            db.session.commit()
+
+    # Before the point's coordinates are known: what and where it belongs, no map.
+    place(lat=None, lon=None)
+    before = location()
+    assert "GAS-MH-0001" in before and "尚未登记" in before and "<svg" not in before
+    place(lat=31.238, lon=121.505, datum="wgs84", address="银城中路")
+    after = location()
+    assert "31.23800, 121.50500 (WGS-84)" in after and "银城中路" in after
+    spot = re.search(r'<circle class="here" cx="([\d.]+)" cy="([\d.]+)"', after)
+    town = re.search(r'<circle class="town" cx="([\d.]+)" cy="([\d.]+)" r="2"/>'
+                     r'<text[^>]*>陆家嘴', after)
+    assert spot and town and spot.groups() == town.groups()  # at 陆家嘴's centre, as given
 
 
 def test_a_read_only_task_form_has_no_submit_button(app, open_case, as_role):
