@@ -21,7 +21,7 @@ import { downloadText, getText, postForm, postJSON } from './http.js';
 import lintConfig from './lint/config.js';
 import { setLintTexts } from './lint/texts.js';
 import { ProblemList } from './problems.js';
-import translateZh, { translateZh as zh } from './translate-zh.js';
+import translateZh, { translatePanel, translateZh as zh } from './translate-zh.js';
 
 const AUTOSAVE_DELAY = 800;
 
@@ -78,6 +78,9 @@ export class Designer {
       ],
       moddleExtensions: { camunda: camundaModdle },
     });
+    if (this.chinese) {
+      translatePanel(root.querySelector('[data-designer-panel]'));
+    }
     const switchBox = root.querySelector('[data-diagram-switch] select');
     this.diagrams = switchBox ? new DiagramSwitcher(switchBox, this.modeler, {
       texts: this.texts, onOpen: (diagram, warnings) => this.afterOpen(warnings),

@@ -3,6 +3,7 @@ properties panel + the Camunda 7 moddle unchanged for the engine, and edits are 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -284,3 +285,63 @@ def test_validate_refuses_a_request_without_xml(designer_page: Any, live_server:
     assert answer["status"] == 422
     assert answer["body"]["code"] == "validation_failed"
     assert answer["body"]["details"] == {"xml": [answer["body"]["details"]["xml"][0]]}
+
+
+PANEL_TEXT = """async () => {
+  const modeler = window.designer.modeler;
+  const registry = modeler.get('elementRegistry');
+  const selection = modeler.get('selection');
+  const kinds = new Map();
+  for (const element of registry.getAll()) {
+    const type = element.businessObject && element.businessObject.$type;
+    const timer = (element.businessObject.eventDefinitions || []).some(
+      (d) => d.$type === 'bpmn:TimerEventDefinition');
+    const key = type + (timer ? ':timer' : '') + (element.type === 'label' ? ':label' : '');
+    if (type && !kinds.has(key) && element.type !== 'label') kinds.set(key, element);
+  }
+  const seen = {};
+  for (const [kind, element] of kinds) {
+    selection.select(element);
+    await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+    for (const header of document.querySelectorAll(
+        '[data-designer-panel] .bio-properties-panel-group-header:not(.open)')) {
+      header.click();
+    }
+    await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+    const panel = document.querySelector('[data-designer-panel]');
+    const texts = [];
+    for (const node of panel.querySelectorAll(
+        'label, .bio-properties-panel-group-header-title, .bio-properties-panel-description,'
+        + ' option, button[title], .bio-properties-panel-header-type, h1, h2, h3')) {
+      texts.push(node.textContent.trim());
+      if (node.title) texts.push(node.title.trim());
+    }
+    seen[kind] = texts.filter((t) => t);
+  }
+  selection.select(null);
+  return seen;
+}"""
+
+# Words that stay as they are in a Chinese panel: names of languages, formats and standards.
+LATIN_ALLOWED = {"ID", "Python", "FEEL", "JUEL", "BPMN", "ISO", "URL", "JSON", "XML", "HTTP",
+                 "Camunda", "Java", "JavaScript", "Groovy", "REST", "API", "UUID", "SpiffWorkflow",
+                 "PT30M", "R2", "PT10M", "cron", "CSS", "HTML", "Spring", "Bean", "BPMNDI",
+                 "Zeebe", "Connector", "DMN", "CMMN",
+                 "someDate"}  # an example expression
+
+
+def test_the_properties_panel_speaks_chinese(designer_page: Any, live_server: dict[str, Any],
+                                             versions: dict[str, tuple[int, dict]]) -> None:
+    """Every kind of element in the gas handbook: the panel's groups, labels, options and
+    descriptions, opened one by one, hold no English word."""
+    version_id, _ = versions["gas"]
+    open_designer(designer_page, live_server["url"], version_id, "bpmn/scenario_gas.bpmn")
+    seen = designer_page.evaluate(PANEL_TEXT)
+    assert len(seen) >= 6
+    english: dict[str, set[str]] = {}
+    for kind, texts in seen.items():
+        for text in texts:
+            for word in re.findall(r"[A-Za-z][A-Za-z]{2,}", text):
+                if word not in LATIN_ALLOWED:
+                    english.setdefault(kind, set()).add(text)
+    assert english == {}, english
