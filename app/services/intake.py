@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -21,7 +21,7 @@ from app.models import (
     PlatformNode,
     Silence,
 )
-from app.services import cases
+from app.services import cases, partitions
 from app.services.errors import DomainError, Forbidden, ValidationFailed
 from app.services.handbook_data import Handbook, WarningItem, level_for, recovered
 from app.services.handbooks import published_version
@@ -265,6 +265,16 @@ def _replays(key: ApiKey, idempotency_keys: list[str]) -> dict[str, AlertOutcome
     """What earlier requests stored under these idempotency keys, in one query."""
     if not idempotency_keys:
         return {}
+    if partitions.is_partitioned(db.session.connection(), "alert"):
+        # Partitioned by month (PostgreSQL, migration 0014): the keys also live in their own
+        # table, whose primary key answers at once which of them were seen before; in a storm
+        # most are new, and the month partitions are not read at all.
+        idempotency_keys = list(db.session.scalars(
+            text("SELECT idempotency_key FROM alert_idempotency_key "
+                 "WHERE api_key_id = :key AND idempotency_key = ANY(:keys)"),
+            {"key": key.id, "keys": idempotency_keys}))
+        if not idempotency_keys:
+            return {}
     rows = db.session.execute(
         select(Alert.id, Alert.idempotency_key, Alert.disposition, Alert.level,
                Alert.unknown_point, Case.case_no)
@@ -463,8 +473,8 @@ def _insert_alerts(rows: list[dict[str, Any]]) -> list[int]:
             insert(Alert).returning(Alert.id, sort_by_parameter_order=True), rows).all())
     stamp = UTCDateTime().process_bind_param  # aware UTC, as the ORM column would bind it
     # The payload goes as its JSON text, kept as the source wrote it (jsonb would reorder).
-    text = json.dumps([[stamp(row[c], dialect).isoformat() if t == "timestamptz"
-                        else json.dumps(row[c], ensure_ascii=False) if t == "json" else row[c]
-                        for c, t in _ALERT_COLUMNS] for row in rows],
-                      ensure_ascii=False, allow_nan=False)
-    return sorted(db.session.connection().exec_driver_sql(_JSON_INSERT, (text,)).scalars())
+    document = json.dumps([[stamp(row[c], dialect).isoformat() if t == "timestamptz"
+                            else json.dumps(row[c], ensure_ascii=False) if t == "json"
+                            else row[c] for c, t in _ALERT_COLUMNS] for row in rows],
+                          ensure_ascii=False, allow_nan=False)
+    return sorted(db.session.connection().exec_driver_sql(_JSON_INSERT, (document,)).scalars())
