@@ -74,6 +74,10 @@ def breakdown_table(by: str, entries: list[dict[str, Any]]) -> Table:
     return Table(str(_l("By %(group)s", group=figures.GROUPING_LABELS[by])), header, rows)
 
 
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
 def tables(content: dict[str, Any], scenario_names: dict[str, str]) -> list[Table]:
     """Every table of a report, in the order of the document."""
     found = [comparison_table(content)]
@@ -96,6 +100,13 @@ def tables(content: dict[str, Any], scenario_names: dict[str, str]) -> list[Tabl
     found.append(Table(str(_l("Data quality")), [str(_l("Figure")), str(_l("Count"))],
                        [[str(_l("Issues found")), quality["issues"]],
                         [str(_l("Corrections made")), quality["corrected"]]]))
+    found.append(Table(
+        str(_l("Sensing data quality (Art 8)")),
+        [str(_l("Source system")), str(_l("Readings")), str(_l("Completeness")),
+         str(_l("Timeliness")), str(_l("Accuracy")), str(_l("Online rate"))],
+        [[f["source"], f["readings"], *[_percent(f[name]) for name in
+                                        ("completeness", "timeliness", "accuracy", "online_rate")]]
+         for f in content.get("feeds") or []]))
     found.append(Table(str(_l("Trend")), [str(_l("Date")), str(_l("Cases opened")),
                                           str(_l("Cases closed")),
                                           str(_l("False alarms and device faults"))],

@@ -18,16 +18,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.extensions import db
 from app.i18n import _l
 from app.models import (
     NARRATIVE_SECTIONS,
+    ApiKey,
     Department,
     NodeKind,
     PlatformNode,
     Report,
     User,
 )
-from app.services import audit, figures
+from app.services import audit, feeds, figures
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.services.figures import Period, Scope, reports_session
 from app.services.permissions import OfDepartment, Target, can, require, scope_paths
@@ -131,6 +133,7 @@ def compose(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any]:
         "quality": figures.quality(scope, period),
         "overdue_cases": figures.overdue_cases(scope, period, now=now),
     }
+    content["feeds"] = feed_quality(scope, period, now=now)
     grouped = figures.breakdowns(scope, period, (*BREAKDOWNS.get(scope.kind, ()), "level"),
                                  now=now)
     content["levels"] = {r.group.code: r.values["opened"] for r in grouped.pop("level")
@@ -140,6 +143,24 @@ def compose(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any]:
             {"code": r.group.code, "name": r.group.name, "drill": r.group.drill,
              "values": r.values} for r in rows]
     return content
+
+
+def feed_quality(scope: Scope, period: Period, *, now: datetime) -> list[dict[str, Any]]:
+    """Art 8 for a report: completeness, timeliness, accuracy and online rate of each source
+    system reporting for the scope's scenarios, over the period up to now. Sources are not
+    bound to towns or departments: their reports leave this out."""
+    start, end = period.start_utc, min(period.end_utc, now)
+    if end <= start or scope.kind not in ("district", "industry", "scenario"):
+        return []
+    found = feeds.feed_figures(start, end)
+    if scope.kind != "district":
+        wanted = {n.code.removeprefix("scenario.") for n in db.session.scalars(
+            select(PlatformNode).where(PlatformNode.kind == NodeKind.SCENARIO,
+                                       PlatformNode.path.startswith(scope.path)))}
+        keys = {k.id: set(k.scenarios) for k in db.session.scalars(
+            select(ApiKey).where(ApiKey.id.in_([f.api_key_id for f in found])))}
+        found = [f for f in found if keys.get(f.api_key_id, set()) & wanted]
+    return [f.to_dict() for f in found]
 
 
 def canonical(report: Report) -> bytes:

@@ -262,3 +262,41 @@ def test_an_outage_opens_a_technical_case_that_closes_when_data_returns(
         case = db.session.get(Case, outage.case_id)
         assert case is not None and case.status == "closed" and case.outcome == "data_returned"
         assert case.closed_at == clock()
+
+
+def test_reports_carry_the_sensing_figures_of_their_sources(
+        app: Flask, published: None, point: Callable[..., str],
+        send: Callable[..., dict[str, Any]], clock: Any, as_role: Any) -> None:
+    """Art 8 in the reports: each source's completeness, timeliness, accuracy and online rate
+    for the district and for the scenarios it reports, not for a town."""
+    from app.models import PlatformNode
+    from app.services import org, report_export, reports
+    from app.services.figures import Period, Scope
+
+    point("GAS-RP-1", "gas")
+    send("gas", "ch4_lel", 30.0, "GAS-RP-1")
+    with app.app_context():
+        period = Period.parse(None, now=clock())
+        later = clock() + timedelta(hours=1)
+
+        def feeds_of(code: str) -> list[dict[str, Any]]:
+            node = db.session.scalar(select(PlatformNode).where(PlatformNode.code == code))
+            assert node is not None
+            return reports.compose(Scope.of_node(node), period, now=later)["feeds"]
+
+        district = feeds_of("district")
+        assert [(f["source"], f["accuracy"]) for f in district] == [("IoT", 1.0)]
+        assert feeds_of("scenario.gas") == district
+        key = db.session.scalar(select(ApiKey))
+        assert key is not None
+        key.scenarios = ["gas"]  # a source reporting for gas alone
+        db.session.flush()
+        assert feeds_of("scenario.elevator") == []
+        assert feeds_of("scenario.gas") == district
+        assert feeds_of("town.02") == []
+        content = reports.compose(Scope.of_node(org.node_by_code("district")), period, now=later)
+        table = next(t for t in report_export.tables(content, {})
+                     if t.title in ("感知数据质量（第八条）", "Sensing data quality (Art 8)"))
+        assert table.rows == [["IoT", 0, "—", "—", "100.0%", "—"]]
+    page = as_role((Role.DEPARTMENT_HEAD, "district"), locale="en").text("/reports/")
+    assert 'id="feed-quality"' in page and "IoT" in page.split('id="feed-quality"')[1]
