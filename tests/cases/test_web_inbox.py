@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -210,3 +211,51 @@ def test_a_case_number_filter_matches_its_characters_literally(app, open_case, a
     assert _rows(me.text(f"/inbox?q={quote(case_no[-3:])}")) == [case_no]
     for typed in ("%", "_", case_no[:-1] + "_", "\\", "%%"):
         assert _rows(me.text(f"/inbox?q={quote(typed)}")) == [], typed
+
+
+def test_every_count_is_what_choosing_it_would_list(app, open_case, as_role, clock):
+    """Each facet count, under every combination of the other filters, equals the number of
+    rows the inbox lists once that choice is made (the counts and the rows are separate
+    statements)."""
+    import itertools
+
+    for town, value, scenario, indicator in [
+            ("town.02", 30.0, "gas", "ch4_lel"), ("town.22", 60.0, "gas", "ch4_lel"),
+            ("town.22", 20.0, "water", "pressure_drop_pct"), ("town.02", 45.0, "gas", "ch4_lel")]:
+        open_case(value, town=town, scenario=scenario, indicator=indicator)
+    clock.advance(minutes=20)
+    responder = as_role((Role.RESPONDER, "district"), locale="en")
+    with app.app_context():
+        user = db.session.get(User, responder.account["id"])
+        now = app.extensions["clock"]()
+        first = db.session.scalar(select(CaseTask).where(CaseTask.status == "ready"))
+        first.claimed_by_id = user.id
+        db.session.flush()
+        towns = [n for n, in db.session.execute(select(Case.node_id).distinct())]
+        numbers = [None, db.session.scalar(select(Case.case_no))[-2:]]
+        checked = 0
+
+        def listed(flt: inbox.InboxFilter) -> int:
+            return len(inbox.inbox(user, flt, now=now, per_page=100).items)
+
+        for scenario, level, town, status, overdue, number in itertools.product(
+                (None, "gas", "water"), (None, "yellow"), (None, *towns),
+                ("ready", "mine", "claimable"), (False, True), numbers):
+            flt = inbox.InboxFilter(scenario=scenario, level=level, town_node_id=town,
+                                    status=status, overdue_only=overdue, case_no=number)
+            page = inbox.inbox(user, flt, now=now, per_page=100)
+            assert page.total == len(page.items)
+            counts = page.counts
+            for lv, n in counts["by_level"].items():
+                assert n == listed(replace(flt, level=lv))
+            for sc, n in counts["scenarios"].items():
+                assert n == listed(replace(flt, scenario=sc))
+            for node_id, _, n in counts["towns"]:
+                assert n == listed(replace(flt, town_node_id=node_id))
+            plain = replace(flt, status="ready", overdue_only=False)
+            assert counts["total"] == listed(plain)
+            assert counts["mine"] == listed(replace(plain, status="mine"))
+            assert counts["overdue"] == listed(replace(flt, overdue_only=True))
+            checked += 1
+        db.session.rollback()
+    assert checked == 3 * 2 * (1 + len(towns)) * 3 * 2 * 2
