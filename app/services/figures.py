@@ -37,7 +37,6 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session, aliased
@@ -392,25 +391,6 @@ def _industry_of_scenario() -> dict[str, str]:
     return {scenario.removeprefix("scenario."): industry for scenario, industry in rows}
 
 
-def _group_key(by: str, node: Any) -> Any:
-    """The grouping column of a breakdown; `node` is the case's platform node, joined."""
-    if by == "scenario":
-        return Case.scenario
-    if by == "department":
-        return Case.owner_department_id
-    if by == "level":
-        return Case.highest_level
-    if by == "industry":
-        mapping = _industry_of_scenario()
-        return case(*[(Case.scenario == s, literal(i)) for s, i in mapping.items()],
-                    else_=null()) if mapping else null()
-    if by == "town":
-        return case((node.kind == NodeKind.VILLAGE, node.parent_id),
-                    (node.kind == NodeKind.TOWN, node.id), else_=null())
-    message = _l("Unknown grouping.")
-    raise ValidationFailed(message, details={"by": [str(message)]})
-
-
 @dataclass(frozen=True)
 class Group:
     key: Any
@@ -476,11 +456,15 @@ def _totals_raw(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any
     if row is None or row["opened"] is None:
         return None
     result = dict(row)
+    _add_percentiles(result, scope, period)
+    return result
+
+
+def _add_percentiles(result: dict[str, Any], scope: Scope, period: Period) -> None:
     if _dialect() == "postgresql":
         _percentiles_by_sort(result, scope, period)
     else:
         _percentiles_by_window(result, scope, period)
-    return result
 
 
 def _percentiles_by_sort(result: dict[str, Any], scope: Scope, period: Period) -> None:
@@ -516,40 +500,73 @@ def _percentiles_by_window(result: dict[str, Any], scope: Scope, period: Period)
                 select(ranked.c.value).where(ranked.c.rn == wanted))
 
 
-def _grouped_raw(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
-                 ) -> dict[str, dict[Any, dict[str, Any]]]:
-    """by -> key -> raw counts and sums, every grouping in one pass over the cases on
-    PostgreSQL (GROUPING SETS); one query per grouping elsewhere."""
-    session = reports_session()
+# The columns a report's cases are grouped by in SQL; every breakdown (and the totals) is a
+# sum of these groups, made in Python: counts and sums add up, so one hash aggregate over the
+# period's cases, with no join, stands for every grouping.
+_FINE_KEYS = ("scenario", "department", "level", "node")
+
+
+def _fine_rows(scope: Scope, period: Period, *, now: datetime
+               ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The raw counts and sums of the scope's cases per scenario, owner department, highest
+    level and platform node: the names of the counts, and rows of the four keys then the
+    counts."""
     as_of = min(period.end_utc, now)
-    node = aliased(PlatformNode)
-    keys = {by: _group_key(by, node) for by in bys}
-    columns = [expr.label(name) for name, expr in _counts(period, as_of).items()]
-    base: Select[Any] = select(*columns).select_from(Case).where(
-        _relevant(period), scope.condition())
-    if "town" in bys:
-        base = base.join(node, node.id == Case.node_id)
-    found: dict[str, dict[Any, dict[str, Any]]] = {by: {} for by in bys}
-    if _dialect() == "postgresql" and len(bys) > 1:
-        labelled = [keys[by].label(f"key_{by}") for by in bys]
-        query = base.add_columns(*labelled, func.grouping(*keys.values()).label("grouping"))
-        query = query.group_by(func.grouping_sets(*[tuple_(k) for k in keys.values()]))
-        everything = (1 << len(bys)) - 1
-        for row in session.execute(query).mappings():
-            for n, by in enumerate(bys):
-                # GROUPING() sets a bit for every key the row is NOT grouped by.
-                if row["grouping"] == everything ^ (1 << (len(bys) - 1 - n)):
-                    found[by][row[f"key_{by}"]] = _counts_of(row)
-        return found
-    for by in bys:
-        query = base.add_columns(keys[by].label("key")).group_by(keys[by])
-        for row in session.execute(query).mappings():
-            found[by][row["key"]] = _counts_of(row)
+    counts = _counts(period, as_of)
+    keys = (Case.scenario, Case.owner_department_id, Case.highest_level, Case.node_id)
+    query = (select(*keys, *counts.values()).select_from(Case)
+             .where(_relevant(period), scope.condition()).group_by(*keys))
+    return list(counts), [tuple(r) for r in reports_session().execute(query)]
+
+
+def _town_of_node() -> dict[int, int]:
+    """platform node id -> the town (street) it lies in, for towns and villages."""
+    found: dict[int, int] = {}
+    for node_id, kind, parent_id in reports_session().execute(
+            select(PlatformNode.id, PlatformNode.kind, PlatformNode.parent_id).where(
+                PlatformNode.kind.in_((NodeKind.TOWN, NodeKind.VILLAGE)))):
+        if kind == NodeKind.TOWN:
+            found[node_id] = node_id
+        elif parent_id is not None:
+            found[node_id] = parent_id
     return found
 
 
-def _counts_of(row: Any) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if not k.startswith("key") and k != "grouping"}
+def _add_up(names: list[str], rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    width = len(_FINE_KEYS)
+    if not rows:
+        return dict.fromkeys(names, 0)
+    return {name: sum(r[width + n] or 0 for r in rows) for n, name in enumerate(names)}
+
+
+def _rolled_up(names: list[str], rows: list[tuple[Any, ...]], bys: tuple[str, ...]
+               ) -> dict[str, dict[Any, dict[str, Any]]]:
+    """by -> key -> raw counts and sums, each grouping a sum of the fine rows."""
+    key_of: dict[str, Any] = {
+        "scenario": lambda r: r[0], "department": lambda r: r[1], "level": lambda r: r[2]}
+    if "industry" in bys:
+        industry = _industry_of_scenario()
+        key_of["industry"] = lambda r: industry.get(r[0])
+    if "town" in bys:
+        town = _town_of_node()
+        key_of["town"] = lambda r: town.get(r[3])
+    found: dict[str, dict[Any, dict[str, Any]]] = {}
+    for by in bys:
+        if by not in key_of:
+            message = _l("Unknown grouping.")
+            raise ValidationFailed(message, details={"by": [str(message)]})
+        parts: dict[Any, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            parts.setdefault(key_of[by](r), []).append(r)
+        found[by] = {k: _add_up(names, part) for k, part in parts.items()}
+    return found
+
+
+def _grouped_raw(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
+                 ) -> dict[str, dict[Any, dict[str, Any]]]:
+    """by -> key -> raw counts and sums, every grouping from one aggregate over the cases."""
+    names, rows = _fine_rows(scope, period, now=now)
+    return _rolled_up(names, rows, bys)
 
 
 def _empty() -> dict[str, Any]:
@@ -574,8 +591,12 @@ def breakdowns(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datet
     highest level, every grouping from one query. Percentiles are left to the totals."""
     if not bys:
         return {}
+    return _rows_of(_grouped_raw(scope, period, bys, now=now))
+
+
+def _rows_of(grouped: dict[str, dict[Any, dict[str, Any]]]) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {}
-    for by, found in _grouped_raw(scope, period, bys, now=now).items():
+    for by, found in grouped.items():
         groups = _groups(by, found)
         rows = [Row(groups[k], _derive(v)) for k, v in found.items() if k is not None]
         rows.sort(key=lambda r: (-r.values["opened"], r.group.code))
@@ -595,10 +616,32 @@ class Comparison:
     last_year: dict[str, Any]
 
 
-def compare(scope: Scope, period: Period, *, now: datetime) -> Comparison:
-    return Comparison(totals(scope, period, now=now),
-                      totals(scope, period.previous(), now=now),
-                      totals(scope, period.same_last_year(), now=now))
+def compare(scope: Scope, period: Period, *, now: datetime,
+            current: dict[str, Any] | None = None) -> Comparison:
+    """The period's figures beside the previous period's and those of the same period last
+    year (`current` when already computed). A year's previous period is last year: counted
+    once."""
+    previous = totals(scope, period.previous(), now=now)
+    last_year = (dict(previous) if period.same_last_year() == period.previous()
+                 else totals(scope, period.same_last_year(), now=now))
+    return Comparison(current if current is not None else totals(scope, period, now=now),
+                      previous, last_year)
+
+
+@dataclass
+class Summary:
+    totals: dict[str, Any]
+    breakdowns: dict[str, list[Row]]
+
+
+def summary(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
+            ) -> Summary:
+    """The totals of the scope over the period (with percentiles) and its breakdowns, from
+    one aggregate over the cases and one for the percentiles."""
+    names, rows = _fine_rows(scope, period, now=now)
+    raw = _add_up(names, rows)
+    _add_percentiles(raw, scope, period)
+    return Summary(_derive(raw), _rows_of(_rolled_up(names, rows, bys)))
 
 
 def _local_bucket(column: Any, unit: str) -> ColumnElement[Any]:
