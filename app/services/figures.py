@@ -37,6 +37,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session, aliased
@@ -500,23 +501,45 @@ def _percentiles_by_window(result: dict[str, Any], scope: Scope, period: Period)
                 select(ranked.c.value).where(ranked.c.rn == wanted))
 
 
-# The columns a report's cases are grouped by in SQL; every breakdown (and the totals) is a
-# sum of these groups, made in Python: counts and sums add up, so one hash aggregate over the
-# period's cases, with no join, stands for every grouping.
-_FINE_KEYS = ("scenario", "department", "level", "node")
+# What a report's cases are grouped by in SQL: (scenario, owner department), highest level,
+# platform node. Every breakdown is a sum of one of these groupings, made in Python (counts and
+# sums add up), and the totals are the sum of the levels: one aggregate over the period's cases,
+# with no join, stands for every grouping and the totals.
+_FINE_SETS = ("scenario", "level", "node")
 
 
 def _fine_rows(scope: Scope, period: Period, *, now: datetime
-               ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """The raw counts and sums of the scope's cases per scenario, owner department, highest
-    level and platform node: the names of the counts, and rows of the four keys then the
-    counts."""
+               ) -> tuple[list[str], dict[str, list[tuple[Any, ...]]]]:
+    """The names of the raw counts and sums, and for each fine grouping its rows: the keys
+    (scenario and department; level; node) then the counts. One statement on PostgreSQL
+    (GROUPING SETS), one per grouping elsewhere."""
+    session = reports_session()
     as_of = min(period.end_utc, now)
     counts = _counts(period, as_of)
-    keys = (Case.scenario, Case.owner_department_id, Case.highest_level, Case.node_id)
-    query = (select(*keys, *counts.values()).select_from(Case)
-             .where(_relevant(period), scope.condition()).group_by(*keys))
-    return list(counts), [tuple(r) for r in reports_session().execute(query)]
+    sets = {"scenario": (Case.scenario, Case.owner_department_id),
+            "level": (Case.highest_level,), "node": (Case.node_id,)}
+    base = select(*counts.values()).select_from(Case).where(_relevant(period),
+                                                            scope.condition())
+    width = len(counts)
+    found: dict[str, list[tuple[Any, ...]]] = {name: [] for name in _FINE_SETS}
+    if _dialect() == "postgresql":
+        marks = func.grouping(Case.scenario, Case.highest_level, Case.node_id)
+        query = base.add_columns(Case.scenario, Case.owner_department_id, Case.highest_level,
+                                 Case.node_id, marks).group_by(func.grouping_sets(
+                                     tuple_(Case.scenario, Case.owner_department_id),
+                                     tuple_(Case.highest_level), tuple_(Case.node_id)))
+        # GROUPING() sets a bit for every argument the row is NOT grouped by.
+        which = {0b011: "scenario", 0b101: "level", 0b110: "node"}
+        for row in session.execute(query):
+            scenario, department, level, node_id, mark = row[width:]
+            keys = {"scenario": (scenario, department), "level": (level, None),
+                    "node": (node_id, None)}[which[mark]]
+            found[which[mark]].append((*keys, *row[:width]))
+        return list(counts), found
+    for name, keys in sets.items():
+        for row in session.execute(base.add_columns(*keys).group_by(*keys)):
+            found[name].append((*row[width:], *[None] * (2 - len(keys)), *row[:width]))
+    return list(counts), found
 
 
 def _town_of_node() -> dict[int, int]:
@@ -533,31 +556,30 @@ def _town_of_node() -> dict[int, int]:
 
 
 def _add_up(names: list[str], rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    width = len(_FINE_KEYS)
-    if not rows:
-        return dict.fromkeys(names, 0)
-    return {name: sum(r[width + n] or 0 for r in rows) for n, name in enumerate(names)}
+    return {name: sum(r[2 + n] or 0 for r in rows) for n, name in enumerate(names)}
 
 
-def _rolled_up(names: list[str], rows: list[tuple[Any, ...]], bys: tuple[str, ...]
-               ) -> dict[str, dict[Any, dict[str, Any]]]:
-    """by -> key -> raw counts and sums, each grouping a sum of the fine rows."""
-    key_of: dict[str, Any] = {
-        "scenario": lambda r: r[0], "department": lambda r: r[1], "level": lambda r: r[2]}
+def _rolled_up(names: list[str], rows: dict[str, list[tuple[Any, ...]]],
+               bys: tuple[str, ...]) -> dict[str, dict[Any, dict[str, Any]]]:
+    """by -> key -> raw counts and sums, each grouping a sum of fine rows."""
+    key_of: dict[str, tuple[str, Any]] = {
+        "scenario": ("scenario", lambda r: r[0]), "department": ("scenario", lambda r: r[1]),
+        "level": ("level", lambda r: r[0])}
     if "industry" in bys:
         industry = _industry_of_scenario()
-        key_of["industry"] = lambda r: industry.get(r[0])
+        key_of["industry"] = ("scenario", lambda r: industry.get(r[0]))
     if "town" in bys:
         town = _town_of_node()
-        key_of["town"] = lambda r: town.get(r[3])
+        key_of["town"] = ("node", lambda r: town.get(r[0]))
     found: dict[str, dict[Any, dict[str, Any]]] = {}
     for by in bys:
         if by not in key_of:
             message = _l("Unknown grouping.")
             raise ValidationFailed(message, details={"by": [str(message)]})
+        fine, key = key_of[by]
         parts: dict[Any, list[tuple[Any, ...]]] = {}
-        for r in rows:
-            parts.setdefault(key_of[by](r), []).append(r)
+        for r in rows[fine]:
+            parts.setdefault(key(r), []).append(r)
         found[by] = {k: _add_up(names, part) for k, part in parts.items()}
     return found
 
@@ -639,7 +661,7 @@ def summary(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
     """The totals of the scope over the period (with percentiles) and its breakdowns, from
     one aggregate over the cases and one for the percentiles."""
     names, rows = _fine_rows(scope, period, now=now)
-    raw = _add_up(names, rows)
+    raw = _add_up(names, rows["level"])  # every case has a level: the totals
     _add_percentiles(raw, scope, period)
     return Summary(_derive(raw), _rows_of(_rolled_up(names, rows, bys)))
 
