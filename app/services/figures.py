@@ -37,7 +37,6 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session, aliased
@@ -501,44 +500,31 @@ def _percentiles_by_window(result: dict[str, Any], scope: Scope, period: Period)
                 select(ranked.c.value).where(ranked.c.rn == wanted))
 
 
-# What a report's cases are grouped by in SQL: (scenario, owner department), highest level,
-# platform node. Every breakdown is a sum of one of these groupings, made in Python (counts and
-# sums add up), and the totals are the sum of the levels: one aggregate over the period's cases,
-# with no join, stands for every grouping and the totals.
-_FINE_SETS = ("scenario", "level", "node")
+# What a report's cases are grouped by in SQL: (scenario, owner department, highest level),
+# and platform node. Every breakdown is a sum of one of these groupings, made in Python (counts
+# and sums add up), and the totals are the sum of the first: two plain aggregates over the
+# period's cases, with no join, stand for every grouping and the totals (plain GROUP BY, which
+# PostgreSQL runs in parallel, where GROUPING SETS would not).
+_FINE_SETS = {"main": (Case.scenario, Case.owner_department_id, Case.highest_level),
+              "node": (Case.node_id,)}
+_KEYS = 3  # fine rows: three keys (padded with None), then the counts
 
 
-def _fine_rows(scope: Scope, period: Period, *, now: datetime
+def _fine_rows(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
                ) -> tuple[list[str], dict[str, list[tuple[Any, ...]]]]:
     """The names of the raw counts and sums, and for each fine grouping its rows: the keys
-    (scenario and department; level; node) then the counts. One statement on PostgreSQL
-    (GROUPING SETS), one per grouping elsewhere."""
+    then the counts. The node grouping only when a breakdown by town needs it."""
     session = reports_session()
-    as_of = min(period.end_utc, now)
-    counts = _counts(period, as_of)
-    sets = {"scenario": (Case.scenario, Case.owner_department_id),
-            "level": (Case.highest_level,), "node": (Case.node_id,)}
+    counts = _counts(period, min(period.end_utc, now))
     base = select(*counts.values()).select_from(Case).where(_relevant(period),
                                                             scope.condition())
     width = len(counts)
     found: dict[str, list[tuple[Any, ...]]] = {name: [] for name in _FINE_SETS}
-    if _dialect() == "postgresql":
-        marks = func.grouping(Case.scenario, Case.highest_level, Case.node_id)
-        query = base.add_columns(Case.scenario, Case.owner_department_id, Case.highest_level,
-                                 Case.node_id, marks).group_by(func.grouping_sets(
-                                     tuple_(Case.scenario, Case.owner_department_id),
-                                     tuple_(Case.highest_level), tuple_(Case.node_id)))
-        # GROUPING() sets a bit for every argument the row is NOT grouped by.
-        which = {0b011: "scenario", 0b101: "level", 0b110: "node"}
-        for row in session.execute(query):
-            scenario, department, level, node_id, mark = row[width:]
-            keys = {"scenario": (scenario, department), "level": (level, None),
-                    "node": (node_id, None)}[which[mark]]
-            found[which[mark]].append((*keys, *row[:width]))
-        return list(counts), found
-    for name, keys in sets.items():
+    for name, keys in _FINE_SETS.items():
+        if name == "node" and "town" not in bys:
+            continue
         for row in session.execute(base.add_columns(*keys).group_by(*keys)):
-            found[name].append((*row[width:], *[None] * (2 - len(keys)), *row[:width]))
+            found[name].append((*row[width:], *[None] * (_KEYS - len(keys)), *row[:width]))
     return list(counts), found
 
 
@@ -556,18 +542,18 @@ def _town_of_node() -> dict[int, int]:
 
 
 def _add_up(names: list[str], rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    return {name: sum(r[2 + n] or 0 for r in rows) for n, name in enumerate(names)}
+    return {name: sum(r[_KEYS + n] or 0 for r in rows) for n, name in enumerate(names)}
 
 
 def _rolled_up(names: list[str], rows: dict[str, list[tuple[Any, ...]]],
                bys: tuple[str, ...]) -> dict[str, dict[Any, dict[str, Any]]]:
     """by -> key -> raw counts and sums, each grouping a sum of fine rows."""
     key_of: dict[str, tuple[str, Any]] = {
-        "scenario": ("scenario", lambda r: r[0]), "department": ("scenario", lambda r: r[1]),
-        "level": ("level", lambda r: r[0])}
+        "scenario": ("main", lambda r: r[0]), "department": ("main", lambda r: r[1]),
+        "level": ("main", lambda r: r[2])}
     if "industry" in bys:
         industry = _industry_of_scenario()
-        key_of["industry"] = ("scenario", lambda r: industry.get(r[0]))
+        key_of["industry"] = ("main", lambda r: industry.get(r[0]))
     if "town" in bys:
         town = _town_of_node()
         key_of["town"] = ("node", lambda r: town.get(r[0]))
@@ -587,7 +573,7 @@ def _rolled_up(names: list[str], rows: dict[str, list[tuple[Any, ...]]],
 def _grouped_raw(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
                  ) -> dict[str, dict[Any, dict[str, Any]]]:
     """by -> key -> raw counts and sums, every grouping from one aggregate over the cases."""
-    names, rows = _fine_rows(scope, period, now=now)
+    names, rows = _fine_rows(scope, period, bys, now=now)
     return _rolled_up(names, rows, bys)
 
 
@@ -660,46 +646,53 @@ def summary(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
             ) -> Summary:
     """The totals of the scope over the period (with percentiles) and its breakdowns, from
     one aggregate over the cases and one for the percentiles."""
-    names, rows = _fine_rows(scope, period, now=now)
-    raw = _add_up(names, rows["level"])  # every case has a level: the totals
+    names, rows = _fine_rows(scope, period, bys, now=now)
+    raw = _add_up(names, rows["main"])
     _add_percentiles(raw, scope, period)
     return Summary(_derive(raw), _rows_of(_rolled_up(names, rows, bys)))
 
 
 def _local_bucket(column: Any, unit: str) -> ColumnElement[Any]:
+    """The local day or month of a moment: a timestamp truncated on PostgreSQL (cheaper than
+    formatting every row), text on SQLite; `_bucket_text` gives both as text."""
     if _dialect() == "postgresql":
-        fmt = "YYYY-MM" if unit == "month" else "YYYY-MM-DD"
-        return func.to_char(func.timezone(local_zone().key, column), fmt)
+        return func.date_trunc(unit, func.timezone(local_zone().key, column))
     fmt = "%Y-%m" if unit == "month" else "%Y-%m-%d"
     return func.strftime(fmt, column, f"+{LOCAL_OFFSET_HOURS} hours")
 
 
+def _bucket_text(bucket: Any, unit: str) -> str:
+    if isinstance(bucket, datetime):
+        return bucket.strftime("%Y-%m" if unit == "month" else "%Y-%m-%d")
+    return str(bucket)
+
+
 def trend(scope: Scope, period: Period) -> list[dict[str, Any]]:
-    """Cases opened, closed and false alarms per local day (a month) or month (a year): one
-    query by opening, one by closing."""
+    """Cases opened, closed and false alarms per local day (a month) or month (a year), from
+    one aggregate over the cases opened or closed in the period, grouped by both buckets."""
     unit = "day" if period.kind == "month" else "month"
     series: dict[str, dict[str, Any]] = {}
 
     def add(bucket: Any, counts: dict[str, Any]) -> None:
-        entry = series.setdefault(bucket, {"bucket": bucket, "opened": 0, "closed": 0,
-                                           "false_alarms": 0})
-        for key, n in counts.items():
-            entry[key] += int(n or 0)
+        key = _bucket_text(bucket, unit)
+        entry = series.setdefault(key, {"bucket": key, "opened": 0, "closed": 0,
+                                        "false_alarms": 0})
+        for name, n in counts.items():
+            entry[name] += int(n or 0)
 
-    session = reports_session()
-    opened = _local_bucket(Case.opened_at, unit)
-    for b, n in session.execute(
-            select(opened, func.count()).where(_in(Case.opened_at, period),
-                                              scope.condition(), counted())
-            .group_by(opened)):
-        add(b, {"opened": n})
-    closed = _local_bucket(Case.closed_at, unit)
-    for b, n_closed, n_false in session.execute(
-            select(closed, _count(Case.status == "closed"),
-                   _count(Case.status == "false_alarm"))
-            .where(_in(Case.closed_at, period), scope.condition(), counted())
-            .group_by(closed)):
-        add(b, {"closed": n_closed, "false_alarms": n_false})
+    opened, closed = _local_bucket(Case.opened_at, unit), _local_bucket(Case.closed_at, unit)
+    opened_in, closed_in = _in(Case.opened_at, period), _in(Case.closed_at, period)
+    query = (select(opened, closed, _count(opened_in), _count(closed_in),
+                    _count(and_(closed_in, Case.status == "closed")),
+                    _count(and_(closed_in, Case.status == "false_alarm")))
+             .where(or_(opened_in, closed_in), scope.condition(), counted())
+             .group_by(opened, closed))
+    for b_opened, b_closed, n_opened, n_ended, n_closed, n_false in \
+            reports_session().execute(query):
+        if n_opened:
+            add(b_opened, {"opened": n_opened})
+        if n_ended:
+            add(b_closed, {"closed": n_closed, "false_alarms": n_false})
     return [series[b] for b in sorted(series)]
 
 
