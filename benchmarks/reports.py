@@ -1,7 +1,8 @@
 """The district's monthly and annual reports over a million cases, on PostgreSQL.
 
 Run from the repository root (PostgreSQL needed; a database `ops_bench_reports`, or
-BENCH_DB_NAME, is created and dropped): BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python benchmarks/reports.py
+BENCH_DB_NAME, is created and dropped):
+BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python benchmarks/reports.py
 (TEST_DATABASE_URL is used when BENCH_DATABASE_URL is not set).
 
 The schema comes from the migrations. 1,000,000 cases of 2025 over 15 scenarios and every town
