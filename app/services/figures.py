@@ -36,8 +36,8 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     true,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session, aliased
@@ -52,6 +52,8 @@ from app.timezone import local_zone
 
 # Shanghai keeps no daylight saving: local calendar buckets are UTC shifted by eight hours.
 LOCAL_OFFSET_HOURS = 8
+# Sort memory for the percentile statement on PostgreSQL.
+SORT_MEMORY = "64MB"
 
 
 def reports_session() -> Session:
@@ -392,25 +394,6 @@ def _industry_of_scenario() -> dict[str, str]:
     return {scenario.removeprefix("scenario."): industry for scenario, industry in rows}
 
 
-def _group_key(by: str, node: Any) -> Any:
-    """The grouping column of a breakdown; `node` is the case's platform node, joined."""
-    if by == "scenario":
-        return Case.scenario
-    if by == "department":
-        return Case.owner_department_id
-    if by == "level":
-        return Case.highest_level
-    if by == "industry":
-        mapping = _industry_of_scenario()
-        return case(*[(Case.scenario == s, literal(i)) for s, i in mapping.items()],
-                    else_=null()) if mapping else null()
-    if by == "town":
-        return case((node.kind == NodeKind.VILLAGE, node.parent_id),
-                    (node.kind == NodeKind.TOWN, node.id), else_=null())
-    message = _l("Unknown grouping.")
-    raise ValidationFailed(message, details={"by": [str(message)]})
-
-
 @dataclass(frozen=True)
 class Group:
     key: Any
@@ -476,18 +459,26 @@ def _totals_raw(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any
     if row is None or row["opened"] is None:
         return None
     result = dict(row)
+    _add_percentiles(result, scope, period)
+    return result
+
+
+def _add_percentiles(result: dict[str, Any], scope: Scope, period: Period) -> None:
     if _dialect() == "postgresql":
         _percentiles_by_sort(result, scope, period)
     else:
         _percentiles_by_window(result, scope, period)
-    return result
 
 
 def _percentiles_by_sort(result: dict[str, Any], scope: Scope, period: Period) -> None:
     """p50 and p90 of both durations in one statement, one sort per duration (an ordered-set
     aggregate keeps the counts from running in parallel, so it has its own statement)."""
     durations = _durations(period)
-    row = reports_session().execute(
+    session = reports_session()
+    # A year's durations (a million values, two sorts) sort in memory rather than on disk;
+    # for this transaction only.
+    session.execute(text(f"SET LOCAL work_mem = '{SORT_MEMORY}'"))
+    row = session.execute(
         select(*[func.percentile_disc(array([0.5, 0.9])).within_group(expr)
                  for expr in durations.values()])
         .select_from(Case).where(_relevant(period), scope.condition(),
@@ -516,40 +507,81 @@ def _percentiles_by_window(result: dict[str, Any], scope: Scope, period: Period)
                 select(ranked.c.value).where(ranked.c.rn == wanted))
 
 
-def _grouped_raw(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
-                 ) -> dict[str, dict[Any, dict[str, Any]]]:
-    """by -> key -> raw counts and sums, every grouping in one pass over the cases on
-    PostgreSQL (GROUPING SETS); one query per grouping elsewhere."""
+# What a report's cases are grouped by in SQL: (scenario, owner department, highest level),
+# and platform node. Every breakdown is a sum of one of these groupings, made in Python (counts
+# and sums add up), and the totals are the sum of the first: two plain aggregates over the
+# period's cases, with no join, stand for every grouping and the totals (plain GROUP BY, which
+# PostgreSQL runs in parallel, where GROUPING SETS would not).
+_FINE_SETS = {"main": (Case.scenario, Case.owner_department_id, Case.highest_level),
+              "node": (Case.node_id,)}
+_KEYS = 3  # fine rows: three keys (padded with None), then the counts
+
+
+def _fine_rows(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
+               ) -> tuple[list[str], dict[str, list[tuple[Any, ...]]]]:
+    """The names of the raw counts and sums, and for each fine grouping its rows: the keys
+    then the counts. The node grouping only when a breakdown by town needs it."""
     session = reports_session()
-    as_of = min(period.end_utc, now)
-    node = aliased(PlatformNode)
-    keys = {by: _group_key(by, node) for by in bys}
-    columns = [expr.label(name) for name, expr in _counts(period, as_of).items()]
-    base: Select[Any] = select(*columns).select_from(Case).where(
-        _relevant(period), scope.condition())
-    if "town" in bys:
-        base = base.join(node, node.id == Case.node_id)
-    found: dict[str, dict[Any, dict[str, Any]]] = {by: {} for by in bys}
-    if _dialect() == "postgresql" and len(bys) > 1:
-        labelled = [keys[by].label(f"key_{by}") for by in bys]
-        query = base.add_columns(*labelled, func.grouping(*keys.values()).label("grouping"))
-        query = query.group_by(func.grouping_sets(*[tuple_(k) for k in keys.values()]))
-        everything = (1 << len(bys)) - 1
-        for row in session.execute(query).mappings():
-            for n, by in enumerate(bys):
-                # GROUPING() sets a bit for every key the row is NOT grouped by.
-                if row["grouping"] == everything ^ (1 << (len(bys) - 1 - n)):
-                    found[by][row[f"key_{by}"]] = _counts_of(row)
-        return found
-    for by in bys:
-        query = base.add_columns(keys[by].label("key")).group_by(keys[by])
-        for row in session.execute(query).mappings():
-            found[by][row["key"]] = _counts_of(row)
+    counts = _counts(period, min(period.end_utc, now))
+    base = select(*counts.values()).select_from(Case).where(_relevant(period),
+                                                            scope.condition())
+    width = len(counts)
+    found: dict[str, list[tuple[Any, ...]]] = {name: [] for name in _FINE_SETS}
+    for name, keys in _FINE_SETS.items():
+        if name == "node" and "town" not in bys:
+            continue
+        for row in session.execute(base.add_columns(*keys).group_by(*keys)):
+            found[name].append((*row[width:], *[None] * (_KEYS - len(keys)), *row[:width]))
+    return list(counts), found
+
+
+def _town_of_node() -> dict[int, int]:
+    """platform node id -> the town (street) it lies in, for towns and villages."""
+    found: dict[int, int] = {}
+    for node_id, kind, parent_id in reports_session().execute(
+            select(PlatformNode.id, PlatformNode.kind, PlatformNode.parent_id).where(
+                PlatformNode.kind.in_((NodeKind.TOWN, NodeKind.VILLAGE)))):
+        if kind == NodeKind.TOWN:
+            found[node_id] = node_id
+        elif parent_id is not None:
+            found[node_id] = parent_id
     return found
 
 
-def _counts_of(row: Any) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if not k.startswith("key") and k != "grouping"}
+def _add_up(names: list[str], rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    return {name: sum(r[_KEYS + n] or 0 for r in rows) for n, name in enumerate(names)}
+
+
+def _rolled_up(names: list[str], rows: dict[str, list[tuple[Any, ...]]],
+               bys: tuple[str, ...]) -> dict[str, dict[Any, dict[str, Any]]]:
+    """by -> key -> raw counts and sums, each grouping a sum of fine rows."""
+    key_of: dict[str, tuple[str, Any]] = {
+        "scenario": ("main", lambda r: r[0]), "department": ("main", lambda r: r[1]),
+        "level": ("main", lambda r: r[2])}
+    if "industry" in bys:
+        industry = _industry_of_scenario()
+        key_of["industry"] = ("main", lambda r: industry.get(r[0]))
+    if "town" in bys:
+        town = _town_of_node()
+        key_of["town"] = ("node", lambda r: town.get(r[0]))
+    found: dict[str, dict[Any, dict[str, Any]]] = {}
+    for by in bys:
+        if by not in key_of:
+            message = _l("Unknown grouping.")
+            raise ValidationFailed(message, details={"by": [str(message)]})
+        fine, key = key_of[by]
+        parts: dict[Any, list[tuple[Any, ...]]] = {}
+        for r in rows[fine]:
+            parts.setdefault(key(r), []).append(r)
+        found[by] = {k: _add_up(names, part) for k, part in parts.items()}
+    return found
+
+
+def _grouped_raw(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
+                 ) -> dict[str, dict[Any, dict[str, Any]]]:
+    """by -> key -> raw counts and sums, every grouping from one aggregate over the cases."""
+    names, rows = _fine_rows(scope, period, bys, now=now)
+    return _rolled_up(names, rows, bys)
 
 
 def _empty() -> dict[str, Any]:
@@ -574,8 +606,12 @@ def breakdowns(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datet
     highest level, every grouping from one query. Percentiles are left to the totals."""
     if not bys:
         return {}
+    return _rows_of(_grouped_raw(scope, period, bys, now=now))
+
+
+def _rows_of(grouped: dict[str, dict[Any, dict[str, Any]]]) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {}
-    for by, found in _grouped_raw(scope, period, bys, now=now).items():
+    for by, found in grouped.items():
         groups = _groups(by, found)
         rows = [Row(groups[k], _derive(v)) for k, v in found.items() if k is not None]
         rows.sort(key=lambda r: (-r.values["opened"], r.group.code))
@@ -595,46 +631,75 @@ class Comparison:
     last_year: dict[str, Any]
 
 
-def compare(scope: Scope, period: Period, *, now: datetime) -> Comparison:
-    return Comparison(totals(scope, period, now=now),
-                      totals(scope, period.previous(), now=now),
-                      totals(scope, period.same_last_year(), now=now))
+def compare(scope: Scope, period: Period, *, now: datetime,
+            current: dict[str, Any] | None = None) -> Comparison:
+    """The period's figures beside the previous period's and those of the same period last
+    year (`current` when already computed). A year's previous period is last year: counted
+    once."""
+    previous = totals(scope, period.previous(), now=now)
+    last_year = (dict(previous) if period.same_last_year() == period.previous()
+                 else totals(scope, period.same_last_year(), now=now))
+    return Comparison(current if current is not None else totals(scope, period, now=now),
+                      previous, last_year)
+
+
+@dataclass
+class Summary:
+    totals: dict[str, Any]
+    breakdowns: dict[str, list[Row]]
+
+
+def summary(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
+            ) -> Summary:
+    """The totals of the scope over the period (with percentiles) and its breakdowns, from
+    one aggregate over the cases and one for the percentiles."""
+    names, rows = _fine_rows(scope, period, bys, now=now)
+    raw = _add_up(names, rows["main"])
+    _add_percentiles(raw, scope, period)
+    return Summary(_derive(raw), _rows_of(_rolled_up(names, rows, bys)))
 
 
 def _local_bucket(column: Any, unit: str) -> ColumnElement[Any]:
+    """The local day or month of a moment: a timestamp truncated on PostgreSQL (cheaper than
+    formatting every row), text on SQLite; `_bucket_text` gives both as text."""
     if _dialect() == "postgresql":
-        fmt = "YYYY-MM" if unit == "month" else "YYYY-MM-DD"
-        return func.to_char(func.timezone(local_zone().key, column), fmt)
+        return func.date_trunc(unit, func.timezone(local_zone().key, column))
     fmt = "%Y-%m" if unit == "month" else "%Y-%m-%d"
     return func.strftime(fmt, column, f"+{LOCAL_OFFSET_HOURS} hours")
 
 
+def _bucket_text(bucket: Any, unit: str) -> str:
+    if isinstance(bucket, datetime):
+        return bucket.strftime("%Y-%m" if unit == "month" else "%Y-%m-%d")
+    return str(bucket)
+
+
 def trend(scope: Scope, period: Period) -> list[dict[str, Any]]:
-    """Cases opened, closed and false alarms per local day (a month) or month (a year): one
-    query by opening, one by closing."""
+    """Cases opened, closed and false alarms per local day (a month) or month (a year), from
+    one aggregate over the cases opened or closed in the period, grouped by both buckets."""
     unit = "day" if period.kind == "month" else "month"
     series: dict[str, dict[str, Any]] = {}
 
     def add(bucket: Any, counts: dict[str, Any]) -> None:
-        entry = series.setdefault(bucket, {"bucket": bucket, "opened": 0, "closed": 0,
-                                           "false_alarms": 0})
-        for key, n in counts.items():
-            entry[key] += int(n or 0)
+        key = _bucket_text(bucket, unit)
+        entry = series.setdefault(key, {"bucket": key, "opened": 0, "closed": 0,
+                                        "false_alarms": 0})
+        for name, n in counts.items():
+            entry[name] += int(n or 0)
 
-    session = reports_session()
-    opened = _local_bucket(Case.opened_at, unit)
-    for b, n in session.execute(
-            select(opened, func.count()).where(_in(Case.opened_at, period),
-                                              scope.condition(), counted())
-            .group_by(opened)):
-        add(b, {"opened": n})
-    closed = _local_bucket(Case.closed_at, unit)
-    for b, n_closed, n_false in session.execute(
-            select(closed, _count(Case.status == "closed"),
-                   _count(Case.status == "false_alarm"))
-            .where(_in(Case.closed_at, period), scope.condition(), counted())
-            .group_by(closed)):
-        add(b, {"closed": n_closed, "false_alarms": n_false})
+    opened, closed = _local_bucket(Case.opened_at, unit), _local_bucket(Case.closed_at, unit)
+    opened_in, closed_in = _in(Case.opened_at, period), _in(Case.closed_at, period)
+    query = (select(opened, closed, _count(opened_in), _count(closed_in),
+                    _count(and_(closed_in, Case.status == "closed")),
+                    _count(and_(closed_in, Case.status == "false_alarm")))
+             .where(or_(opened_in, closed_in), scope.condition(), counted())
+             .group_by(opened, closed))
+    for b_opened, b_closed, n_opened, n_ended, n_closed, n_false in \
+            reports_session().execute(query):
+        if n_opened:
+            add(b_opened, {"opened": n_opened})
+        if n_ended:
+            add(b_closed, {"closed": n_closed, "false_alarms": n_false})
     return [series[b] for b in sorted(series)]
 
 

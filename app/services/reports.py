@@ -118,7 +118,8 @@ def default_scope(actor: User) -> Scope:
 
 def compose(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any]:
     """The figures of a report as plain JSON (what an issued report freezes)."""
-    comparison = figures.compare(scope, period, now=now)
+    found = figures.summary(scope, period, (*BREAKDOWNS.get(scope.kind, ()), "level"), now=now)
+    comparison = figures.compare(scope, period, now=now, current=found.totals)
     content: dict[str, Any] = {
         "scope": {"kind": scope.kind, "code": scope.code, "name": scope.name},
         "period": {"kind": period.kind, "code": period.code, "start": period.start.isoformat(),
@@ -134,8 +135,7 @@ def compose(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any]:
         "overdue_cases": figures.overdue_cases(scope, period, now=now),
     }
     content["feeds"] = feed_quality(scope, period, now=now)
-    grouped = figures.breakdowns(scope, period, (*BREAKDOWNS.get(scope.kind, ()), "level"),
-                                 now=now)
+    grouped = found.breakdowns
     content["levels"] = {r.group.code: r.values["opened"] for r in grouped.pop("level")
                          if r.values["opened"]}
     for by, rows in grouped.items():
