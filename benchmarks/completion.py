@@ -51,7 +51,7 @@ from app.services.intake import AlertIn, ingest_many  # noqa: E402
 from cases_fixtures import ANSWERS, fill_form  # noqa: E402
 from workflows.hooks import engine_call  # noqa: E402
 
-DB_NAME = "ops_bench_completion"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "ops_bench_completion")  # several runs at once: own names
 CASES = int(os.environ.get("BENCH_CASES", "200"))
 TARGET = 3.0
 

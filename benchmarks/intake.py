@@ -41,7 +41,7 @@ from app.services.engine import compiled  # noqa: E402
 from app.services.handbooks import published_version  # noqa: E402
 from app.services.intake import AlertIn, ingest, ingest_many  # noqa: E402
 
-DB_NAME = "ops_bench_intake"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "ops_bench_intake")  # several runs at once: own names
 NEW_CASES = int(os.environ.get("BENCH_NEW_CASES", "300"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3000"))
 WAITING = int(os.environ.get("BENCH_WAITING", "100000"))
