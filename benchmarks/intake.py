@@ -124,6 +124,18 @@ def main() -> None:
                 assert found is not None
                 return found
 
+            statements = [0]
+
+            @sa.event.listens_for(db.engine, "before_cursor_execute")
+            def _count(*_: Any) -> None:
+                statements[0] += 1
+
+            profiler = None
+            if os.environ.get("BENCH_PROFILE"):  # where a new case's time goes
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
             start = time.perf_counter()
             for i in range(NEW_CASES):
                 key = request_session()
@@ -131,6 +143,13 @@ def main() -> None:
                 db.session.commit()
                 clock.now += timedelta(seconds=1)  # deadlines one second apart
             case_rate = NEW_CASES / (time.perf_counter() - start)
+            new_case_statements = statements[0] / NEW_CASES
+            sa.event.remove(db.engine, "before_cursor_execute", _count)
+            if profiler is not None:
+                import pstats
+
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
 
             # Repeats arrive in batches of 100 per request, as a source system posts them in a
             # storm; each batch is one call to the batch intake and one commit.
@@ -213,7 +232,8 @@ def main() -> None:
         drop_database(admin, DB_NAME)
 
     print(f"new cases       raw engine {raw_rate:8.1f}/s   committed cases {case_rate:8.1f}/s   "
-          f"ratio {case_rate / raw_rate:.2f}   (target >= 0.5)")
+          f"ratio {case_rate / raw_rate:.2f}   (target >= 0.5)   "
+          f"{new_case_statements:.1f} SQL statements per new case")
     print(f"repeats         absorbed {repeat_rate:8.1f}/s   (target >= 5000/s)   "
           f"ratio {repeat_rate / 5000:.2f} of target")
     print(f"keyed repeats   absorbed {keyed_rate:8.1f}/s   retries answered {retry_rate:8.1f}/s"
