@@ -1,6 +1,7 @@
 """A committed task completion against SpiffWorkflow alone doing the same step, on PostgreSQL.
 
-Run from the repository root (PostgreSQL needed; a database `ops_bench_completion` is created
+Run from the repository root (PostgreSQL needed; a database `ops_bench_completion`, or
+`$BENCH_DB_NAME` when several runs share a server, is created
 and dropped): BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
 python benchmarks/completion.py
 

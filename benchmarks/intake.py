@@ -1,7 +1,9 @@
 """Intake and timer throughput on PostgreSQL, printed as figures and ratios from one run.
 
-Run from the repository root (PostgreSQL needed; a database `ops_bench_intake` is created and
+Run from the repository root (PostgreSQL needed; a database `ops_bench_intake`, or
+`$BENCH_DB_NAME` when several runs share a server, is created and
 dropped): BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python benchmarks/intake.py
+BENCH_PROFILE=1 also prints a profile of the new cases.
 
 1. New cases per second (each starts the gas handbook's process and is committed), as a share
    of the raw engine's create-run-serialise rate for the same compiled handbook. Target >= 0.5.
