@@ -1,6 +1,7 @@
 """A committed task completion against SpiffWorkflow alone doing the same step, on PostgreSQL.
 
-Run from the repository root (PostgreSQL needed; a database `ops_bench_completion` is created
+Run from the repository root (PostgreSQL needed; a database `ops_bench_completion`, or
+`$BENCH_DB_NAME` when several runs share a server, is created
 and dropped): BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
 python benchmarks/completion.py
 
@@ -51,7 +52,7 @@ from app.services.intake import AlertIn, ingest_many  # noqa: E402
 from cases_fixtures import ANSWERS, fill_form  # noqa: E402
 from workflows.hooks import engine_call  # noqa: E402
 
-DB_NAME = "ops_bench_completion"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "ops_bench_completion")  # several runs at once: own names
 CASES = int(os.environ.get("BENCH_CASES", "200"))
 TARGET = 3.0
 

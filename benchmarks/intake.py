@@ -1,7 +1,9 @@
 """Intake and timer throughput on PostgreSQL, printed as figures and ratios from one run.
 
-Run from the repository root (PostgreSQL needed; a database `ops_bench_intake` is created and
+Run from the repository root (PostgreSQL needed; a database `ops_bench_intake`, or
+`$BENCH_DB_NAME` when several runs share a server, is created and
 dropped): BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python benchmarks/intake.py
+BENCH_PROFILE=1 also prints a profile of the new cases.
 
 1. New cases per second (each starts the gas handbook's process and is committed), as a share
    of the raw engine's create-run-serialise rate for the same compiled handbook. Target >= 0.5.
@@ -41,7 +43,7 @@ from app.services.engine import compiled  # noqa: E402
 from app.services.handbooks import published_version  # noqa: E402
 from app.services.intake import AlertIn, ingest, ingest_many  # noqa: E402
 
-DB_NAME = "ops_bench_intake"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "ops_bench_intake")  # several runs at once: own names
 NEW_CASES = int(os.environ.get("BENCH_NEW_CASES", "300"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3000"))
 WAITING = int(os.environ.get("BENCH_WAITING", "100000"))
@@ -124,6 +126,18 @@ def main() -> None:
                 assert found is not None
                 return found
 
+            statements = [0]
+
+            @sa.event.listens_for(db.engine, "before_cursor_execute")
+            def _count(*_: Any) -> None:
+                statements[0] += 1
+
+            profiler = None
+            if os.environ.get("BENCH_PROFILE"):  # where a new case's time goes
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
             start = time.perf_counter()
             for i in range(NEW_CASES):
                 key = request_session()
@@ -131,6 +145,13 @@ def main() -> None:
                 db.session.commit()
                 clock.now += timedelta(seconds=1)  # deadlines one second apart
             case_rate = NEW_CASES / (time.perf_counter() - start)
+            new_case_statements = statements[0] / NEW_CASES
+            sa.event.remove(db.engine, "before_cursor_execute", _count)
+            if profiler is not None:
+                import pstats
+
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
 
             # Repeats arrive in batches of 100 per request, as a source system posts them in a
             # storm; each batch is one call to the batch intake and one commit.
@@ -213,7 +234,8 @@ def main() -> None:
         drop_database(admin, DB_NAME)
 
     print(f"new cases       raw engine {raw_rate:8.1f}/s   committed cases {case_rate:8.1f}/s   "
-          f"ratio {case_rate / raw_rate:.2f}   (target >= 0.5)")
+          f"ratio {case_rate / raw_rate:.2f}   (target >= 0.5)   "
+          f"{new_case_statements:.1f} SQL statements per new case")
     print(f"repeats         absorbed {repeat_rate:8.1f}/s   (target >= 5000/s)   "
           f"ratio {repeat_rate / 5000:.2f} of target")
     print(f"keyed repeats   absorbed {keyed_rate:8.1f}/s   retries answered {retry_rate:8.1f}/s"

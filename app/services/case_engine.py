@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -96,6 +96,9 @@ class Loaded:
     compiled: CompiledVersion
     index: VersionIndex
     instance: Instance
+    # Task rows the last recorded step made ready (created, or reopened after a failure):
+    # the caller acts on them without selecting them again.
+    opened: list[CaseTask] = field(default_factory=list)
 
 
 def load(case: Case) -> Loaded:
@@ -270,10 +273,12 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
         rows = db.session.scalars(select(CaseTask).where(
             CaseTask.case_id == case.id,
             or_(CaseTask.status == "ready", CaseTask.task_id.in_(list(ready))))).all()
+    loaded.opened = []
     for row in rows:
         if row.task_id in ready:
             if row.status != "ready":
                 row.status, row.completed_at, row.completed_by_id = "ready", None, None
+                loaded.opened.append(row)
         elif row.status == "ready":
             # Completed by an action (set by the caller) or cancelled by an interrupting event.
             row.status = "completed" if row.completed_at else "cancelled"
@@ -287,12 +292,14 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
         who = assignee(case, lane, task.properties)
         role, paths = who.role, who.paths
         _stamp_created(case, loaded.index, task.process_id, task.element_id, now)
-        db.session.add(CaseTask(
+        new_row = CaseTask(
             case_id=case.id, task_id=task_id, process_id=task.process_id,
             department_id=who.department_id,
             element_id=task.element_id, name=task.name or task.element_id, role=role,
             scope_path=paths[0], scenario_path=paths[1], level=case.level,
-            created_at=now, due_at=_due(data, task.properties, task.element_id, now)))
+            created_at=now, due_at=_due(data, task.properties, task.element_id, now))
+        db.session.add(new_row)
+        loaded.opened.append(new_row)
     db.session.flush()
 
 

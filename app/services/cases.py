@@ -375,15 +375,13 @@ def complete_checked(actor: User, task: CaseTask, form: dict[str, Any], *,
                        code="task_gone") from None
     task.claimed_by_id = task.claimed_by_id or actor.id
     task.completed_by_id, task.completed_at = actor.id, now
-    waiting = set(db.session.scalars(select(CaseTask.id).where(
-        CaseTask.case_id == case.id, CaseTask.status == "ready")))
     if (case.accepted_at is None
             and loaded.index.step_of(task.process_id, task.element_id) == "accept"):
         case.accepted_at = now
     level_before = case.level
     completed = case_engine.record_step(loaded, result, now=now, actor=actor)
     notify.after_step(case, completed, now=now)
-    _keep_lane(actor, task, waiting, now=now)
+    _keep_lane(actor, task, loaded.opened, now=now)
     if case.level != level_before and case.status == "open":
         relevel(loaded, case.level, now=now)
     if any("broadcast_message" in c.properties for c in completed):
@@ -398,20 +396,20 @@ def complete_checked(actor: User, task: CaseTask, form: dict[str, Any], *,
     return case
 
 
-def _keep_lane(actor: User, done: CaseTask, waiting: set[int], *, now: datetime) -> None:
+def _keep_lane(actor: User, done: CaseTask, opened: list[CaseTask], *,
+               now: datetime) -> None:
     """The person who did a step keeps the case's next step in the same lane (claimed for
     them, as if they had claimed it) until they release it: nobody else in the role picks up
     half of someone's work, and they need not claim again at every step. Only role lanes of
     the case's area: a department lane (big loop, warning publication) is the department's to
-    share out."""
+    share out. `opened` are the rows the step made ready (stored by `record_step`)."""
     if done.department_id is not None:
         return
-    db.session.flush()
-    for row in db.session.scalars(select(CaseTask).where(
-            CaseTask.case_id == done.case_id, CaseTask.status == "ready",
-            CaseTask.role == done.role, CaseTask.department_id.is_(None),
-            CaseTask.claimed_by_id.is_(None))):
-        if row.id in waiting or not may_take(actor, row) or _done_by(actor, row) is not None:
+    for row in opened:
+        if (row.status != "ready" or row.role != done.role or row.department_id is not None
+                or row.claimed_by_id is not None):
+            continue
+        if not may_take(actor, row) or _done_by(actor, row) is not None:
             continue
         row.claimed_by_id, row.claimed_at = actor.id, now
         case_engine.add_event(row.case, kind="claim", at=now, actor=actor,
