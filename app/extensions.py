@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask, current_app, g
 from flask_babel import Babel
@@ -24,9 +25,11 @@ csrf = CSRFProtect()
 babel = Babel()
 
 
-def new_scheduler() -> BackgroundScheduler:
-    """A scheduler per application, so tests and workers never share one."""
-    return BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+def new_scheduler(*, workers: int = 10) -> BackgroundScheduler:
+    """A scheduler per application, so tests and workers never share one; `workers` jobs may
+    run at once."""
+    return BackgroundScheduler(timezone="UTC", executors={"default": ThreadPoolExecutor(workers)},
+                               job_defaults={"coalesce": True, "max_instances": 1})
 
 
 def configure_sqlite(engine: Engine) -> None:

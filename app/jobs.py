@@ -124,7 +124,11 @@ def deliver_outbound(app: Flask) -> None:
 
 
 def start_scheduler(app: Flask) -> None:
-    scheduler = new_scheduler()
+    # SQLite has a single writer: jobs started together (the start-up runs, the hourly ones)
+    # would refuse each other with "database is locked", so there they run one at a time.
+    with app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+    scheduler = new_scheduler(workers=1 if sqlite else 10)
     scheduler.add_job(heartbeat, "interval", args=[app], id="heartbeat",
                       seconds=app.config["SCHEDULER_HEARTBEAT_SECONDS"])
     scheduler.add_job(fire_timers, "interval", args=[app], id="timers",
