@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
+from sqlalchemy import case as when
 from sqlalchemy import func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -66,14 +67,31 @@ def board(user: User, *, now: datetime, department: str | None = None) -> dict[s
     base = _base(scope, dept)
     is_open = Case.status == "open"
     names = scenario_names()
-    cells = db.session.execute(select(Case.scenario, Case.level, func.count())
-                               .where(*base, is_open).group_by(Case.scenario, Case.level)
-                               ).tuples().all()
+    # One scan of the open cases in scope, grouped finely enough that every open-case figure
+    # of the board is a sum of its groups (the matrix, the towns, the loops, stuck, past the
+    # deadline): a scope of paths is filtered on the table rows, so each further statement
+    # would read them all again.
+    stuck = when((Case.stuck_since.is_not(None), 1), else_=0)
+    late = when((Case.due_at < now, 1), else_=0)
+    groups = db.session.execute(
+        select(Case.scenario, Case.level, Case.node_id, Case.loop_level, stuck, late,
+               func.count())
+        .where(*base, is_open)
+        .group_by(Case.scenario, Case.level, Case.node_id, Case.loop_level, stuck, late)
+    ).tuples().all()
     matrix: dict[str, dict[str, int]] = {}
-    for scenario, level, n in cells:
-        matrix.setdefault(scenario, {})[level] = int(n)
-    by_node = dict(db.session.execute(select(Case.node_id, func.count()).where(*base, is_open)
-                                      .group_by(Case.node_id)).tuples().all())
+    by_node: dict[int, int] = {}
+    total = medium = big = stuck_count = past_deadline = 0
+    for scenario, level, node_id, loop, is_stuck, is_late, n in groups:
+        n = int(n)
+        row = matrix.setdefault(scenario, {})
+        row[level] = row.get(level, 0) + n
+        by_node[node_id] = by_node.get(node_id, 0) + n
+        total += n
+        medium += n if loop == "medium" else 0
+        big += n if loop == "big" else 0
+        stuck_count += n if is_stuck else 0
+        past_deadline += n if is_late else 0
     towns = _town_of_nodes(set(by_node))
     per_town: dict[str, dict[str, Any]] = {}
     for node_id, n in by_node.items():
@@ -82,18 +100,11 @@ def board(user: User, *, now: datetime, department: str | None = None) -> dict[s
             entry = per_town.setdefault(town.code, {"code": town.code, "name": town.name,
                                                     "count": 0})
             entry["count"] += int(n)
-    figures = db.session.execute(select(
-        func.count(),
-        func.count().filter(Case.loop_level == "medium"),
-        func.count().filter(Case.loop_level == "big"),
-        func.count().filter(Case.stuck_since.is_not(None)),
-    ).where(*base, is_open)).one()
+    figures = (total, medium, big, stuck_count)
     new_last_hour = db.session.scalar(select(func.count()).select_from(Case).where(
         *base, Case.opened_at >= now - RECENT)) or 0
     # Overdue as the overdue list says (past the closing deadline, or not accepted in time),
     # counted in two index-friendly halves rather than one OR with a subquery per case.
-    past_deadline = db.session.scalar(select(func.count()).select_from(Case).where(
-        *base, is_open, Case.due_at < now)) or 0
     late_accept = select(CaseTask.case_id).where(
         accept_step(), CaseTask.status == "ready", CaseTask.due_at < now)
     not_accepted = db.session.scalar(select(func.count()).select_from(Case).where(

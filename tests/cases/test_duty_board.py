@@ -67,6 +67,15 @@ def test_board_follows_loops_stuck_and_leaves_test_runs_out(app, board_world, as
     assert data["open"] == before["open"] == 3
     assert data["escalated"]["big"] == 1
     assert data["matrix"] == before["matrix"]
+    assert sum(row["total"] for row in data["matrix"]) == 3
+    assert sum(t["count"] for t in data["towns"]) == 3
+    assert before["stuck"] == data["stuck"] == 0
+    with app.app_context():
+        db.session.execute(update(Case).where(Case.case_no == board_world["flood"])
+                           .values(stuck_since=app.extensions["clock"]()))
+        db.session.commit()
+    stuck = _data(auditor)
+    assert stuck["stuck"] == 1 and stuck["open"] == 3 and stuck["matrix"] == before["matrix"]
 
 
 def test_a_department_sees_its_own_board(app, board_world, as_role):
