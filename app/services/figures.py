@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -37,21 +37,21 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    true,
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session, aliased
 
 from app import extensions
 from app.i18n import _l
-from app.models import Alert, Case, DataQualityIssue, Department, NodeKind, PlatformNode
+from app.models import Case, Department, NodeKind, PlatformNode
 from app.models.base import UTCDateTime
 from app.services.errors import ValidationFailed
+from app.services.figure_scope import Period as Period
+from app.services.figure_scope import Scope as Scope
+from app.services.figure_scope import scenario_names as scenario_names
+from app.services.figure_scope import scope_for as scope_for
 from app.services.publications import KEY as PUBLICATION_KEY
-from app.timezone import local_zone
 
-# Shanghai keeps no daylight saving: local calendar buckets are UTC shifted by eight hours.
-LOCAL_OFFSET_HOURS = 8
 # Sort memory for the percentile statement on PostgreSQL.
 SORT_MEMORY = "64MB"
 
@@ -60,171 +60,6 @@ def reports_session() -> Session:
     """The one session every figure is read through: the reports replica when
     `REPORTS_DATABASE_URL` is set, else the primary's session."""
     return extensions.reports_session()
-
-
-# ---------------------------------------------------------------------------------------------
-# Periods and scopes
-
-
-@dataclass(frozen=True)
-class Period:
-    """A month, a year or a range of local days; `end` is the first day after it."""
-
-    kind: str  # month / year / range
-    start: date
-    end: date
-
-    @classmethod
-    def month(cls, year: int, month: int) -> Period:
-        end = date(year + (month == 12), month % 12 + 1, 1)
-        return cls("month", date(year, month, 1), end)
-
-    @classmethod
-    def year(cls, year: int) -> Period:
-        return cls("year", date(year, 1, 1), date(year + 1, 1, 1))
-
-    @classmethod
-    def parse(cls, text: str | None, *, now: datetime) -> Period:
-        """"2026-07" (a month), "2026" (a year), or nothing: the current local month."""
-        raw = (text or "").strip()
-        try:
-            if not raw:
-                today = now.astimezone(local_zone()).date()
-                return cls.month(today.year, today.month)
-            if len(raw) == 4 and raw.isdigit():
-                year = int(raw)
-                if 2000 <= year <= 2100:
-                    return cls.year(year)
-            elif len(raw) == 7 and raw[4] == "-" and raw[:4].isdigit() and raw[5:].isdigit():
-                year, month = int(raw[:4]), int(raw[5:])
-                if 2000 <= year <= 2100 and 1 <= month <= 12:
-                    return cls.month(year, month)
-        except ValueError:
-            pass
-        message = _l("Give a month as YYYY-MM or a year as YYYY (2000 to 2100).")
-        raise ValidationFailed(message, details={"period": [str(message)]})
-
-    @property
-    def code(self) -> str:
-        if self.kind == "year":
-            return f"{self.start.year}"
-        if self.kind == "month":
-            return f"{self.start.year}-{self.start.month:02d}"
-        return f"{self.start.isoformat()}..{self.end.isoformat()}"
-
-    @property
-    def label(self) -> str:
-        if self.kind == "year":
-            return str(_l("%(year)d", year=self.start.year))
-        if self.kind == "month":
-            return str(_l("%(year)d-%(month)02d", year=self.start.year, month=self.start.month))
-        return f"{self.start.isoformat()} – {(self.end - timedelta(days=1)).isoformat()}"
-
-    @property
-    def start_utc(self) -> datetime:
-        return datetime.combine(self.start, time(), local_zone()).astimezone(UTC)
-
-    @property
-    def end_utc(self) -> datetime:
-        return datetime.combine(self.end, time(), local_zone()).astimezone(UTC)
-
-    @property
-    def last_day(self) -> date:
-        return self.end - timedelta(days=1)
-
-    def previous(self) -> Period:
-        if self.kind == "month":
-            first = self.start - timedelta(days=1)
-            return Period.month(first.year, first.month)
-        if self.kind == "year":
-            return Period.year(self.start.year - 1)
-        length = self.end - self.start
-        return Period("range", self.start - length, self.start)
-
-    def same_last_year(self) -> Period:
-        if self.kind == "month":
-            return Period.month(self.start.year - 1, self.start.month)
-        if self.kind == "year":
-            return Period.year(self.start.year - 1)
-        return Period("range", _minus_year(self.start), _minus_year(self.end))
-
-
-def _minus_year(day: date) -> date:
-    try:
-        return day.replace(year=day.year - 1)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - 1, day=28)
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Whose figures: a platform node (district, sub-platform, scenario, Lingang, town,
-    village) or an owner department."""
-
-    kind: str  # a NodeKind value, or "department"
-    code: str
-    name: str
-    path: str = ""
-    department_id: int | None = None
-
-    @classmethod
-    def of_node(cls, node: PlatformNode) -> Scope:
-        return cls(node.kind.value, node.code, node.name, node.path)
-
-    @classmethod
-    def of_department(cls, department: Department) -> Scope:
-        return cls("department", department.code, department.name,
-                   department_id=department.id)
-
-    @property
-    def scope_paths(self) -> tuple[str, ...]:
-        """For the permission check: a node scope lies at its node."""
-        return (self.path,) if self.path else ()
-
-    def condition(self) -> ColumnElement[bool]:
-        if self.kind == "department":
-            return Case.owner_department_id == self.department_id
-        if self.kind == NodeKind.DISTRICT.value:
-            return true()
-        if self.kind in (NodeKind.INDUSTRY.value, NodeKind.SCENARIO.value):
-            return Case.scenario_path.startswith(self.path, autoescape=True)
-        return Case.scope_path.startswith(self.path, autoescape=True)
-
-    def drill(self) -> dict[str, str]:
-        """The case list's filter for this scope (shared query parameters)."""
-        if self.kind == "department":
-            return {"department": self.code}
-        if self.kind == NodeKind.INDUSTRY.value:
-            return {"industry": self.code}
-        if self.kind == NodeKind.SCENARIO.value:
-            return {"scenario": self.code.removeprefix("scenario.")}
-        if self.kind in (NodeKind.TOWN.value, NodeKind.VILLAGE.value, NodeKind.LINGANG.value):
-            return {"town": self.code}
-        return {}
-
-
-def scope_for(code: str | None) -> Scope:
-    """The scope named by a node code or "department:<code>"; the district when empty."""
-    session = reports_session()
-    raw = (code or "district").strip()
-    if raw.startswith("department:"):
-        department = session.scalar(select(Department).where(
-            Department.code == raw.removeprefix("department:")))
-        if department is not None:
-            return Scope.of_department(department)
-    else:
-        node = session.scalar(select(PlatformNode).where(PlatformNode.code == raw))
-        if node is not None:
-            return Scope.of_node(node)
-    message = _l("No such platform, scenario, town or department.")
-    raise ValidationFailed(message, details={"scope": [str(message)]})
-
-
-def scenario_names() -> dict[str, str]:
-    """scenario code -> its name in the platform tree."""
-    rows = reports_session().execute(select(PlatformNode.code, PlatformNode.name).where(
-        PlatformNode.kind == NodeKind.SCENARIO))
-    return {code.removeprefix("scenario."): name for code, name in rows}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -657,125 +492,6 @@ def summary(scope: Scope, period: Period, bys: tuple[str, ...], *, now: datetime
     raw = _add_up(names, rows["main"])
     _add_percentiles(raw, scope, period)
     return Summary(_derive(raw), _rows_of(_rolled_up(names, rows, bys)))
-
-
-def _local_bucket(column: Any, unit: str) -> ColumnElement[Any]:
-    """The local day or month of a moment: a timestamp truncated on PostgreSQL (cheaper than
-    formatting every row), text on SQLite; `_bucket_text` gives both as text."""
-    if _dialect() == "postgresql":
-        return func.date_trunc(unit, func.timezone(local_zone().key, column))
-    fmt = "%Y-%m" if unit == "month" else "%Y-%m-%d"
-    return func.strftime(fmt, column, f"+{LOCAL_OFFSET_HOURS} hours")
-
-
-def _bucket_text(bucket: Any, unit: str) -> str:
-    if isinstance(bucket, datetime):
-        return bucket.strftime("%Y-%m" if unit == "month" else "%Y-%m-%d")
-    return str(bucket)
-
-
-def trend(scope: Scope, period: Period) -> list[dict[str, Any]]:
-    """Cases opened, closed and false alarms per local day (a month) or month (a year), from
-    one aggregate over the cases opened or closed in the period, grouped by both buckets."""
-    unit = "day" if period.kind == "month" else "month"
-    series: dict[str, dict[str, Any]] = {}
-
-    def add(bucket: Any, counts: dict[str, Any]) -> None:
-        key = _bucket_text(bucket, unit)
-        entry = series.setdefault(key, {"bucket": key, "opened": 0, "closed": 0,
-                                        "false_alarms": 0})
-        for name, n in counts.items():
-            entry[name] += int(n or 0)
-
-    opened, closed = _local_bucket(Case.opened_at, unit), _local_bucket(Case.closed_at, unit)
-    opened_in, closed_in = _in(Case.opened_at, period), _in(Case.closed_at, period)
-    query = (select(opened, closed, _count(opened_in), _count(closed_in),
-                    _count(and_(closed_in, Case.status == "closed")),
-                    _count(and_(closed_in, Case.status == "false_alarm")))
-             .where(or_(opened_in, closed_in), scope.condition(), counted())
-             .group_by(opened, closed))
-    for b_opened, b_closed, n_opened, n_ended, n_closed, n_false in \
-            reports_session().execute(query):
-        if n_opened:
-            add(b_opened, {"opened": n_opened})
-        if n_ended:
-            add(b_closed, {"closed": n_closed, "false_alarms": n_false})
-    return [series[b] for b in sorted(series)]
-
-
-def levels(scope: Scope, period: Period) -> dict[str, int]:
-    """Cases opened in the period by their highest level."""
-    query = (select(Case.highest_level, func.count()).where(
-        _in(Case.opened_at, period), scope.condition(), counted())
-        .group_by(Case.highest_level))
-    return {lv: int(n) for lv, n in reports_session().execute(query)}
-
-
-def _alert_scope(scope: Scope) -> tuple[ColumnElement[bool], bool]:
-    """Alerts reach a scope through their case; a scenario line also through the alert's own
-    scenario (alerts that opened nothing: silenced, below threshold). Also says whether the
-    case must be joined for it."""
-    if scope.kind == NodeKind.DISTRICT.value:
-        return true(), False
-    if scope.kind in (NodeKind.INDUSTRY.value, NodeKind.SCENARIO.value):
-        codes = [c.removeprefix("scenario.") for c in reports_session().scalars(
-            select(PlatformNode.code).where(PlatformNode.kind == NodeKind.SCENARIO,
-                                            PlatformNode.path.startswith(scope.path,
-                                                                         autoescape=True)))]
-        return Alert.scenario.in_(codes), False
-    return scope.condition(), True
-
-
-ALERT_DIMENSIONS = ("source", "scenario", "level")
-
-
-def alerts(scope: Scope, period: Period) -> dict[str, dict[str, int]]:
-    """Alerts received in the period by source type, by scenario and by level, in one
-    aggregate; alerts of test runs are left out (their cases are few: a hashed anti-join)."""
-    level = func.coalesce(Alert.level, "none")
-    condition, join_case = _alert_scope(scope)
-    uncounted = select(Case.id).where(~counted()).scalar_subquery()
-    query = (select(Alert.source_type, Alert.scenario, level, func.count())
-             .select_from(Alert)
-             .where(_in(Alert.received_at, period), condition,
-                    or_(Alert.case_id.is_(None), Alert.case_id.not_in(uncounted)))
-             .group_by(Alert.source_type, Alert.scenario, level))
-    if join_case:
-        query = query.join(Case, Case.id == Alert.case_id)
-    found: dict[str, dict[str, int]] = {d: {} for d in ALERT_DIMENSIONS}
-    for source, scenario, lv, n in reports_session().execute(query):
-        for dimension, key in zip(ALERT_DIMENSIONS, (source, scenario, lv), strict=True):
-            found[dimension][str(key)] = found[dimension].get(str(key), 0) + int(n)
-    return found
-
-
-def quality(scope: Scope, period: Period) -> dict[str, int]:
-    """Data-quality issues found in the period, and corrections made in it (Art 9)."""
-    session = reports_session()
-    base = (select(func.count()).select_from(DataQualityIssue)
-            .join(Case, Case.id == DataQualityIssue.case_id)
-            .where(scope.condition(), counted()))
-    found = session.scalar(base.where(_in(DataQualityIssue.detected_at, period))) or 0
-    corrected = session.scalar(base.where(_in(DataQualityIssue.resolved_at, period))) or 0
-    return {"issues": int(found), "corrected": int(corrected)}
-
-
-def overdue_cases(scope: Scope, period: Period, *, now: datetime, limit: int = 100
-                  ) -> list[dict[str, Any]]:
-    """The cases open past their closing deadline at the end of the period (or now), most
-    overdue first: the monthly report lists them (Art 9)."""
-    as_of = _at(min(period.end_utc, now))
-    node = aliased(PlatformNode)
-    query = (select(Case.case_no, Case.scenario, Case.item_name, Case.level, Case.due_at,
-                    node.name)
-             .join(node, node.id == Case.node_id)
-             .where(counted(), scope.condition(), Case.opened_at < as_of,
-                    or_(Case.closed_at.is_(None), Case.closed_at > as_of), Case.due_at < as_of)
-             .order_by(Case.due_at, Case.case_no).limit(limit))
-    return [{"case_no": no, "scenario": scenario, "item": item, "level": level,
-             "due_at": due.isoformat(),
-             "due_local": due.astimezone(local_zone()).strftime("%Y-%m-%d %H:%M"), "place": place}
-            for no, scenario, item, level, due, place in reports_session().execute(query)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from app.models import (
     Report,
     User,
 )
-from app.services import audit, feeds, figures
+from app.services import audit, feeds, figure_lists, figures
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.services.figures import Period, Scope, reports_session
 from app.services.permissions import OfDepartment, Target, can, require, scope_paths
@@ -129,10 +129,10 @@ def compose(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any]:
         "last_year": comparison.last_year,
         "breakdowns": {},
         "levels": {},
-        "trend": figures.trend(scope, period),
-        "alerts": figures.alerts(scope, period),
-        "quality": figures.quality(scope, period),
-        "overdue_cases": figures.overdue_cases(scope, period, now=now),
+        "trend": figure_lists.trend(scope, period),
+        "alerts": figure_lists.alerts(scope, period),
+        "quality": figure_lists.quality(scope, period),
+        "overdue_cases": figure_lists.overdue_cases(scope, period, now=now),
     }
     content["feeds"] = feed_quality(scope, period, now=now)
     grouped = found.breakdowns

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Case, CaseEvent, HandbookVersion, Role
-from app.services import cases, figures, stuck
+from app.services import cases, figure_lists, figures, stuck
 from app.services.handbook_data import limits_for
 from app.services.handbook_schema import parse_duration
 from cases_fixtures import as_test_copy
@@ -284,12 +284,12 @@ def test_every_figure_matches_the_event_histories(app, month_of_cases, clock):
         assert august["opened"] == 0 and august["closed"] == 1
         # The trend puts each case on its local day: the month-end case opened on 31 July
         # and closed on 1 August.
-        days = {t["bucket"]: t for t in figures.trend(district, JULY)}
+        days = {t["bucket"]: t for t in figure_lists.trend(district, JULY)}
         assert sum(t["opened"] for t in days.values()) == july["opened"]
         assert sum(t["closed"] for t in days.values()) == july["closed"]
         assert sum(t["false_alarms"] for t in days.values()) == july["false_alarms"]
         assert days["2026-07-31"]["opened"] == 1 and days["2026-07-31"]["closed"] == 0
-        assert [t["bucket"] for t in figures.trend(district, AUGUST)] == ["2026-08-01"]
+        assert [t["bucket"] for t in figure_lists.trend(district, AUGUST)] == ["2026-08-01"]
     # One set of cases (the engine makes them slowly) for every check below.
     _upgrade_and_weather_warning_move_the_limits(app, month_of_cases)
     _breakdowns_match_per_town_and_scenario(app, month_of_cases, now)
@@ -357,6 +357,6 @@ def _test_runs_count_nowhere(app, now) -> None:
             Case.scenario == "flood_typhoon")).all()
         assert len(floods) == 2  # the real flood case and the test run standing where it does
         assert july["opened"] == 9  # eight gas and one flood case: the test run is not here
-        assert figures.levels(district, JULY).get("red") == 1  # the upgraded one
-        alerts = figures.alerts(district, JULY)["scenario"]
+        assert figure_lists.levels(district, JULY).get("red") == 1  # the upgraded one
+        alerts = figure_lists.alerts(district, JULY)["scenario"]
         assert alerts["gas"] == 9  # the upgrade reading counts; the test run's alert does not
