@@ -42,7 +42,7 @@ from app import create_app  # noqa: E402
 from app.config import _database_url  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Case, HandbookVersion, Role, RoleAssignment, User  # noqa: E402
-from app.services import case_search, duty_board, handbooks, org  # noqa: E402
+from app.services import case_export, case_search, duty_board, handbooks, org  # noqa: E402
 from app.web.oversight import _csv_rows, _xlsx_chunks  # noqa: E402
 
 DB_NAME = "ops_bench_oversight"
@@ -205,7 +205,7 @@ def export_peak(fmt: str, rows: int, reader: User) -> tuple[float, float, int]:
     tracemalloc.start()
     began = time.perf_counter()
     produced = 0
-    source = itertools.islice(case_search.export_rows(scope, query, now=NOW), rows)
+    source = itertools.islice(case_export.export_rows(scope, query, now=NOW), rows)
     if fmt == "csv":
         for chunk in _csv_rows(source):
             produced += len(chunk.encode("utf-8"))

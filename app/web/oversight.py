@@ -28,7 +28,7 @@ from werkzeug.wrappers.response import Response as Redirect
 from app.extensions import db
 from app.i18n import _l
 from app.inputs import db_id
-from app.services import assignment, audit, case_search, duty_board
+from app.services import assignment, audit, case_export, case_search, duty_board
 from app.services.errors import ValidationFailed
 from app.services.permissions import require
 from app.timezone import local_zone
@@ -47,7 +47,7 @@ def delegation_choices(task: Any) -> list[Any]:
 def is_following(case: Any) -> bool:
     return assignment.is_following(me(), case)
 
-# Column headings of the exports, in the order of case_search.EXPORT_COLUMNS.
+# Column headings of the exports, in the order of case_export.EXPORT_COLUMNS.
 EXPORT_HEADINGS = ("案件编号", "状态", "当前等级", "最高等级", "场景", "预警事项", "街镇",
                    "责任部门", "闭环层级", "来源类型", "监测点", "报警次数", "最新值", "单位",
                    "立案时间", "接单时间", "结案时间", "时限", "结论")
@@ -108,7 +108,7 @@ def _csv_rows(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     buffer.write("\ufeff")  # Excel opens UTF-8 CSV with Chinese text correctly with a BOM
     writer.writerow(EXPORT_HEADINGS)
     for n, row in enumerate(rows, 1):
-        writer.writerow([row[c] for c in case_search.EXPORT_COLUMNS])
+        writer.writerow([row[c] for c in case_export.EXPORT_COLUMNS])
         if n % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -124,7 +124,7 @@ def _xlsx_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     sheet = book.create_sheet("案件")
     sheet.append(list(EXPORT_HEADINGS))
     for row in rows:
-        sheet.append([row[c] for c in case_search.EXPORT_COLUMNS])
+        sheet.append([row[c] for c in case_export.EXPORT_COLUMNS])
     with tempfile.TemporaryFile() as spool:
         book.save(spool)
         spool.seek(0)
@@ -146,13 +146,13 @@ def export() -> Response:
     args = MultiDict([(k, v) for k, v in request.args.items(multi=True) if k != "format"])
     query = case_search.parse_query(args)
     at = now()
-    total = case_search.count(user, query, now=at)
+    total = case_export.count(user, query, now=at)
     audit.record(actor=user, action="cases.export", object_type="case_list",
                  after={"format": fmt, "rows": total, "query": query.params()}, at=at,
                  remote_addr=remote_addr())
     db.session.commit()
     # The scope is read now: the rows stream after the view has returned.
-    rows = case_search.export_rows(case_search.scope_of(user), query, now=at)
+    rows = case_export.export_rows(case_search.scope_of(user), query, now=at)
     stamp = at.astimezone(local_zone()).strftime("%Y%m%d-%H%M")
     if fmt == "csv":
         body: Iterator[Any] = (s.encode("utf-8") for s in _csv_rows(rows))
