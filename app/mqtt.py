@@ -30,7 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api.schemas import AlertBatchSchema, AlertSchema, quick_alert
+from app.api.alert_schemas import AlertBatchSchema, AlertSchema, quick_alert
 from app.extensions import db
 from app.models import ApiKey, Heartbeat
 from app.services import feed_intake

@@ -6,13 +6,13 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from app.api.auth import api_key, json_body, load, now
-from app.api.schemas import (
+from app.api.alert_schemas import (
     AlertBatchResultSchema,
     AlertBatchSchema,
     AlertOutcomeSchema,
     AlertSchema,
 )
+from app.api.auth import api_key, json_body, load, now
 from app.extensions import db
 from app.i18n import _l
 from app.services import api_keys, feed_intake, feeds, intake

@@ -9,6 +9,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, jsonify
 from marshmallow import fields
 
+from app.api import alert_schemas as a
 from app.api import schemas as s
 
 bp = Blueprint("openapi", __name__)
@@ -97,13 +98,13 @@ def _operations() -> dict[str, dict[str, Any]]:
         "/alerts": {"post": _op(
             "Report one alert or a batch ({\"alerts\": [...]}); all-or-nothing, stored "
             "before the answer", tag="intake", security=KEY_AUTH,
-            body=_body({"oneOf": [s.AlertSchema, s.AlertBatchSchema]}, examples={
+            body=_body({"oneOf": [a.AlertSchema, a.AlertBatchSchema]}, examples={
                 "one": ALERT_EXAMPLE,
                 "batch": {"alerts": [{**ALERT_EXAMPLE, "idempotency_key": "batch-1"},
                                      {**ALERT_EXAMPLE, "value": 31.5,
                                       "idempotency_key": "batch-2"}]}}),
             parameters=[IDEMPOTENCY],
-            ok=(201, {"oneOf": [s.AlertOutcomeSchema, s.AlertBatchResultSchema]}, "Stored"),
+            ok=(201, {"oneOf": [a.AlertOutcomeSchema, a.AlertBatchResultSchema]}, "Stored"),
             also=((200, "Every alert was a retry of a stored one (replayed=true): the first "
                         "outcome again"),),
             errors=(400, 401, 403, 409, 413, 422, 429))},

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import Flask
 from marshmallow import ValidationError
 
-from app.api.schemas import AlertSchema, quick_alert
+from app.api.alert_schemas import AlertSchema, quick_alert
 from app.extensions import db
 from app.models import Alert, ApiKey, Case
 from app.services import feed_intake
