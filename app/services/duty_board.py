@@ -100,7 +100,6 @@ def board(user: User, *, now: datetime, department: str | None = None) -> dict[s
             entry = per_town.setdefault(town.code, {"code": town.code, "name": town.name,
                                                     "count": 0})
             entry["count"] += int(n)
-    figures = (total, medium, big, stuck_count)
     new_last_hour = db.session.scalar(select(func.count()).select_from(Case).where(
         *base, Case.opened_at >= now - RECENT)) or 0
     # Overdue as the overdue list says (past the closing deadline, or not accepted in time),
@@ -115,10 +114,10 @@ def board(user: User, *, now: datetime, department: str | None = None) -> dict[s
     return {
         "at": now.isoformat(),
         "department": dept.code if dept else None,
-        "open": int(figures[0]),
+        "open": total,
         "new_last_hour": int(new_last_hour), "new_since": since,
-        "escalated": {"medium": int(figures[1]), "big": int(figures[2])},
-        "stuck": int(figures[3]),
+        "escalated": {"medium": medium, "big": big},
+        "stuck": stuck_count,
         "overdue": int(overdue),
         "levels": list(LEVELS),
         "matrix": [{"scenario": code, "name": names.get(code, code),

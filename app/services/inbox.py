@@ -110,7 +110,7 @@ def inbox(user: User, flt: InboxFilter | None = None, *, now: datetime, page: in
 
 def counts(user: User, *, now: datetime) -> dict[str, Any]:
     """Counts of the whole inbox, no filter applied."""
-    return facets(user, InboxFilter(), now=now)
+    return _facets(_groups(user, InboxFilter(), now), InboxFilter())
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,9 @@ def _matches(g: _Group, flt: InboxFilter, *, skip: str = "") -> bool:
 
 
 def _facets(groups: list[_Group], flt: InboxFilter) -> dict[str, Any]:
+    """The counts of the filter bar, following the other filters: each choice counts the tasks
+    the inbox would list if it were picked with the rest of the filter kept (the page and the
+    API show the same numbers)."""
     any_status = replace(flt, status="ready", overdue_only=False)
     by_level: dict[Any, int] = {}
     scenarios: dict[str, int] = {}
@@ -195,10 +198,3 @@ def _facets(groups: list[_Group], flt: InboxFilter) -> dict[str, Any]:
         "scenarios": scenarios,
         "towns": [(i, places[i][1], by_node[i]) for i in sorted(by_node, key=lambda i: places[i])],
     }
-
-
-def facets(user: User, flt: InboxFilter, *, now: datetime) -> dict[str, Any]:
-    """The counts of the filter bar, following the other filters: each choice counts the tasks
-    the inbox would list if it were picked with the rest of the filter kept (the page and the
-    API show the same numbers)."""
-    return _facets(_groups(user, flt, now), flt)
