@@ -252,6 +252,11 @@ def test_every_count_is_what_choosing_it_would_list(app, open_case, as_role, clo
                 assert n == listed(replace(flt, scenario=sc))
             for node_id, _, n in counts["towns"]:
                 assert n == listed(replace(flt, town_node_id=node_id))
+            # No choice is missing: the counts of a facet add up to the list without it.
+            assert sum(counts["by_level"].values()) == listed(replace(flt, level=None))
+            assert sum(counts["scenarios"].values()) == listed(replace(flt, scenario=None))
+            assert sum(n for _, _, n in counts["towns"]) == listed(
+                replace(flt, town_node_id=None))
             plain = replace(flt, status="ready", overdue_only=False)
             assert counts["total"] == listed(plain)
             assert counts["mine"] == listed(replace(plain, status="mine"))
