@@ -290,6 +290,11 @@ def test_every_figure_matches_the_event_histories(app, month_of_cases, clock):
         assert sum(t["false_alarms"] for t in days.values()) == july["false_alarms"]
         assert days["2026-07-31"]["opened"] == 1 and days["2026-07-31"]["closed"] == 0
         assert [t["bucket"] for t in figure_lists.trend(district, AUGUST)] == ["2026-08-01"]
+        # A year is trended per local month: the same cases, July's and August's months.
+        months = {t["bucket"]: t for t in figure_lists.trend(district, figures.Period.year(2026))}
+        assert set(months) == {"2026-07", "2026-08"}
+        assert months["2026-07"]["opened"] == july["opened"]
+        assert months["2026-08"]["closed"] == august["closed"]
     # One set of cases (the engine makes them slowly) for every check below.
     _upgrade_and_weather_warning_move_the_limits(app, month_of_cases)
     _breakdowns_match_per_town_and_scenario(app, month_of_cases, now)
