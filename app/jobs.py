@@ -144,6 +144,10 @@ def start_scheduler(app: Flask) -> None:
     # Monthly reports on the 1st, annual ones in January; asked hourly and idempotent, so a
     # scheduler that was down on the 1st makes them when it comes back.
     scheduler.add_job(generate_reports, "interval", args=[app], id="reports", hours=1)
+    scheduler.add_job(compact_case_tally, "interval", args=[app], id="case-tally", minutes=1)
+    # The whole check locks case writes for a few seconds at a million cases: at night.
+    scheduler.add_job(reconcile_case_tally, "cron", args=[app], id="case-tally-check",
+                      hour=3, minute=40, timezone=local_zone())
     scheduler.start()
     app.extensions["scheduler"] = scheduler
     # Beat once at start so the status page is right from the first request; make sure the
@@ -224,6 +228,27 @@ def snapshot_coverage(app: Flask) -> int:
 
     return _in_transaction(app, "coverage snapshot", lambda now: coverage.snapshot(
         now, now.astimezone(local_zone()).date()), 0, exclusive="coverage")
+
+
+def compact_case_tally(app: Flask) -> int:
+    """Sum the case list's counts kept by triggers (rows of +1 and -1) into one per key."""
+    from app.services import case_tally
+
+    return _in_transaction(app, "case tally compaction", lambda now: case_tally.compact(), 0,
+                           exclusive="case-tally")
+
+
+def reconcile_case_tally(app: Flask) -> int:
+    """Check the case list's counts against the cases; a difference is logged and put right."""
+    from app.services import case_tally
+
+    def work(now: datetime) -> int:
+        wrong = case_tally.reconcile()
+        if wrong:
+            app.logger.warning("case tally: %d keys differed from the cases; put right", wrong)
+        return wrong
+
+    return _in_transaction(app, "case tally check", work, 0, exclusive="case-tally")
 
 
 def generate_reports(app: Flask) -> int:

@@ -25,7 +25,7 @@ from app.models.designer_runs import (
 from app.models.handbooks import HandbookVersion, VersionStatus
 from app.models.intake import Alert, ApiKey, MonitoringPoint, Silence
 from app.models.org import Department, NodeKind, PlatformNode
-from app.models.oversight import CaseFollower
+from app.models.oversight import CaseFollower, CaseTally
 from app.models.reports import NARRATIVE_SECTIONS, REPORT_KINDS, Report
 from app.models.sensing import (
     CoverageSnapshot,
@@ -39,8 +39,8 @@ from app.models.system import Heartbeat
 
 __all__ = [
     "ATTACHMENT_EXTENSIONS", "LEVEL_RANK", "Alert", "ApiKey", "Attachment", "Case",
-    "CaseComment", "CaseEvent", "CaseFollower", "CaseNumber", "CaseTask", "DataQualityIssue",
-    "MonitoringPoint",
+    "CaseComment", "CaseEvent", "CaseFollower", "CaseNumber", "CaseTally", "CaseTask",
+    "DataQualityIssue", "MonitoringPoint",
     "Notification", "OutboundMessage", "Silence", "StaffingGap",
     "AuditRecord", "Base", "CaseMigrationBatch", "HandbookTestRun",
     "HandbookValueConfirmation", "Department", "HandbookVersion", "Heartbeat", "NodeKind",

@@ -9,7 +9,7 @@ what choosing that value would give. Test runs of draft handbooks never appear.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -38,6 +38,7 @@ from app.models import (
     Attachment,
     Case,
     CaseComment,
+    CaseTally,
     CaseTask,
     Department,
     MonitoringPoint,
@@ -45,6 +46,7 @@ from app.models import (
     PlatformNode,
     User,
 )
+from app.services import case_tally
 from app.services.errors import Forbidden, ValidationFailed
 from app.services.overdue import accept_step
 from app.services.permissions import scope_paths
@@ -435,12 +437,6 @@ SOURCE_LABELS = {"iot": _l("IoT sensing"), "big_data": _l("Big-data analysis"),
                  "video_ai": _l("Video AI recognition"), "social": _l("Social sensing")}
 
 
-def _grouped(expr: Any, where: list[ColumnElement[bool]]) -> dict[Any, int]:
-    rows = db.session.execute(select(expr, func.count()).select_from(Case).where(*where)
-                              .group_by(expr)).tuples().all()
-    return {key: int(n) for key, n in rows}
-
-
 def _town_of_nodes(node_ids: set[int]) -> dict[int, PlatformNode]:
     """node id -> its street/town (a village's parent), for the nodes that lie in one."""
     nodes = {n.id: n for n in db.session.scalars(select(PlatformNode).where(
@@ -457,7 +453,7 @@ def _town_of_nodes(node_ids: set[int]) -> dict[int, PlatformNode]:
     return out
 
 
-def _source_of() -> ColumnElement[str]:
+def source_of() -> ColumnElement[str]:
     """The source type of a case: the first part of its de-duplication key."""
     if db.session.get_bind().dialect.name == "sqlite":
         return func.substr(Case.dedup_key, 1, func.instr(Case.dedup_key, "|") - 1)
@@ -467,50 +463,89 @@ def _source_of() -> ColumnElement[str]:
 def _facet_columns() -> dict[str, Any]:
     return {"state": state_of(), "level": Case.level, "scenario": Case.scenario,
             "town": Case.node_id, "department": Case.owner_department_id,
-            "loop": Case.loop_level, "source": _source_of()}
+            "loop": Case.loop_level, "source": source_of()}
 
 
-def _counted(query: CaseQuery, scope: Scope, now: datetime
+@dataclass(frozen=True)
+class _Counting:
+    """Where a search's counts are read: the cases, or the tally of them (`case_tally`)."""
+
+    table: Any
+    columns: dict[str, Any]
+    weight: Any  # None: each row counts once; else the column holding its count
+    where: Callable[[str | None], list[ColumnElement[bool]]]
+
+    def count(self, source: Any = None) -> Any:
+        if self.weight is None:
+            return func.count()
+        return func.sum(self.weight if source is None else source.c[self.weight.key])
+
+    def grouped(self, name: str) -> dict[Any, int]:
+        expr = self.columns[name]
+        rows = db.session.execute(select(expr, self.count()).select_from(self.table)
+                                  .where(*self.where(name)).group_by(expr)).tuples().all()
+        return {key: int(n) for key, n in rows if n}
+
+    def total(self) -> int:
+        return int(db.session.scalar(select(self.count()).select_from(self.table)
+                                     .where(*self.where(None))) or 0)
+
+
+def _counting(query: CaseQuery, scope: Scope, now: datetime, *, tally: bool = True
+              ) -> _Counting:
+    if tally and case_tally.answers(query, scope):
+        node = _industry_node(query.industry) if query.industry else None
+        return _Counting(CaseTally, case_tally.FACET_COLUMNS, CaseTally.n,
+                         lambda without: case_tally.conditions(
+                             query, scope, industry_path=node.path if node else None,
+                             without=without))
+    return _Counting(Case, _facet_columns(), None,
+                     lambda without: conditions(query, scope, now=now, without=without))
+
+
+def _counted(query: CaseQuery, scope: Scope, now: datetime, *, tally: bool = True
              ) -> tuple[dict[str, dict[Any, int]], int]:
-    """Counts per value of every facet, and the total of the search itself.
+    """Counts per value of every facet, and the total of the search itself: from the tally
+    when it can answer, else from the cases.
 
     The facets without a filter of their own share the search's WHERE: on PostgreSQL one
     scan with GROUPING SETS counts all of them and the total; a facet whose own filter is
     set is counted by its own query without that filter."""
-    columns = _facet_columns()
+    counting = _counting(query, scope, now, tally=tally)
+    columns = counting.columns
     own = {"state": bool(query.states), "level": bool(query.levels),
            "scenario": bool(query.scenarios), "town": bool(query.towns),
            "department": bool(query.department), "loop": bool(query.loop),
            "source": bool(query.source)}
     counts: dict[str, dict[Any, int]] = {}
     shared = [name for name in FACETS if not own[name]]
-    where = conditions(query, scope, now=now)
     total: int | None = None
     if db.session.get_bind().dialect.name == "postgresql" and shared:
-        inner = select(*[columns[n].label(n) for n in shared]).where(*where).subquery()
+        weight = [counting.weight] if counting.weight is not None else []
+        inner = (select(*[columns[n].label(n) for n in shared], *weight)
+                 .select_from(counting.table).where(*counting.where(None)).subquery())
         flags = [func.grouping(inner.c[n]).label(f"g_{n}") for n in shared]
         sets = [tuple_(inner.c[n]) for n in shared] + [tuple_()]
         rows = db.session.execute(
-            select(*[inner.c[n] for n in shared], *flags, func.count())
+            select(*[inner.c[n] for n in shared], *flags, counting.count(inner))
             .group_by(func.grouping_sets(*sets))).all()
         counts = {n: {} for n in shared}
         for row in rows:
-            values, grouped, n = row[:len(shared)], row[len(shared):-1], int(row[-1])
+            values, grouped, n = row[:len(shared)], row[len(shared):-1], int(row[-1] or 0)
             member = [name for name, g in zip(shared, grouped, strict=True) if g == 0]
             if not member:
                 total = n
-            else:
+            elif n:
                 name = member[0]
                 counts[name][values[shared.index(name)]] = n
     else:
         for name in shared:
-            counts[name] = _grouped(columns[name], where)
+            counts[name] = counting.grouped(name)
     for name in FACETS:
         if own[name]:
-            counts[name] = _grouped(columns[name], conditions(query, scope, now=now,
-                                                               without=name))
+            counts[name] = counting.grouped(name)
     if total is None:
-        total = db.session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
+        total = counting.total()
     return counts, total
 
 
@@ -563,7 +598,7 @@ def search(user: User, query: CaseQuery, *, now: datetime, with_facets: bool = T
     if with_facets:
         counted, total = _counted(query, scope, now)
     else:
-        total = db.session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
+        total = _counting(query, scope, now).total()
     page = min(query.page, max(1, -(-total // query.per_page)))
     items = list(db.session.scalars(select(Case).where(*where).order_by(*SORTS[query.sort])
                                     .offset((page - 1) * query.per_page)
