@@ -13,9 +13,9 @@ is counted from the cases themselves.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import and_, delete, false, func, insert, select, text
+from sqlalchemy import Table, and_, delete, false, func, insert, select, text
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -26,6 +26,8 @@ from app.services.scenarios import in_scope
 if TYPE_CHECKING:
     from app.services.case_search import CaseQuery, Scope
 
+# The table itself: the tally is written and read as rows, not as objects.
+TABLE = cast(Table, CaseTally.__table__)
 KEY = ("state", "level", "scenario", "scenario_path", "place_id", "place_path",
        "department_id", "loop_level", "source")
 FACET_COLUMNS: dict[str, Any] = {
@@ -87,21 +89,21 @@ def conditions(query: CaseQuery, scope: Scope, *, industry_path: str | None,
 
 
 def _columns() -> list[Any]:
-    return [CaseTally.__table__.c[name] for name in KEY]
+    return [TABLE.c[name] for name in KEY]
 
 
 def _store(sums: dict[Key, int]) -> None:
     rows = [dict(zip(KEY, key, strict=True), n=n) for key, n in sums.items() if n]
     if rows:
-        db.session.execute(insert(CaseTally.__table__), rows)
+        db.session.execute(insert(TABLE), rows)
 
 
 def _take_all() -> dict[Key, int]:
     """Delete every row and answer their sums per key, in one statement (what another
     transaction adds meanwhile stays for the next run)."""
     sums: dict[Key, int] = defaultdict(int)
-    for *key, n in db.session.execute(delete(CaseTally.__table__).returning(
-            *_columns(), CaseTally.__table__.c.n)):
+    for *key, n in db.session.execute(delete(TABLE).returning(
+            *_columns(), TABLE.c.n)):
         sums[tuple(key)] += n
     return sums
 
