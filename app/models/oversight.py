@@ -31,6 +31,7 @@ class CaseTally(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
                                     primary_key=True)
     state: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
     level: Mapped[str | None] = mapped_column(String(10))
     scenario: Mapped[str | None] = mapped_column(String(40))
     scenario_path: Mapped[str | None] = mapped_column(String(200))

@@ -9,7 +9,7 @@ what choosing that value would give. Test runs of draft handbooks never appear.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -290,12 +290,21 @@ def _state_filter(state: str) -> ColumnElement[bool]:
     }[state]
 
 
+def _late_accept(now: datetime) -> ColumnElement[bool]:
+    return exists().where(CaseTask.case_id == Case.id, accept_step(),
+                          CaseTask.status == "ready", CaseTask.due_at < now)
+
+
 def overdue_filter(now: datetime) -> ColumnElement[bool]:
     """Open and past the closing deadline, or not accepted in time (as the overdue list)."""
-    late_accept = exists().where(CaseTask.case_id == Case.id,
-                                 accept_step(),
-                                 CaseTask.status == "ready", CaseTask.due_at < now)
-    return and_(Case.status == "open", or_(Case.due_at < now, late_accept))
+    return and_(Case.status == "open", or_(Case.due_at < now, _late_accept(now)))
+
+
+def not_yet_overdue(now: datetime) -> ColumnElement[bool]:
+    """Open and not overdue (`overdue_filter`'s complement among open cases): no closing
+    deadline or not past it, and the acceptance not late."""
+    return and_(Case.status == "open", or_(Case.due_at.is_(None), Case.due_at >= now),
+                ~_late_accept(now))
 
 
 def _start(moment: date | datetime) -> datetime:
@@ -491,27 +500,64 @@ class _Counting:
                                      .where(*self.where(None))) or 0)
 
 
+def _tally_counting(query: CaseQuery, scope: Scope) -> _Counting:
+    node = _industry_node(query.industry) if query.industry else None
+    return _Counting(CaseTally, case_tally.FACET_COLUMNS, CaseTally.n,
+                     lambda without: case_tally.conditions(
+                         query, scope, industry_path=node.path if node else None,
+                         without=without))
+
+
+def _case_counting(query: CaseQuery, scope: Scope, now: datetime,
+                   *extra: ColumnElement[bool]) -> _Counting:
+    return _Counting(Case, _facet_columns(), None,
+                     lambda without: [*conditions(query, scope, now=now, without=without),
+                                      *extra])
+
+
 def _counting(query: CaseQuery, scope: Scope, now: datetime, *, tally: bool = True
               ) -> _Counting:
-    if tally and case_tally.answers(query, scope):
-        node = _industry_node(query.industry) if query.industry else None
-        return _Counting(CaseTally, case_tally.FACET_COLUMNS, CaseTally.n,
-                         lambda without: case_tally.conditions(
-                             query, scope, industry_path=node.path if node else None,
-                             without=without))
-    return _Counting(Case, _facet_columns(), None,
-                     lambda without: conditions(query, scope, now=now, without=without))
+    if tally and case_tally.answers(query, scope) and not query.overdue:
+        return _tally_counting(query, scope)
+    return _case_counting(query, scope, now)
 
 
 def _counted(query: CaseQuery, scope: Scope, now: datetime, *, tally: bool = True
              ) -> tuple[dict[str, dict[Any, int]], int]:
     """Counts per value of every facet, and the total of the search itself: from the tally
-    when it can answer, else from the cases.
+    when it can answer, else from the cases. Overdue cases are the open cases of the tally
+    less the open cases not overdue yet (the recent ones: few), read from the cases."""
+    if not (tally and case_tally.answers(query, scope)):
+        return _count(_case_counting(query, scope, now), query)
+    counts, total = _count(_tally_counting(query, scope), query)
+    if not query.overdue:
+        return counts, total
+    fresh, fresh_total = _count(_case_counting(replace(query, overdue=False), scope, now,
+                                               not_yet_overdue(now)), query)
+    # The tally knows a case's street or town, the cases their own place.
+    towns = _town_of_nodes(set(fresh["town"]))
+    fresh["town"] = _summed((towns[k].id if k in towns else k, n)
+                            for k, n in fresh["town"].items())
+    for name, found in fresh.items():
+        for key, n in found.items():
+            counts[name][key] = counts[name].get(key, 0) - n
+        counts[name] = {k: n for k, n in counts[name].items() if n}
+    return counts, total - fresh_total
+
+
+def _summed(pairs: Iterable[tuple[Any, int]]) -> dict[Any, int]:
+    out: dict[Any, int] = {}
+    for key, n in pairs:
+        out[key] = out.get(key, 0) + n
+    return out
+
+
+def _count(counting: _Counting, query: CaseQuery) -> tuple[dict[str, dict[Any, int]], int]:
+    """Counts per value of every facet and the total, as `counting` reads them.
 
     The facets without a filter of their own share the search's WHERE: on PostgreSQL one
     scan with GROUPING SETS counts all of them and the total; a facet whose own filter is
     set is counted by its own query without that filter."""
-    counting = _counting(query, scope, now, tally=tally)
     columns = counting.columns
     own = {"state": bool(query.states), "level": bool(query.levels),
            "scenario": bool(query.scenarios), "town": bool(query.towns),

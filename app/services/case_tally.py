@@ -6,8 +6,9 @@ its old key: inserts only, so writers never wait for one another. `compact` sums
 each key into one; `reconcile` checks the whole table against the cases and puts it right.
 A search reads its counts here when it filters on facets alone (state, level, scenario,
 sub-platform, street or town, department, loop, source) within a scope of streets and towns
-or wider; any other filter (dates, overdue, text, evidence...), or a village among the places,
-is counted from the cases themselves.
+or wider; overdue cases are the open ones counted here less those not overdue yet (recent,
+few), counted from the cases. Any other filter (dates, text, evidence...), or a village among
+the places, is counted from the cases themselves.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 # The table itself: the tally is written and read as rows, not as objects.
 TABLE = cast(Table, CaseTally.__table__)
-KEY = ("state", "level", "scenario", "scenario_path", "place_id", "place_path",
+KEY = ("state", "status", "level", "scenario", "scenario_path", "place_id", "place_path",
        "department_id", "loop_level", "source")
 FACET_COLUMNS: dict[str, Any] = {
     "state": CaseTally.state, "level": CaseTally.level, "scenario": CaseTally.scenario,
@@ -40,7 +41,7 @@ Key = tuple[Any, ...]
 
 def answers(query: CaseQuery, scope: Scope) -> bool:
     """Whether the tally can count this search exactly."""
-    if (query.overdue or query.opened_from or query.opened_to or query.closed_from
+    if (query.opened_from or query.opened_to or query.closed_from
             or query.closed_to or query.evidence or query.q or query.case_no
             or query.raw_status or query.point_code):
         return False
@@ -64,6 +65,9 @@ def conditions(query: CaseQuery, scope: Scope, *, industry_path: str | None,
         where.append(in_scope(scope.paths, t.place_path, t.scenario_path))
     if query.states and without != "state":
         where.append(t.state.in_(query.states))
+    if query.overdue:
+        # The open cases: the search subtracts those not overdue (see case_search).
+        where.append(t.status == "open")
     if query.levels and without != "level":
         where.append(t.level.in_(query.levels))
     if query.scenarios and without != "scenario":
@@ -121,7 +125,7 @@ def expected() -> dict[Key, int]:
     from app.services.case_search import source_of, state_of
 
     place, town = aliased(PlatformNode), aliased(PlatformNode)
-    key = (state_of(), Case.level, Case.scenario, Case.scenario_path,
+    key = (state_of(), Case.status, Case.level, Case.scenario, Case.scenario_path,
            func.coalesce(town.id, place.id), func.coalesce(town.path, place.path),
            Case.owner_department_id, Case.loop_level, source_of())
     rows = db.session.execute(

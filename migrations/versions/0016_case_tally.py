@@ -18,10 +18,11 @@ depends_on = None
 # Triggers add a row of +1 for the key of each new or changed case and -1 for its old key
 # (insert only: concurrent writers never wait for each other); a scheduler job sums the rows
 # (`case_tally.compact`) and another checks them against the cases (`case_tally.reconcile`).
-# The key is the facet values of the case list, the town of its place (a village's street or
+# The key is the facet values of the case list, the engine status (an overdue case is open),
+# the town of its place (a village's street or
 # town) and its scenario line; test runs of draft handbooks are never counted.
 
-_COLUMNS = ("state, level, scenario, scenario_path, place_id, place_path, department_id, "
+_COLUMNS = ("state, status, level, scenario, scenario_path, place_id, place_path, department_id, "
             "loop_level, source, n")
 
 # What the case list calls the state of a case (app.services.case_search.state_of).
@@ -40,7 +41,7 @@ _KEYED = ("status", "outcome", "level", "scenario", "scenario_path", "node_id",
 def _row(dialect: str, r: str, n: int) -> str:
     """INSERT the key of row `r` (NEW or OLD) with `n`, unless it is a test case."""
     return (f"INSERT INTO case_tally ({_COLUMNS}) "
-            f"SELECT {_STATE.format(r=r)}, {r}.level, {r}.scenario, {r}.scenario_path, "
+            f"SELECT {_STATE.format(r=r)}, {r}.status, {r}.level, {r}.scenario, {r}.scenario_path, "
             f"COALESCE(town.id, place.id), COALESCE(town.path, place.path), "
             f"{r}.owner_department_id, {r}.loop_level, {_SOURCE[dialect].format(r=r)}, {n} "
             f"FROM platform_node place LEFT JOIN platform_node town "
@@ -59,13 +60,13 @@ def _fill(dialect: str) -> str:
     """The counts of the cases already there."""
     r = "c"
     return (f"INSERT INTO case_tally ({_COLUMNS}) "
-            f"SELECT {_STATE.format(r=r)}, c.level, c.scenario, c.scenario_path, "
+            f"SELECT {_STATE.format(r=r)}, c.status, c.level, c.scenario, c.scenario_path, "
             f"COALESCE(town.id, place.id), COALESCE(town.path, place.path), "
             f"c.owner_department_id, c.loop_level, {_SOURCE[dialect].format(r=r)}, count(*) "
             f"FROM warning_case c JOIN platform_node place ON place.id = c.node_id "
             f"LEFT JOIN platform_node town "
             f"ON town.id = place.parent_id AND place.kind = 'village' "
-            f"WHERE NOT c.is_test GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9")
+            f"WHERE NOT c.is_test GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10")
 
 
 def upgrade():
@@ -74,6 +75,7 @@ def upgrade():
         sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
                   primary_key=True, autoincrement=True),
         sa.Column('state', sa.String(length=20), nullable=False),
+        sa.Column('status', sa.String(length=20), nullable=False),
         sa.Column('level', sa.String(length=10), nullable=True),
         sa.Column('scenario', sa.String(length=40), nullable=True),
         sa.Column('scenario_path', sa.String(length=200), nullable=True),

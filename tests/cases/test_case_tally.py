@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -87,6 +88,8 @@ QUERIES = [
     "scenario=gas", "scenario=flood_typhoon&level=orange", "town=town.02", "town=town.22",
     "department=construction", "department=emergency", "loop=big", "source=iot",
     "source=social", "industry=construction", "scenario=gas&town=town.02&state=open",
+    "overdue=1", "overdue=1&town=town.02", "overdue=1&state=in_progress&scenario=gas",
+    "overdue=1&level=red&level=yellow",
 ]
 
 
@@ -95,32 +98,46 @@ def _query(raw: str) -> case_search.CaseQuery:
                                               if p]))
 
 
-def test_counts_from_the_tally_equal_counts_from_the_cases(ctx, five, make_user, clock):
+YELLOW = {"Activity_assessment": {"verdict": "confirmed", "major_risk": False,
+                                  "level": "yellow"}}
+
+
+def test_counts_from_the_tally_equal_counts_from_the_cases(ctx, five, make_user, clock, drive,
+                                                          people):
+    assert drive(five[0], people, stop_at="Activity_accept", answers=YELLOW) == [
+        "Activity_assessment"]
     now = clock()
-    _change(five[0], accepted_at=now)
     _change(five[1], status="closed", closed_at=now, loop_level="big")
     _change(five[3], dedup_key="social|PT-Y|x", stuck_since=now)
+    # Overdue three ways: past the closing deadline, no deadline (never overdue), and (two
+    # hours on) not accepted in time while the closing deadline is still ahead.
+    _change(five[4], due_at=now - timedelta(hours=1), accepted_at=now)
+    _change(five[2], due_at=None)
     readers = [make_user((Role.AUDITOR, "district")),
                make_user((Role.RESPONDER, "town.02")),
                make_user((Role.DEPARTMENT_HEAD, "industry.construction")),
                make_user((Role.BUSINESS_ADMIN, "town.02"), (Role.RESPONDER, "town.22"))]
     compared = 0
-    for account, raw in itertools.product(readers, QUERIES):
+    overdue = set()
+    for account, raw, at in itertools.product(readers, QUERIES, (now, now + timedelta(hours=2))):
         scope = case_search.scope_of(db.session.get(User, account["id"]))
         query = _query(raw)
         assert case_tally.answers(query, scope), raw
         # The tally keys a place by its street or town, the cases by the place itself: the
         # facets shown (per street or town) and the total must be the same.
-        got, got_total = case_search._counted(query, scope, now, tally=True)
-        want, want_total = case_search._counted(query, scope, now, tally=False)
-        assert got_total == want_total, (account, raw)
-        assert (case_search.facets(query, scope, now=now, counted=got)
-                == case_search.facets(query, scope, now=now, counted=want)), (account, raw)
+        got, got_total = case_search._counted(query, scope, at, tally=True)
+        want, want_total = case_search._counted(query, scope, at, tally=False)
+        assert got_total == want_total, (account, raw, at)
+        assert (case_search.facets(query, scope, now=at, counted=got)
+                == case_search.facets(query, scope, now=at, counted=want)), (account, raw, at)
+        if raw == "overdue=1" and account is readers[0]:
+            overdue.add(got_total)
         compared += 1
-    assert compared == len(readers) * len(QUERIES)
+    assert compared == len(readers) * len(QUERIES) * 2
+    assert overdue == {1, 2}  # one past its deadline; two hours on, one not accepted in time
     # What the tally cannot know is counted from the cases.
     auditor = case_search.scope_of(db.session.get(User, readers[0]["id"]))
-    for raw in ("overdue=1", "opened_from=2026-07-01", "q=PT", "evidence=1",
+    for raw in ("opened_from=2026-07-01", "q=PT", "evidence=1",
                 "town=town.02.v001", "point_code=PT-TALLY-1"):
         assert not case_tally.answers(_query(raw), auditor), raw
     villager = make_user((Role.RESPONDER, "town.02.v001"))
@@ -131,7 +148,7 @@ def test_counts_from_the_tally_equal_counts_from_the_cases(ctx, five, make_user,
 def test_reconcile_puts_a_damaged_tally_right(ctx, five):
     assert case_tally.reconcile() == 0
     db.session.execute(delete(CaseTally).where(CaseTally.state == "open"))
-    db.session.add(CaseTally(state="closed", level="red", scenario="gas", n=7))
+    db.session.add(CaseTally(state="closed", status="closed", level="red", scenario="gas", n=7))
     db.session.flush()
     assert _sums() != case_tally.expected()
     assert case_tally.reconcile() >= 2
