@@ -20,7 +20,7 @@ from app.services.errors import SeedError
 seed_cli = AppGroup("seed", help="Load organisation and demo data.")
 handbooks_cli = AppGroup("handbooks", help="Deploy, list and export command handbook versions.")
 audit_cli = AppGroup("audit", help="Check the audit trail.")
-cases_cli = AppGroup("cases", help="Check cases: history chain and replay.")
+cases_cli = AppGroup("cases", help="Check cases: history chain, replay and kept counts.")
 scheduler_cli = AppGroup("scheduler", help="Run the background scheduler on its own.")
 
 
@@ -149,6 +149,17 @@ def cases_verify(case_no: str | None, everything: bool) -> None:
     click.echo(f"{len(ids)} cases verified, {failed} with problems")
     if failed:
         raise SystemExit(1)
+
+
+@cases_cli.command("tally")
+def cases_tally() -> None:
+    """Check the case list's kept counts against the cases, and put them right."""
+    from app.services import case_tally
+
+    wrong = case_tally.reconcile()
+    db.session.commit()
+    click.echo(f"case tally: {wrong} keys differed from the cases" if wrong
+               else "case tally: matches the cases")
 
 
 @handbooks_cli.command("deploy")

@@ -154,3 +154,16 @@ def test_reconcile_puts_a_damaged_tally_right(ctx, five):
     assert case_tally.reconcile() >= 2
     _same_as_cases()
     assert case_tally.reconcile() == 0
+
+
+def test_the_check_is_a_command_too(app, five):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["cases", "tally"]).output.strip() == \
+        "case tally: matches the cases"
+    with app.app_context():
+        db.session.execute(delete(CaseTally).where(CaseTally.scenario == "flood_typhoon"))
+        db.session.commit()
+    damaged = runner.invoke(args=["cases", "tally"])
+    assert damaged.exit_code == 0 and "1 keys differed" in damaged.output
+    with app.app_context():
+        _same_as_cases()
