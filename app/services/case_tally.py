@@ -142,6 +142,9 @@ def reconcile() -> int:
     few seconds this takes on PostgreSQL (the tally is locked); on SQLite the first statement
     takes the database's single write lock."""
     if db.session.get_bind().dialect.name == "postgresql":
+        # Not behind a long transaction, with every case write queued behind this: another
+        # night, then.
+        db.session.execute(text("SET LOCAL lock_timeout = '5s'"))
         db.session.execute(text("LOCK TABLE case_tally IN EXCLUSIVE MODE"))
     have = _take_all()
     want = expected()
