@@ -261,25 +261,36 @@ def end_silence(actor: Any, silence_id: int, *, now: datetime) -> Silence:
     return row
 
 
+# Alerts partitioned by month (PostgreSQL, migration 0014): the keys also live in their own
+# table, whose primary key says at once which of them were seen before (in a storm most are
+# new, and no month is read at all) and when, so that each seen alert is read from its own
+# month only. One probe per key, whatever the statistics say about the tables (a storm's
+# fresh rows have none yet, and a plan from them filtered every key of the source).
+_REPLAYS_PARTITIONED = """
+SELECT a.id, u.key AS idempotency_key, a.disposition, a.level, a.unknown_point, c.case_no
+FROM unnest(CAST(:keys AS varchar[])) AS u(key)
+JOIN LATERAL (SELECT s.received_at FROM alert_idempotency_key s
+              WHERE s.api_key_id = :key AND s.idempotency_key = u.key LIMIT 1) s ON true
+JOIN LATERAL (SELECT al.id, al.disposition, al.level, al.unknown_point, al.case_id
+              FROM alert al WHERE al.api_key_id = :key AND al.idempotency_key = u.key
+              AND al.received_at = s.received_at LIMIT 1) a ON true
+LEFT JOIN warning_case c ON c.id = a.case_id
+"""
+
+
 def _replays(key: ApiKey, idempotency_keys: list[str]) -> dict[str, AlertOutcome]:
     """What earlier requests stored under these idempotency keys, in one query."""
     if not idempotency_keys:
         return {}
     if partitions.is_partitioned(db.session.connection(), "alert"):
-        # Partitioned by month (PostgreSQL, migration 0014): the keys also live in their own
-        # table, whose primary key answers at once which of them were seen before; in a storm
-        # most are new, and the month partitions are not read at all.
-        idempotency_keys = list(db.session.scalars(
-            text("SELECT idempotency_key FROM alert_idempotency_key "
-                 "WHERE api_key_id = :key AND idempotency_key = ANY(:keys)"),
-            {"key": key.id, "keys": idempotency_keys}))
-        if not idempotency_keys:
-            return {}
-    rows = db.session.execute(
-        select(Alert.id, Alert.idempotency_key, Alert.disposition, Alert.level,
-               Alert.unknown_point, Case.case_no)
-        .outerjoin(Case, Case.id == Alert.case_id)
-        .where(Alert.api_key_id == key.id, Alert.idempotency_key.in_(idempotency_keys)))
+        rows = db.session.execute(text(_REPLAYS_PARTITIONED),
+                                  {"key": key.id, "keys": idempotency_keys})
+    else:
+        rows = db.session.execute(
+            select(Alert.id, Alert.idempotency_key, Alert.disposition, Alert.level,
+                   Alert.unknown_point, Case.case_no)
+            .outerjoin(Case, Case.id == Alert.case_id)
+            .where(Alert.api_key_id == key.id, Alert.idempotency_key.in_(idempotency_keys)))
     return {row.idempotency_key: AlertOutcome(row.id, row.disposition, row.case_no, row.level,
                                               row.unknown_point, replayed=True)
             for row in rows}
@@ -419,21 +430,50 @@ def _flush_repeats(rows: list[dict[str, Any]], index: list[int],
     for n, alert_id, row in zip(index, ids, rows, strict=True):
         outcomes[n] = AlertOutcome(alert_id, "grouped", case_nos.get(row["case_id"]),
                                    row["level"], row["unknown_point"])
-    table = cast(Table, Case.__table__)
-    db.session.connection().execute(
-        update(table).where(table.c.id == bindparam("b_id")).values(
-            alert_count=table.c.alert_count + bindparam("b_count"),
-            last_value=bindparam("b_value", type_=table.c.last_value.type),
-            last_seen=case((table.c.last_seen > bindparam("b_seen", type_=table.c.last_seen.type),
-                            table.c.last_seen),
-                           else_=bindparam("b_seen", type_=table.c.last_seen.type)),
-            state_version=table.c.state_version + 1),
-        [{"b_id": u["case_id"], "b_count": u["count"], "b_value": u["last_value"],
-          "b_seen": u["last_seen"]} for u in updates.values()])
+    if db.session.get_bind().dialect.name == "postgresql":
+        _update_cases_pg(list(updates.values()))
+    else:
+        table = cast(Table, Case.__table__)
+        db.session.connection().execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(
+                alert_count=table.c.alert_count + bindparam("b_count"),
+                last_value=bindparam("b_value", type_=table.c.last_value.type),
+                last_seen=case((table.c.last_seen > bindparam(
+                    "b_seen", type_=table.c.last_seen.type), table.c.last_seen),
+                    else_=bindparam("b_seen", type_=table.c.last_seen.type)),
+                state_version=table.c.state_version + 1),
+            [{"b_id": u["case_id"], "b_count": u["count"], "b_value": u["last_value"],
+              "b_seen": u["last_seen"]} for u in updates.values()])
     # Cases this session already holds have moved on in the database: reload when touched.
     for obj in list(db.session.identity_map.values()):
         if isinstance(obj, Case) and obj.id in updates:
             db.session.expire(obj)
+
+
+_LOCK_CASES = "SELECT id FROM warning_case WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+_UPDATE_CASES = (
+    "UPDATE warning_case AS c SET alert_count = c.alert_count + v.n, last_value = v.value, "
+    "last_seen = GREATEST(c.last_seen, v.seen), state_version = c.state_version + 1 "
+    "FROM json_to_recordset(%s::json) AS v(id integer, n integer, value float8, "
+    "seen timestamptz) WHERE c.id = v.id")
+
+
+def _update_cases_pg(updates: list[dict[str, Any]]) -> None:
+    """The repeats' cases in two statements whatever their number: their rows locked in id
+    order (two batches touching the same cases wait for each other instead of deadlocking),
+    then one update from the counts sent as a JSON array."""
+    import json
+
+    from app.models.base import UTCDateTime
+
+    dialect = db.session.get_bind().dialect
+    stamp = UTCDateTime().process_bind_param
+    conn = db.session.connection()
+    conn.exec_driver_sql(_LOCK_CASES, (sorted(u["case_id"] for u in updates),))
+    document = json.dumps([{"id": u["case_id"], "n": u["count"], "value": u["last_value"],
+                            "seen": stamp(u["last_seen"], dialect).isoformat()}
+                           for u in updates], allow_nan=False)
+    conn.exec_driver_sql(_UPDATE_CASES, (document,))
 
 
 # The columns of a plain repeat's alert row and their PostgreSQL types.
