@@ -99,6 +99,9 @@ class Loaded:
     # Task rows the last recorded step made ready (created, or reopened after a failure):
     # the caller acts on them without selecting them again.
     opened: list[CaseTask] = field(default_factory=list)
+    # Every task row of the case when the caller read them after locking it (else None):
+    # the next recorded step syncs them without selecting them again, once.
+    tasks: list[CaseTask] | None = None
 
 
 def load(case: Case) -> Loaded:
@@ -269,10 +272,14 @@ def _sync_tasks(loaded: Loaded, now: datetime) -> None:
     # Pending events do not change which tasks are stored: no flush before this read. Rows of
     # ready tasks in another status come along: a task that failed (ERROR) and ran again is
     # the same task, and its row is reopened.
-    with db.session.no_autoflush:
-        rows = db.session.scalars(select(CaseTask).where(
-            CaseTask.case_id == case.id,
-            or_(CaseTask.status == "ready", CaseTask.task_id.in_(list(ready))))).all()
+    if loaded.tasks is not None:
+        rows = [r for r in loaded.tasks if r.status == "ready" or r.task_id in ready]
+        loaded.tasks = None  # rows this sync adds are not among them
+    else:
+        with db.session.no_autoflush:
+            rows = list(db.session.scalars(select(CaseTask).where(
+                CaseTask.case_id == case.id,
+                or_(CaseTask.status == "ready", CaseTask.task_id.in_(list(ready))))).all())
     loaded.opened = []
     for row in rows:
         if row.task_id in ready:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import lazyload, undefer
+from sqlalchemy.orm import joinedload, lazyload, undefer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -215,31 +215,41 @@ def get_case_by_no(actor: User, case_no: str) -> Case:
     return case
 
 
-def _task(task_row_id: int, *, lock: bool = False, with_state: bool = False) -> CaseTask:
-    """The task row; with `lock`, after taking its case's row lock (`with_state`: the case's
-    engine state comes along in the same statement)."""
+def _task(task_row_id: int, *, lock: bool = False) -> CaseTask:
+    """The task row; with `lock`, after taking its case's row lock."""
     if lock:
-        # Serialise writers on the case row: on PostgreSQL a real row lock; the optimistic
-        # counter on the case catches anything that still slips through. The task is read
-        # after the lock, so it is as the writer before us left it.
-        query = (select(Case).where(Case.id == select(CaseTask.case_id).where(
-            CaseTask.id == task_row_id).scalar_subquery())
-            .with_for_update(of=Case).execution_options(populate_existing=True))
-        if with_state:
-            query = query.options(undefer(Case.state))
-        case = db.session.scalar(query)
-        if case is None:
-            raise NotFound(_l("No such task."))
-        row = db.session.scalar(select(CaseTask).where(CaseTask.id == task_row_id)
-                                .options(lazyload(CaseTask.case))
-                                .execution_options(populate_existing=True))
-        if row is not None:  # the case just read and locked, not a second copy
-            set_committed_value(row, "case", case)
-    else:
-        row = db.session.scalar(select(CaseTask).where(CaseTask.id == task_row_id))
+        return _locked_task(task_row_id)[0]
+    row = db.session.scalar(select(CaseTask).where(CaseTask.id == task_row_id))
     if row is None or row.case.is_test:  # a draft's test run is worked on its own page
         raise NotFound(_l("No such task."))
     return row
+
+
+def _locked_task(task_row_id: int, *, for_step: bool = False
+                 ) -> tuple[CaseTask, list[CaseTask]]:
+    """The task row after taking its case's row lock, and every task row of that case.
+
+    Serialise writers on the case row: on PostgreSQL a real row lock; the optimistic counter
+    on the case catches anything that still slips through. The rows are read after the lock,
+    so they are as the writer before us left them. `for_step`: the case's engine state and
+    its handbook version come along in the lock's statement (the step loads both)."""
+    query = (select(Case).where(Case.id == select(CaseTask.case_id).where(
+        CaseTask.id == task_row_id).scalar_subquery())
+        .with_for_update(of=Case).execution_options(populate_existing=True))
+    if for_step:
+        query = query.options(undefer(Case.state), joinedload(Case.handbook_version))
+    case = db.session.scalar(query)
+    if case is None:
+        raise NotFound(_l("No such task."))
+    rows = list(db.session.scalars(select(CaseTask).where(CaseTask.case_id == case.id)
+                                   .options(lazyload(CaseTask.case))
+                                   .execution_options(populate_existing=True)))
+    for row in rows:  # the case just read and locked, not a second copy
+        set_committed_value(row, "case", case)
+    found = next((r for r in rows if r.id == task_row_id), None)
+    if found is None or case.is_test:  # a draft's test run is worked on its own page
+        raise NotFound(_l("No such task."))
+    return found, rows
 
 
 def _may_act(actor: User, task: CaseTask) -> None:
@@ -342,25 +352,24 @@ def _hash(case: Case) -> str:
 
 def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: datetime) -> Case:
     """Complete a human task with its form; exactly one of two concurrent callers wins."""
-    task = _task(task_row_id, lock=True, with_state=True)
-    # Held for the whole call: the separation check and the engine load read the same row
-    # through the session's identity map instead of selecting it again.
-    version = db.session.get(HandbookVersion, task.case.handbook_version_id)  # noqa: F841
+    task, rows = _locked_task(task_row_id, for_step=True)
     _may_act(actor, task)
     _still_ready(task)
     if task.claimed_by_id not in (None, actor.id):
         raise Conflict(_l("%(name)s has claimed this task.",
                           name=task.claimed_by.display_name if task.claimed_by else "-"),
                        code="claimed_by_other")
-    return complete_checked(actor, task, form, now=now)
+    return complete_checked(actor, task, form, now=now, tasks=rows)
 
 
 def complete_checked(actor: User, task: CaseTask, form: dict[str, Any], *,
-                     now: datetime) -> Case:
+                     now: datetime, tasks: list[CaseTask] | None = None) -> Case:
     """Complete a ready task whose actor has been checked (by lane, or as the designer
-    playing every lane of a test case): form rules, engine step, notices, level change."""
+    playing every lane of a test case): form rules, engine step, notices, level change.
+    `tasks`: every task row of the case, read after its lock (else read when needed)."""
     case = task.case
     loaded = case_engine.load(case)
+    loaded.tasks = tasks
     problems = form_rules.check(loaded.compiled.form_fields(task.process_id, task.element_id),
                                 form)
     if problems:
