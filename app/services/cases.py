@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, null, select
 from sqlalchemy.orm import joinedload, lazyload, undefer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -22,6 +22,7 @@ from app.models import (
     Attachment,
     Case,
     CaseComment,
+    CaseFollower,
     CaseTask,
     HandbookVersion,
     MonitoringPoint,
@@ -226,21 +227,26 @@ def _task(task_row_id: int, *, lock: bool = False) -> CaseTask:
 
 
 def _locked_task(task_row_id: int, *, for_step: bool = False
-                 ) -> tuple[CaseTask, list[CaseTask]]:
-    """The task row after taking its case's row lock, and every task row of that case.
+                 ) -> tuple[CaseTask, list[CaseTask], bool | None]:
+    """The task row after taking its case's row lock, every task row of that case, and
+    (`for_step`) whether anyone follows the case.
 
     Serialise writers on the case row: on PostgreSQL a real row lock; the optimistic counter
     on the case catches anything that still slips through. The rows are read after the lock,
-    so they are as the writer before us left them. `for_step`: the case's engine state and
-    its handbook version come along in the lock's statement (the step loads both)."""
-    query = (select(Case).where(Case.id == select(CaseTask.case_id).where(
-        CaseTask.id == task_row_id).scalar_subquery())
+    so they are as the writer before us left them. `for_step`: the case's engine state, its
+    handbook version and whether it has followers come along in the lock's statement (the
+    step needs all three)."""
+    followed_now = exists().where(CaseFollower.case_id == Case.id)
+    query = (select(Case, followed_now if for_step else null()).where(
+        Case.id == select(CaseTask.case_id).where(CaseTask.id == task_row_id)
+        .scalar_subquery())
         .with_for_update(of=Case).execution_options(populate_existing=True))
     if for_step:
         query = query.options(undefer(Case.state), joinedload(Case.handbook_version))
-    case = db.session.scalar(query)
-    if case is None:
+    found_case = db.session.execute(query).first()
+    if found_case is None:
         raise NotFound(_l("No such task."))
+    case, followed = found_case
     rows = list(db.session.scalars(select(CaseTask).where(CaseTask.case_id == case.id)
                                    .options(lazyload(CaseTask.case))
                                    .execution_options(populate_existing=True)))
@@ -249,7 +255,7 @@ def _locked_task(task_row_id: int, *, for_step: bool = False
     found = next((r for r in rows if r.id == task_row_id), None)
     if found is None or case.is_test:  # a draft's test run is worked on its own page
         raise NotFound(_l("No such task."))
-    return found, rows
+    return found, rows, (bool(followed) if for_step else None)
 
 
 def _may_act(actor: User, task: CaseTask) -> None:
@@ -352,21 +358,23 @@ def _hash(case: Case) -> str:
 
 def complete(actor: User, task_row_id: int, form: dict[str, Any], *, now: datetime) -> Case:
     """Complete a human task with its form; exactly one of two concurrent callers wins."""
-    task, rows = _locked_task(task_row_id, for_step=True)
+    task, rows, followed = _locked_task(task_row_id, for_step=True)
     _may_act(actor, task)
     _still_ready(task)
     if task.claimed_by_id not in (None, actor.id):
         raise Conflict(_l("%(name)s has claimed this task.",
                           name=task.claimed_by.display_name if task.claimed_by else "-"),
                        code="claimed_by_other")
-    return complete_checked(actor, task, form, now=now, tasks=rows)
+    return complete_checked(actor, task, form, now=now, tasks=rows, followed=followed)
 
 
 def complete_checked(actor: User, task: CaseTask, form: dict[str, Any], *,
-                     now: datetime, tasks: list[CaseTask] | None = None) -> Case:
+                     now: datetime, tasks: list[CaseTask] | None = None,
+                     followed: bool | None = None) -> Case:
     """Complete a ready task whose actor has been checked (by lane, or as the designer
     playing every lane of a test case): form rules, engine step, notices, level change.
-    `tasks`: every task row of the case, read after its lock (else read when needed)."""
+    `tasks`: every task row of the case, read after its lock; `followed`: whether anyone
+    follows the case (both read when needed if not given)."""
     case = task.case
     loaded = case_engine.load(case)
     loaded.tasks = tasks
@@ -389,7 +397,7 @@ def complete_checked(actor: User, task: CaseTask, form: dict[str, Any], *,
         case.accepted_at = now
     level_before = case.level
     completed = case_engine.record_step(loaded, result, now=now, actor=actor)
-    notify.after_step(case, completed, now=now)
+    notify.after_step(case, completed, now=now, followed=followed)
     _keep_lane(actor, task, loaded.opened, now=now)
     if case.level != level_before and case.status == "open":
         relevel(loaded, case.level, now=now)

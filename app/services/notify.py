@@ -217,12 +217,14 @@ def delegated(case: Case, to: User, step: str, by: str, reason: str, *, now: dat
                  _body(case, f"{by} 将「{step}」指派给您：{reason}"), now)
 
 
-def followers_told(case: Case, completed: Iterable[Completed], *, now: datetime) -> int:
-    """Tell the case's followers which steps were just done (one notice per step)."""
+def followers_told(case: Case, completed: Iterable[Completed], *, now: datetime,
+                   followed: bool | None = None) -> int:
+    """Tell the case's followers which steps were just done (one notice per step);
+    `followed=False`: the caller knows nobody follows the case."""
     from app.models import CaseFollower
 
     names = [e.name for e in completed if e.by_person and e.name]
-    if not names:
+    if not names or followed is False:
         return 0
     with db.session.no_autoflush:
         rows = db.session.execute(select(User.id, User.username).join(
@@ -239,8 +241,10 @@ def _body(case: Case, what: str) -> str:
             f"{case.node.name} · {case.point_code}：{what}")
 
 
-def after_step(case: Case, completed: Iterable[Completed], *, now: datetime) -> int:
-    """Notify for every completed element that carries `notify`/`notice` properties."""
+def after_step(case: Case, completed: Iterable[Completed], *, now: datetime,
+               followed: bool | None = None) -> int:
+    """Notify for every completed element that carries `notify`/`notice` properties, and the
+    case's followers (`followed=False`: the caller knows it has none)."""
     sent = 0
     for element in completed:
         roles = [r.strip() for r in element.properties.get("notify", "").split(",") if r.strip()]
@@ -248,7 +252,7 @@ def after_step(case: Case, completed: Iterable[Completed], *, now: datetime) -> 
         told: set[int] = set()
         for role in roles:
             sent += _to_lane(case, role, kind, _body(case, element.name), now, skip=told)
-    return sent + followers_told(case, completed, now=now)
+    return sent + followers_told(case, completed, now=now, followed=followed)
 
 
 def case_pushed(case: Case, handbook: Handbook, *, now: datetime) -> int:
