@@ -314,8 +314,10 @@ def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[Ale
     handbooks = {s: handbook_for(s) for s in {a.scenario for a in batch}}
     items = [item_for(handbooks[a.scenario], a.indicator) for a in batch]
     codes = {a.point_code for a in batch}
-    points = {p.code: p for p in db.session.scalars(select(MonitoringPoint).where(
-        MonitoringPoint.code.in_(codes), MonitoringPoint.active.is_(True)))}
+    # point code -> its id: a repeat needs no more of its point (no ORM objects for a storm).
+    point_ids: dict[str, int] = dict(db.session.execute(
+        select(MonitoringPoint.code, MonitoringPoint.id).where(
+            MonitoringPoint.code.in_(codes), MonitoringPoint.active.is_(True))).tuples().all())
     silenced = {(s.scenario, s.point_code, s.indicator) for s in db.session.scalars(
         select(Silence).where(Silence.point_code.in_(codes), Silence.starts_at <= now,
                               Silence.ends_at > now, Silence.ended_at.is_(None)))}
@@ -365,15 +367,15 @@ def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[Ale
                     open_cases.pop(dedup_key, None)
             continue
         assert row is not None
-        point = points.get(incoming.point_code)
+        point_id = point_ids.get(incoming.point_code)
         pending.add(n, {
             "api_key_id": key.id, "idempotency_key": retry_of, "received_at": now,
             "observed_at": incoming.observed_at, "source_type": key.source_type,
-            "point_code": incoming.point_code, "point_id": point.id if point else None,
+            "point_code": incoming.point_code, "point_id": point_id,
             "scenario": incoming.scenario, "item_code": item.code,
             "indicator": item.indicator, "value": incoming.value, "unit": item.unit,
             "level": level, "dedup_key": dedup_key, "disposition": "grouped",
-            "case_id": row.id, "unknown_point": point is None, "silence_id": None,
+            "case_id": row.id, "unknown_point": point_id is None, "silence_id": None,
             "payload": incoming.payload or {}})
     pending.flush()
     return [o for o in outcomes if o is not None]
