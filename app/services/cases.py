@@ -247,8 +247,10 @@ def _locked_task(task_row_id: int, *, for_step: bool = False
     if found_case is None:
         raise NotFound(_l("No such task."))
     case, followed = found_case
+    # Who claimed a task is asked only when someone else did: read then, not joined here.
     rows = list(db.session.scalars(select(CaseTask).where(CaseTask.case_id == case.id)
-                                   .options(lazyload(CaseTask.case))
+                                   .options(lazyload(CaseTask.case),
+                                            lazyload(CaseTask.claimed_by))
                                    .execution_options(populate_existing=True)))
     for row in rows:  # the case just read and locked, not a second copy
         set_committed_value(row, "case", case)
