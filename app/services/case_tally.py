@@ -66,7 +66,7 @@ def conditions(query: CaseQuery, scope: Scope, *, industry_path: str | None,
     if query.states and without != "state":
         where.append(t.state.in_(query.states))
     if query.overdue:
-        # The open cases: the search subtracts those not overdue (see case_search).
+        # The open cases: the search subtracts those not overdue (see case_counts).
         where.append(t.status == "open")
     if query.levels and without != "level":
         where.append(t.level.in_(query.levels))

@@ -15,7 +15,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
 from app.models import Case, CaseTally, Role, User
-from app.services import case_search, case_tally, org
+from app.services import case_counts, case_search, case_tally, org
 from cases_fixtures import as_test_copy
 
 
@@ -125,11 +125,11 @@ def test_counts_from_the_tally_equal_counts_from_the_cases(ctx, five, make_user,
         assert case_tally.answers(query, scope), raw
         # The tally keys a place by its street or town, the cases by the place itself: the
         # facets shown (per street or town) and the total must be the same.
-        got, got_total = case_search._counted(query, scope, at, tally=True)
-        want, want_total = case_search._counted(query, scope, at, tally=False)
+        got, got_total = case_counts.search_counts(query, scope, at, tally=True)
+        want, want_total = case_counts.search_counts(query, scope, at, tally=False)
         assert got_total == want_total, (account, raw, at)
-        assert (case_search.facets(query, scope, now=at, counted=got)
-                == case_search.facets(query, scope, now=at, counted=want)), (account, raw, at)
+        assert (case_counts.facets(query, scope, now=at, counted=got)
+                == case_counts.facets(query, scope, now=at, counted=want)), (account, raw, at)
         if raw == "overdue=1" and account is readers[0]:
             overdue.add(got_total)
         compared += 1
