@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask_migrate import upgrade
 from sqlalchemy import func, select
 
+from app import create_app
 from app.config import _database_url
 from app.extensions import db
 from app.models import Case, CaseTask, HandbookVersion, Role, RoleAssignment, User, VersionStatus
 from app.services import case_engine, cases, handbooks, org
+from helpers import Clock
+
+# The PostgreSQL server that tests needing real commits create their own databases beside.
+PG_BASE_URL = os.environ.get("TEST_DATABASE_URL")
+
 
 # Every scenario of the platform, in the order of the annex.
 SCENARIOS = ("flood_typhoon", "rain_snow_ice", "industry_trade", "hazardous_chemicals", "gas",
@@ -37,6 +46,30 @@ def fresh_database(base_url: str, name: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+@contextmanager
+def fresh_pg_app(name: str, *, migrated: bool = True) -> Iterator[tuple[Flask, Clock]]:
+    """An application with its own clock on a new PostgreSQL database `name` beside
+    TEST_DATABASE_URL (the test is skipped without it): with the schema and the organisation
+    unless `migrated=False`; disposed and dropped afterwards."""
+    if not PG_BASE_URL:
+        pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL")
+    with fresh_database(PG_BASE_URL, name) as url:
+        clock = Clock()
+        app = create_app(DATABASE_URL=url, SECRET_KEY=f"{name}-secret-0123456789abcdef",
+                         clock=clock)
+        if migrated:
+            with app.app_context():
+                upgrade()
+                org.load_org()
+                db.session.commit()
+        try:
+            yield app, clock
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
 
 
 def publish_all(now: datetime) -> None:

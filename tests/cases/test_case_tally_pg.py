@@ -4,7 +4,6 @@ tally exactly equal to the cases."""
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 from collections.abc import Iterator
@@ -12,19 +11,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
-from app import create_app
 from app.extensions import db
 from app.models import CaseTally, HandbookVersion
-from app.services import case_tally, handbooks, org
-from cases_fixtures import fresh_database
+from app.services import case_tally, handbooks
+from cases_fixtures import fresh_pg_app
 from helpers import Clock
 
 pytestmark = pytest.mark.commits
 
-BASE_URL = os.environ.get("TEST_DATABASE_URL")
 DB_NAME = "ops_case_tally_test"
 CASES = 200
 
@@ -60,22 +56,11 @@ CHANGES = (
 
 @pytest.fixture
 def pg_app() -> Iterator[tuple[Flask, Clock]]:
-    if not BASE_URL:
-        pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL")
-    with fresh_database(BASE_URL, DB_NAME) as url:
-        clock = Clock()
-        app = create_app(DATABASE_URL=url, SECRET_KEY="tally-secret-0123456789ab", clock=clock)
+    with fresh_pg_app(DB_NAME) as (app, clock):
         with app.app_context():
-            upgrade()
-            org.load_org()
             handbooks.deploy(author=None, now=clock())
             db.session.commit()
-        try:
-            yield app, clock
-        finally:
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
+        yield app, clock
 
 
 def _sums() -> dict[tuple[Any, ...], int]:

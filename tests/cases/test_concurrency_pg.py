@@ -3,17 +3,14 @@ exactly one wins, the other gets a clear conflict, nothing is lost."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
-from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from app import create_app
 from app.extensions import db
 from app.models import (
     ApiKey,
@@ -28,33 +25,18 @@ from app.models import (
 from app.services import api_keys, cases, org
 from app.services.errors import Conflict
 from app.services.intake import AlertIn, ingest
-from cases_fixtures import drive_to, fresh_database, publish_all
+from cases_fixtures import drive_to, fresh_pg_app, publish_all
 from helpers import PASSWORD, Clock
 
 pytestmark = pytest.mark.commits
 
-BASE_URL = os.environ.get("TEST_DATABASE_URL")
 DB_NAME = "ops_concurrency_test"
 
 
 @pytest.fixture
 def pg_app() -> Iterator[tuple[Flask, Clock]]:
-    if not BASE_URL:
-        pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL")
-    with fresh_database(BASE_URL, DB_NAME) as url:
-        clock = Clock()
-        app = create_app(DATABASE_URL=url, SECRET_KEY="concurrency-secret-0123456789",
-                         clock=clock)
-        with app.app_context():
-            upgrade()
-            org.load_org()
-            db.session.commit()
-        try:
-            yield app, clock
-        finally:
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
+    with fresh_pg_app(DB_NAME) as (app, clock):
+        yield app, clock
 
 
 def _user(username: str, role: Role, node: str) -> User:

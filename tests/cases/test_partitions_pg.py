@@ -4,7 +4,6 @@ append-only, and upkeep creates months ahead and never drops one younger than si
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,36 +15,24 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from app import create_app
 from app.extensions import db
 from app.jobs import maintain_partitions
 from app.models import Alert, ApiKey, Case, CaseEvent, MonitoringPoint, Role, RoleAssignment, User
 from app.services import api_keys, org, partitions
 from app.services.intake import AlertIn, ingest_many
 from app.services.verification import verify_case
-from cases_fixtures import fresh_database, publish_all
+from cases_fixtures import fresh_pg_app, publish_all
 from helpers import Clock
 
 pytestmark = pytest.mark.commits
 
-BASE_URL = os.environ.get("TEST_DATABASE_URL")
 DB_NAME = "ops_partitions_test"
 
 
 @pytest.fixture
 def pg_app() -> Iterator[tuple[Flask, Clock]]:
-    if not BASE_URL:
-        pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL")
-    with fresh_database(BASE_URL, DB_NAME) as url:
-        clock = Clock()
-        app = create_app(DATABASE_URL=url, SECRET_KEY="partition-secret-0123456789abcdef",
-                         clock=clock)
-        try:
-            yield app, clock
-        finally:
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
+    with fresh_pg_app(DB_NAME, migrated=False) as (app, clock):
+        yield app, clock
 
 
 def _alerts(clock: Clock, first: int, count: int) -> list[AlertIn]:
