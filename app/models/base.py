@@ -18,6 +18,18 @@ NAMING_CONVENTION = {
 }
 
 
+def _in_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given where an aware UTC time is required")
+    return value.astimezone(UTC)
+
+
+def utc_text(value: datetime) -> str:
+    """An aware time as ISO text in UTC, as a UTCDateTime column stores it: for rows sent to
+    PostgreSQL as one JSON document."""
+    return _in_utc(value).isoformat()
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores UTC and always hands back an aware datetime, on SQLite as on PostgreSQL."""
 
@@ -27,9 +39,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given where an aware UTC time is required")
-        value = value.astimezone(UTC)
+        value = _in_utc(value)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value

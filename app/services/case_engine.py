@@ -24,7 +24,7 @@ from app.models import (
     HandbookVersion,
     User,
 )
-from app.models.base import UTCDateTime
+from app.models.base import utc_text
 from app.services.bpmn_index import STEP, VersionIndex, index_for
 from app.services.engine import compiled, runtime
 from app.services.handbook_schema import parse_duration
@@ -258,8 +258,7 @@ def _insert_events(rows: list[dict[str, Any]]) -> None:
     if connection.dialect.name != "postgresql":
         connection.execute(insert(cast(Table, CaseEvent.__table__)), rows)
         return
-    stamp = UTCDateTime().process_bind_param  # aware UTC, as the ORM column would bind it
-    document = json.dumps([{**row, "at": stamp(row["at"], connection.dialect).isoformat()}
+    document = json.dumps([{**row, "at": utc_text(row["at"])}
                            for row in rows], ensure_ascii=False, allow_nan=False)
     connection.exec_driver_sql(_JSON_EVENTS, (document,))
 

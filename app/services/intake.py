@@ -466,14 +466,12 @@ def _update_cases_pg(updates: list[dict[str, Any]]) -> None:
     then one update from the counts sent as a JSON array."""
     import json
 
-    from app.models.base import UTCDateTime
+    from app.models.base import utc_text
 
-    dialect = db.session.get_bind().dialect
-    stamp = UTCDateTime().process_bind_param
     conn = db.session.connection()
     conn.exec_driver_sql(_LOCK_CASES, (sorted(u["case_id"] for u in updates),))
     document = json.dumps([{"id": u["case_id"], "n": u["count"], "value": u["last_value"],
-                            "seen": stamp(u["last_seen"], dialect).isoformat()}
+                            "seen": utc_text(u["last_seen"])}
                            for u in updates], allow_nan=False)
     conn.exec_driver_sql(_UPDATE_CASES, (document,))
 
@@ -507,15 +505,13 @@ def _insert_alerts(rows: list[dict[str, Any]]) -> list[int]:
 
     from sqlalchemy import insert
 
-    from app.models.base import UTCDateTime
+    from app.models.base import utc_text
 
-    dialect = db.session.get_bind().dialect
-    if dialect.name != "postgresql":
+    if db.session.get_bind().dialect.name != "postgresql":
         return list(db.session.scalars(
             insert(Alert).returning(Alert.id, sort_by_parameter_order=True), rows).all())
-    stamp = UTCDateTime().process_bind_param  # aware UTC, as the ORM column would bind it
     # The payload goes as its JSON text, kept as the source wrote it (jsonb would reorder).
-    document = json.dumps([[stamp(row[c], dialect).isoformat() if t == "timestamptz"
+    document = json.dumps([[utc_text(row[c]) if t == "timestamptz"
                             else json.dumps(row[c], ensure_ascii=False) if t == "json"
                             else row[c] for c, t in _ALERT_COLUMNS] for row in rows],
                           ensure_ascii=False, allow_nan=False)
