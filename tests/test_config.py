@@ -98,3 +98,18 @@ def test_local_dates_follow_the_time_zone_setting() -> None:
             period = figures.Period.parse(None, now=moment)
             assert (period.start.month, str(local_zone())) == (month, zone)
             assert period.start_utc.astimezone(local_zone()).hour == 0
+
+
+def test_postgresql_connections_run_without_jit(app, dbconn) -> None:
+    """The application's short statements must not pay for JIT compilation (a planner
+    estimate over a few thousand rows crossed its threshold and spent 20 ms compiling)."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            assert "connect_args" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+            return
+        with db.engine.connect() as conn:
+            assert conn.scalar(text("SHOW jit")) == "off"
