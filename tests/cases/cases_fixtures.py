@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -202,3 +203,30 @@ def as_test_copy(case_no: str, new_no: str) -> str:
     db.session.add(Case(**values, case_no=new_no, dedup_key=f"test|{new_no}", is_test=True))
     db.session.flush()
     return new_no
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures computed by hand (tests of app.services.figures)
+
+PERCENTILES = ("accept_p50", "accept_p90", "close_p50", "close_p90")
+
+
+def nearest_rank(values: list[float], p: int) -> float | None:
+    if not values:
+        return None
+    return sorted(values)[math.ceil(p / 100 * len(values)) - 1]
+
+
+def with_derived(counts: dict[str, Any], to_accept: list[float], to_close: list[float]
+                 ) -> dict[str, Any]:
+    """Hand counts completed with the rates of `figures.RATES` and the mean, p50 and p90 of
+    the times to accept and to close (nearest rank)."""
+    from app.services import figures
+
+    for rate, (num, den) in figures.RATES.items():
+        counts[rate] = counts[num] / counts[den] if counts[den] else None
+    for name, values in (("accept", to_accept), ("close", to_close)):
+        counts[f"{name}_mean"] = sum(values) / len(values) if values else None
+        counts[f"{name}_p50"] = nearest_rank(values, 50)
+        counts[f"{name}_p90"] = nearest_rank(values, 90)
+    return counts

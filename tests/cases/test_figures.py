@@ -9,7 +9,6 @@ rows and the handbook's limits, never from the milestone columns the module read
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from app.models import Case, CaseEvent, HandbookVersion, Role
 from app.services import cases, figure_lists, figures, stuck
 from app.services.handbook_data import limits_for
 from app.services.handbook_schema import parse_duration
-from cases_fixtures import as_test_copy
+from cases_fixtures import PERCENTILES, as_test_copy, with_derived
 
 JULY = figures.Period.month(2026, 7)
 AUGUST = figures.Period.month(2026, 8)
@@ -190,13 +189,6 @@ def _inside(moment: datetime | None, period: figures.Period) -> bool:
     return moment is not None and period.start_utc <= moment < period.end_utc
 
 
-def _nearest_rank(values: list[float], p: int) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[math.ceil(p / 100 * len(ordered)) - 1]
-
-
 def _expected(facts: list[dict[str, Any]], period: figures.Period, now: datetime
               ) -> dict[str, Any]:
     as_of = min(period.end_utc, now)
@@ -238,18 +230,9 @@ def _expected(facts: list[dict[str, Any]], period: figures.Period, now: datetime
         "overdue": sum(1 for f in open_then if f["due"] < as_of),
         "stuck": n(lambda f: f["stuck"] and _inside(f["opened"], period)),
     }
-    for rate, (num, den) in figures.RATES.items():
-        counts[rate] = counts[num] / counts[den] if counts[den] else None
     to_accept = [(f["accepted"] - f["opened"]).total_seconds() for f in accepted]
     to_close = [(f["closed"] - f["opened"]).total_seconds() for f in closed]
-    for name, values in (("accept", to_accept), ("close", to_close)):
-        counts[f"{name}_mean"] = sum(values) / len(values) if values else None
-        counts[f"{name}_p50"] = _nearest_rank(values, 50)
-        counts[f"{name}_p90"] = _nearest_rank(values, 90)
-    return counts
-
-
-PERCENTILES = ("accept_p50", "accept_p90", "close_p50", "close_p90")
+    return with_derived(counts, to_accept, to_close)
 
 
 def _same(got: dict[str, Any], want: dict[str, Any], *, breakdown: bool = False) -> None:

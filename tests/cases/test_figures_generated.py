@@ -10,7 +10,6 @@ and must be equal.
 
 from __future__ import annotations
 
-import math
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy import insert, select
 from app.extensions import db
 from app.models import Case, HandbookVersion, NodeKind, PlatformNode
 from app.services import figures, reports
+from cases_fixtures import PERCENTILES, with_derived
 
 JULY = figures.Period.month(2026, 7)
 NOW = datetime(2026, 8, 20, 4, 0, tzinfo=UTC)
@@ -108,12 +108,6 @@ def _inside(moment: datetime | None, period: figures.Period) -> bool:
     return moment is not None and period.start_utc <= moment < period.end_utc
 
 
-def _nearest_rank(values: list[float], p: int) -> float | None:
-    if not values:
-        return None
-    return sorted(values)[math.ceil(p / 100 * len(values)) - 1]
-
-
 def _by_hand(cases: list[Case], period: figures.Period, now: datetime) -> dict[str, Any]:
     """Every figure, counting case by case."""
     as_of = min(period.end_utc, now)
@@ -157,16 +151,7 @@ def _by_hand(cases: list[Case], period: figures.Period, now: datetime) -> dict[s
             to_accept.append((x.accepted_at - x.opened_at).total_seconds())
         if closed_in:
             to_close.append((x.closed_at - x.opened_at).total_seconds())
-    for rate, (num, den) in figures.RATES.items():
-        c[rate] = c[num] / c[den] if c[den] else None
-    for name, values in (("accept", to_accept), ("close", to_close)):
-        c[f"{name}_mean"] = sum(values) / len(values) if values else None
-        c[f"{name}_p50"] = _nearest_rank(values, 50)
-        c[f"{name}_p90"] = _nearest_rank(values, 90)
-    return c
-
-
-PERCENTILES = ("accept_p50", "accept_p90", "close_p50", "close_p90")
+    return with_derived(c, to_accept, to_close)
 
 
 def _same(got: dict[str, Any], want: dict[str, Any], where: str, *,
