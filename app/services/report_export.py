@@ -16,11 +16,11 @@ from xml.sax.saxutils import escape
 from app.i18n import _l
 from app.services import figures
 
+# The names the case list gives levels and source types: one wording everywhere.
+from app.services.case_counts import LEVEL_LABELS as LEVEL_LABELS
+from app.services.case_counts import SOURCE_LABELS as SOURCE_LABELS
+
 LEVEL_COLOURS = {"red": "#d7263d", "orange": "#f18f01", "yellow": "#e8c547", "blue": "#2e86de"}
-LEVEL_LABELS = {"red": _l("Red"), "orange": _l("Orange"), "yellow": _l("Yellow"),
-                "blue": _l("Blue")}
-SOURCE_LABELS = {"iot": _l("IoT sensing"), "big_data": _l("Big-data analysis"),
-                 "video": _l("Video AI recognition"), "social": _l("Social sensing")}
 BAR_COLOUR = "#1f5fa8"
 
 

@@ -146,3 +146,17 @@ def test_the_database_refuses_to_change_an_issued_report(ctx, staff):
     with pytest.raises(sa.exc.DatabaseError):
         with db.session.begin_nested():
             db.session.execute(sa.text("DELETE FROM report WHERE id = :id"), {"id": report.id})
+
+
+def test_every_source_type_of_the_alerts_table_has_its_name(ctx, clock):
+    """The sources an API key may have (video AI is `video_ai`) are named in the report's
+    table, not shown as their codes."""
+    from app.services import api_keys, figures, report_export
+
+    content = reports.compose(figures.scope_for("district"), figures.Period.month(2026, 7),
+                              now=clock())
+    content["alerts"]["source"] = dict.fromkeys(api_keys.SOURCE_TYPES, 1)
+    table = next(t for t in report_export.tables(content, {}) if t.rows and any(
+        row[0] == str(report_export.SOURCE_LABELS["iot"]) for row in t.rows))
+    assert sorted(row[0] for row in table.rows) == sorted(
+        str(report_export.SOURCE_LABELS[k]) for k in api_keys.SOURCE_TYPES)
