@@ -12,8 +12,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
 from app.models import Alert, Case, DataQualityIssue, NodeKind, PlatformNode
-from app.services.figure_scope import Period, Scope
-from app.services.figures import _at, _count, _dialect, _in, counted, reports_session
+from app.services.figure_scope import Period, Scope, at_instant, count_if, dialect, in_period
+from app.services.figures import counted, reports_session
 from app.timezone import local_zone
 
 
@@ -38,7 +38,7 @@ def _local_bucket(column: Any, unit: str, period: Period, starts: list[date]
     bounds (a binary search over a few instants, half the work of converting every row to
     local time); on SQLite its text, shifted by the zone's offset at the period's start
     (SQLite knows no zones)."""
-    if _dialect() == "postgresql":
+    if dialect() == "postgresql":
         zone = local_zone()
         bounds = [datetime.combine(d, time(), zone).astimezone(UTC) for d in starts]
         return func.width_bucket(column, bindparam(
@@ -67,10 +67,10 @@ def trend(scope: Scope, period: Period) -> list[dict[str, Any]]:
 
     opened = _local_bucket(Case.opened_at, unit, period, starts)
     closed = _local_bucket(Case.closed_at, unit, period, starts)
-    opened_in, closed_in = _in(Case.opened_at, period), _in(Case.closed_at, period)
-    query = (select(opened, closed, _count(opened_in), _count(closed_in),
-                    _count(and_(closed_in, Case.status == "closed")),
-                    _count(and_(closed_in, Case.status == "false_alarm")))
+    opened_in, closed_in = in_period(Case.opened_at, period), in_period(Case.closed_at, period)
+    query = (select(opened, closed, count_if(opened_in), count_if(closed_in),
+                    count_if(and_(closed_in, Case.status == "closed")),
+                    count_if(and_(closed_in, Case.status == "false_alarm")))
              .where(or_(opened_in, closed_in), scope.condition(), counted())
              .group_by(opened, closed))
     for b_opened, b_closed, n_opened, n_ended, n_closed, n_false in \
@@ -85,7 +85,7 @@ def trend(scope: Scope, period: Period) -> list[dict[str, Any]]:
 def levels(scope: Scope, period: Period) -> dict[str, int]:
     """Cases opened in the period by their highest level."""
     query = (select(Case.highest_level, func.count()).where(
-        _in(Case.opened_at, period), scope.condition(), counted())
+        in_period(Case.opened_at, period), scope.condition(), counted())
         .group_by(Case.highest_level))
     return {lv: int(n) for lv, n in reports_session().execute(query)}
 
@@ -116,7 +116,7 @@ def alerts(scope: Scope, period: Period) -> dict[str, dict[str, int]]:
     uncounted = select(Case.id).where(~counted()).scalar_subquery()
     query = (select(Alert.source_type, Alert.scenario, level, func.count())
              .select_from(Alert)
-             .where(_in(Alert.received_at, period), condition,
+             .where(in_period(Alert.received_at, period), condition,
                     or_(Alert.case_id.is_(None), Alert.case_id.not_in(uncounted)))
              .group_by(Alert.source_type, Alert.scenario, level))
     if join_case:
@@ -134,8 +134,8 @@ def quality(scope: Scope, period: Period) -> dict[str, int]:
     base = (select(func.count()).select_from(DataQualityIssue)
             .join(Case, Case.id == DataQualityIssue.case_id)
             .where(scope.condition(), counted()))
-    found = session.scalar(base.where(_in(DataQualityIssue.detected_at, period))) or 0
-    corrected = session.scalar(base.where(_in(DataQualityIssue.resolved_at, period))) or 0
+    found = session.scalar(base.where(in_period(DataQualityIssue.detected_at, period))) or 0
+    corrected = session.scalar(base.where(in_period(DataQualityIssue.resolved_at, period))) or 0
     return {"issues": int(found), "corrected": int(corrected)}
 
 
@@ -143,7 +143,7 @@ def overdue_cases(scope: Scope, period: Period, *, now: datetime, limit: int = 1
                   ) -> list[dict[str, Any]]:
     """The cases open past their closing deadline at the end of the period (or now), most
     overdue first: the monthly report lists them (Art 9)."""
-    as_of = _at(min(period.end_utc, now))
+    as_of = at_instant(min(period.end_utc, now))
     node = aliased(PlatformNode)
     query = (select(Case.case_no, Case.scenario, Case.item_name, Case.level, Case.due_at,
                     node.name)

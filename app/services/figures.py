@@ -32,7 +32,6 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    literal,
     null,
     or_,
     select,
@@ -48,6 +47,7 @@ from app.models.base import UTCDateTime
 from app.services.errors import ValidationFailed
 from app.services.figure_scope import Period as Period
 from app.services.figure_scope import Scope as Scope
+from app.services.figure_scope import count_if, dialect, in_period
 from app.services.figure_scope import scenario_names as scenario_names
 from app.services.figure_scope import scope_for as scope_for
 from app.services.publications import KEY as PUBLICATION_KEY
@@ -128,76 +128,56 @@ def counted() -> ColumnElement[bool]:
     return and_(Case.is_test.is_(False), Case.scenario != PUBLICATION_KEY)
 
 
-def _dialect() -> str:
-    return reports_session().get_bind().dialect.name
-
-
 def _seconds(later: Any, earlier: Any) -> ColumnElement[Any]:
-    if _dialect() == "postgresql":
+    if dialect() == "postgresql":
         return func.extract("epoch", later - earlier)
     return (func.julianday(later) - func.julianday(earlier)) * 86400.0
 
 
-def _at(moment: datetime) -> ColumnElement[Any]:
-    return literal(moment, UTCDateTime())
-
-
-def _in(column: Any, period: Period) -> ColumnElement[bool]:
-    # Named parameters, the same in every condition of a statement: a figure query names
-    # its period thirty times, and one pair of parameters keeps the statement short.
-    return and_(column >= bindparam("period_start", period.start_utc, type_=UTCDateTime()),
-                column < bindparam("period_end", period.end_utc, type_=UTCDateTime()))
-
-
-def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    # An aggregate FILTER (SQLite 3.30+, PostgreSQL): shorter to send and quicker to run
-    # than a sum over CASE.
-    return func.count().filter(condition)
-
-
 def _counts(period: Period, as_of: datetime) -> dict[str, ColumnElement[Any]]:
-    pushed = _in(Case.pushed_at, period)
+    pushed = in_period(Case.pushed_at, period)
     then = bindparam("as_of", as_of, type_=UTCDateTime())
     not_closed_then = or_(Case.closed_at.is_(None), Case.closed_at > then)
     open_then = and_(Case.opened_at < then, not_closed_then)
-    closed = and_(Case.status == "closed", _in(Case.closed_at, period))
+    closed = and_(Case.status == "closed", in_period(Case.closed_at, period))
     return {
-        "opened": _count(_in(Case.opened_at, period)),
-        "pushed": _count(pushed),
-        "accepted": _count(and_(pushed, Case.accepted_at.is_not(None))),
-        "accepted_on_time": _count(and_(pushed, Case.accepted_at <= Case.accept_due_at)),
-        "arrived": _count(_in(Case.arrived_at, period)),
-        "arrived_on_time": _count(and_(_in(Case.arrived_at, period),
-                                       Case.arrived_at <= Case.arrive_due_at)),
-        "feedback": _count(_in(Case.feedback_at, period)),
-        "feedback_on_time": _count(and_(_in(Case.feedback_at, period),
-                                        Case.feedback_at <= Case.feedback_due_at)),
-        "due": _count(and_(_in(Case.due_at, period), Case.status != "false_alarm")),
-        "closed_on_time": _count(and_(_in(Case.due_at, period), Case.status == "closed",
-                                      Case.closed_at <= Case.due_at)),
-        "closed_of_pushed": _count(and_(pushed, Case.status == "closed")),
-        "closed": _count(closed),
-        "cancelled": _count(_in(Case.cancelled_at, period)),
-        "false_alarms": _count(and_(Case.status == "false_alarm", _in(Case.closed_at, period))),
-        "false_alarms_of_opened": _count(and_(Case.status == "false_alarm",
-                                              _in(Case.opened_at, period))),
-        "medium_loops": _count(_in(Case.medium_loop_at, period)),
-        "big_loops": _count(_in(Case.big_loop_at, period)),
-        "open_at_end": _count(open_then),
-        "overdue": _count(and_(open_then, Case.due_at < then)),
-        "stuck": _count(and_(Case.stuck_since.is_not(None), _in(Case.opened_at, period))),
+        "opened": count_if(in_period(Case.opened_at, period)),
+        "pushed": count_if(pushed),
+        "accepted": count_if(and_(pushed, Case.accepted_at.is_not(None))),
+        "accepted_on_time": count_if(and_(pushed, Case.accepted_at <= Case.accept_due_at)),
+        "arrived": count_if(in_period(Case.arrived_at, period)),
+        "arrived_on_time": count_if(and_(in_period(Case.arrived_at, period),
+                                         Case.arrived_at <= Case.arrive_due_at)),
+        "feedback": count_if(in_period(Case.feedback_at, period)),
+        "feedback_on_time": count_if(and_(in_period(Case.feedback_at, period),
+                                          Case.feedback_at <= Case.feedback_due_at)),
+        "due": count_if(and_(in_period(Case.due_at, period), Case.status != "false_alarm")),
+        "closed_on_time": count_if(and_(in_period(Case.due_at, period), Case.status == "closed",
+                                        Case.closed_at <= Case.due_at)),
+        "closed_of_pushed": count_if(and_(pushed, Case.status == "closed")),
+        "closed": count_if(closed),
+        "cancelled": count_if(in_period(Case.cancelled_at, period)),
+        "false_alarms": count_if(and_(Case.status == "false_alarm",
+                                      in_period(Case.closed_at, period))),
+        "false_alarms_of_opened": count_if(and_(Case.status == "false_alarm",
+                                                in_period(Case.opened_at, period))),
+        "medium_loops": count_if(in_period(Case.medium_loop_at, period)),
+        "big_loops": count_if(in_period(Case.big_loop_at, period)),
+        "open_at_end": count_if(open_then),
+        "overdue": count_if(and_(open_then, Case.due_at < then)),
+        "stuck": count_if(and_(Case.stuck_since.is_not(None), in_period(Case.opened_at, period))),
         "accept_sum": func.sum(_seconds(Case.accepted_at, Case.opened_at))
-                          .filter(_in(Case.accepted_at, period)),
-        "accept_n": _count(_in(Case.accepted_at, period)),
+                          .filter(in_period(Case.accepted_at, period)),
+        "accept_n": count_if(in_period(Case.accepted_at, period)),
         "close_sum": func.sum(_seconds(Case.closed_at, Case.opened_at)).filter(closed),
-        "close_n": _count(closed),
+        "close_n": count_if(closed),
     }
 
 
 def _durations(period: Period) -> dict[str, ColumnElement[Any]]:
-    closed = and_(Case.status == "closed", _in(Case.closed_at, period))
+    closed = and_(Case.status == "closed", in_period(Case.closed_at, period))
     return {
-        "accept": case((_in(Case.accepted_at, period),
+        "accept": case((in_period(Case.accepted_at, period),
                         _seconds(Case.accepted_at, Case.opened_at)), else_=null()),
         "close": case((closed, _seconds(Case.closed_at, Case.opened_at)), else_=null()),
     }
@@ -299,7 +279,7 @@ def _totals_raw(scope: Scope, period: Period, *, now: datetime) -> dict[str, Any
 
 
 def _add_percentiles(result: dict[str, Any], scope: Scope, period: Period) -> None:
-    if _dialect() == "postgresql":
+    if dialect() == "postgresql":
         _percentiles_by_sort(result, scope, period)
     else:
         _percentiles_by_window(result, scope, period)
