@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -13,7 +13,10 @@ class _Input:
     at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        dct = asdict(self)
+        """The input as JSON-ready values. Nested values are the record's own (an input is
+        copied when it is made and never changed after), not copies: an input carries the
+        whole start data, and copying it again for every step was a cost of its own."""
+        dct = {f.name: getattr(self, f.name) for f in fields(self)}
         dct["kind"] = self.kind
         dct["at"] = self.at.isoformat()
         return dct

@@ -51,6 +51,7 @@ from .inputs import (
 )
 from .limits import DataMeter, LimitExceeded, LimitGuard, Limits, saved_data_bytes
 from .results import HumanTask, StepResult, TaskFailure, ThrownEvent, WaitingEvent
+from .sandbox import decode
 from .scripting import RestrictedScriptEngine, ScriptTimeout, check_data
 from .serialization import (
     ENGINE_SERIALIZER_VERSION,
@@ -411,7 +412,7 @@ class Runtime:
         """Create an instance and run it to its first wait state."""
         spec = version.spec(process_id)
         start_data = dict(data or {})
-        check_data(start_data, self.script_limits, "the start data")
+        body = check_data(start_data, self.script_limits, "the start data")
         key = uuid.UUID(str(instance_id)) if instance_id is not None else uuid.uuid4()
         moment = self.time(at)
         ids = TaskIdSource(key)
@@ -421,10 +422,10 @@ class Runtime:
         instance = Instance(self, version, process_id, key, workflow, ids.counter)
 
         def action(guard: LimitGuard) -> None:
-            workflow.task_tree.data.update(copy.deepcopy(start_data))
+            workflow.task_tree.data.update(decode(body))
             workflow.do_engine_steps(will_complete_task=guard.before_run)
 
-        record = StartInput(moment, process_id, str(key), copy.deepcopy(start_data), actor)
+        record = StartInput(moment, process_id, str(key), decode(body), actor)
         return instance, self.run_engine(instance, moment, record, action, actor)
 
     def run_engine(self, instance: Instance, moment: datetime, record: RecordedInput,

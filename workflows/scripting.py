@@ -133,10 +133,11 @@ def encode_result(value: Any, limits: ScriptLimits) -> bytes:
     return body
 
 
-def check_data(data: Mapping[str, Any], limits: ScriptLimits, where: str) -> None:
-    """Plain JSON within the node, depth and byte limits (start data, forms, payloads)."""
+def check_data(data: Mapping[str, Any], limits: ScriptLimits, where: str) -> bytes:
+    """Plain JSON within the node, depth and byte limits (start data, forms, payloads).
+    Returns the data as JSON: `json.loads` of it is a deep copy, faster than `deepcopy`."""
     check_json_data(data, limits.max_data_nodes, where, limits.max_data_depth)
-    encode_data(data, limits, where)
+    return encode_data(data, limits, where)
 
 
 _SCALARS = frozenset({bool, int, str, type(None)})

@@ -22,6 +22,12 @@ PREFIXES = {
 
 def next_case_number(scenario: str, now: datetime) -> str:
     """`RQ-2026-000123`. The counter row is locked, so two workers never share a number."""
+    return next_case_numbers(scenario, now, 1)[0]
+
+
+def next_case_numbers(scenario: str, now: datetime, count: int) -> list[str]:
+    """`count` consecutive numbers of one scenario, taken with one lock of the counter row
+    (the new cases of a batch)."""
     prefix = PREFIXES.get(scenario, scenario[:2].upper())
     year = now.astimezone(local_zone()).year
     query = select(CaseNumber).where(CaseNumber.prefix == prefix, CaseNumber.year == year) \
@@ -35,6 +41,7 @@ def next_case_number(scenario: str, now: datetime) -> str:
             pass  # another worker created the year's counter first
         row = db.session.scalar(query)
         assert row is not None
-    row.last += 1
+    first = row.last + 1
+    row.last += count
     db.session.flush()
-    return f"{prefix}-{year}-{row.last:06d}"
+    return [f"{prefix}-{year}-{n:06d}" for n in range(first, first + count)]

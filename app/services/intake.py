@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
@@ -196,15 +196,21 @@ def _scenario_node(scenario: str) -> PlatformNode:
     return node
 
 
-def _open_new(incoming: AlertIn, item: WarningItem, level: str,
-              point: MonitoringPoint | None, dedup_key: str, now: datetime) -> Case | None:
-    scenario_node = _scenario_node(incoming.scenario)
-    request = cases.NewCase(
+def _new_case(incoming: AlertIn, item: WarningItem, level: str,
+              point: MonitoringPoint | None, scenario_node: PlatformNode,
+              dedup_key: str) -> cases.NewCase:
+    return cases.NewCase(
         scenario=incoming.scenario, item_code=item.code, level=level, value=incoming.value,
         observed_at=incoming.observed_at, point_code=incoming.point_code, point=point,
         # An unknown point has no town yet: the scenario's own line takes the case.
         node=point.node if point else scenario_node, scenario_node=scenario_node,
         dedup_key=dedup_key)
+
+
+def _open_new(incoming: AlertIn, item: WarningItem, level: str,
+              point: MonitoringPoint | None, dedup_key: str, now: datetime) -> Case | None:
+    request = _new_case(incoming, item, level, point, _scenario_node(incoming.scenario),
+                        dedup_key)
     try:
         with db.session.begin_nested():
             return cases.open_case(request, now=now)
@@ -296,15 +302,26 @@ def _replays(key: ApiKey, idempotency_keys: list[str]) -> dict[str, AlertOutcome
             for row in rows}
 
 
+class _OpenCase(NamedTuple):
+    """What the batch intake knows of an open case."""
+
+    id: int
+    case_no: str
+    dedup_key: str
+    highest_level: str
+
+
 def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[AlertOutcome]:
     """Ingest a batch in order, with the lookups done once per batch.
 
     Retries (an idempotency key stored before, by an earlier request or earlier in this batch)
-    are answered from one query. Plain repeats (same level or lower, not back to normal), with
-    or without an idempotency key, are the bulk of traffic in a storm: they are written
-    set-wise (one insert for their alerts, one executemany for their cases). Anything that
-    moves a process (a new case, an upgrade, back to normal) takes the full path of `ingest`,
-    one alert at a time.
+    are answered from one query. The bulk of a storm is written set-wise, with or without
+    idempotency keys: plain repeats (same level or lower, not back to normal) in one insert
+    of their alerts and one update of their cases, and new warnings opened together (their
+    cases, tasks, history and notices in one statement each, see `cases.open_cases`).
+    Anything that moves an open case's process (an upgrade, back to normal) takes the full
+    path of `ingest`, one alert at a time, after what is waiting is stored, so that the
+    order of arrival holds.
     """
     for incoming in batch:
         if incoming.scenario not in key.scenarios:
@@ -323,13 +340,13 @@ def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[Ale
                               Silence.ends_at > now, Silence.ended_at.is_(None)))}
     keys = {f"{key.source_type}|{a.point_code}|{i.indicator}" for a, i in zip(batch, items,
                                                                          strict=True)}
-    open_cases = {row.dedup_key: row for row in db.session.execute(
+    open_cases = {row.dedup_key: _OpenCase(*row) for row in db.session.execute(
         select(Case.id, Case.case_no, Case.dedup_key, Case.highest_level).where(
             Case.dedup_key.in_(keys), Case.status == "open"))}
     replays = _replays(key, sorted({a.idempotency_key for a in batch if a.idempotency_key}))
     seen: dict[str, int] = {}  # idempotency key -> index of its alert in this batch
     outcomes: list[AlertOutcome | None] = [None] * len(batch)
-    pending = _Repeats(key, batch, outcomes, open_cases, now)
+    pending = _Pending(key, batch, items, outcomes, open_cases, point_ids, now)
     for n, (incoming, item) in enumerate(zip(batch, items, strict=True)):
         retry_of = incoming.idempotency_key
         if retry_of is not None and retry_of in replays:
@@ -344,94 +361,172 @@ def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[Ale
         if retry_of is not None:
             seen[retry_of] = n
         dedup_key = f"{key.source_type}|{incoming.point_code}|{item.indicator}"
+        if dedup_key in pending.opening:
+            pending.flush()  # the case this alert joins is opened first
         level = incoming.level or level_for(item, incoming.value)
         row = open_cases.get(dedup_key)
         quiet = not any(s[0] == incoming.scenario and s[1] == incoming.point_code
                         and s[2] in (None, item.indicator) for s in silenced)
-        plain_repeat = (row is not None and quiet
-                        and not recovered(item, incoming.value)
+        normal = recovered(item, incoming.value)
+        if row is None and quiet and level is not None and not normal:
+            pending.open(n, dedup_key, level)
+            continue
+        plain_repeat = (row is not None and quiet and not normal
                         and LEVEL_RANK.get(level or "", 0)
                         <= LEVEL_RANK.get(row.highest_level, 0))
         if not plain_repeat:
-            pending.flush()  # keep the order: earlier repeats are stored before this alert
-            outcome = ingest(key, incoming, now=now)
-            outcomes[n] = outcome
-            if outcome.case_no and outcome.disposition in ("opened", "upgraded", "grouped",
-                                                           "back_to_normal"):
-                refreshed = db.session.execute(
-                    select(Case.id, Case.case_no, Case.dedup_key, Case.highest_level).where(
-                        Case.case_no == outcome.case_no, Case.status == "open")).first()
-                if refreshed is not None:
-                    open_cases[dedup_key] = refreshed
-                else:
-                    open_cases.pop(dedup_key, None)
+            pending.flush()  # keep the order: earlier alerts are stored before this one
+            outcomes[n] = pending.one(n)
             continue
         assert row is not None
-        point_id = point_ids.get(incoming.point_code)
-        pending.add(n, {
-            "api_key_id": key.id, "idempotency_key": retry_of, "received_at": now,
-            "observed_at": incoming.observed_at, "source_type": key.source_type,
-            "point_code": incoming.point_code, "point_id": point_id,
-            "scenario": incoming.scenario, "item_code": item.code,
-            "indicator": item.indicator, "value": incoming.value, "unit": item.unit,
-            "level": level, "dedup_key": dedup_key, "disposition": "grouped",
-            "case_id": row.id, "unknown_point": point_id is None, "silence_id": None,
-            "payload": incoming.payload or {}})
+        pending.add(n, pending.alert_row(n, dedup_key, level, "grouped", row.id,
+                                         point_ids.get(incoming.point_code)))
     pending.flush()
     return [o for o in outcomes if o is not None]
 
 
-class _Repeats:
-    """A run of plain repeats waiting to be stored together."""
+class _Pending:
+    """Alerts of a batch waiting to be stored together: plain repeats, and new warnings whose
+    cases are opened together."""
 
-    def __init__(self, key: ApiKey, batch: list[AlertIn], outcomes: list[AlertOutcome | None],
-                 open_cases: dict[str, Any], now: datetime) -> None:
-        self.key, self.batch, self.outcomes, self.now = key, batch, outcomes, now
-        self.open_cases = open_cases
+    def __init__(self, key: ApiKey, batch: list[AlertIn], items: list[WarningItem],
+                 outcomes: list[AlertOutcome | None], open_cases: dict[str, _OpenCase],
+                 point_ids: dict[str, int], now: datetime) -> None:
+        self.key, self.batch, self.items, self.now = key, batch, items, now
+        self.outcomes, self.open_cases, self.point_ids = outcomes, open_cases, point_ids
         self.rows: list[dict[str, Any]] = []
         self.index: list[int] = []
+        self.opening: dict[str, tuple[int, str]] = {}  # dedup key -> (index, level)
+        self.scenario_nodes: dict[str, PlatformNode] = {}
+
+    def alert_row(self, n: int, dedup_key: str, level: str | None, disposition: str,
+                  case_id: int | None, point_id: int | None) -> dict[str, Any]:
+        incoming, item = self.batch[n], self.items[n]
+        return {
+            "api_key_id": self.key.id, "idempotency_key": incoming.idempotency_key,
+            "received_at": self.now, "observed_at": incoming.observed_at,
+            "source_type": self.key.source_type, "point_code": incoming.point_code,
+            "point_id": point_id, "scenario": incoming.scenario, "item_code": item.code,
+            "indicator": item.indicator, "value": incoming.value, "unit": item.unit,
+            "level": level, "dedup_key": dedup_key, "disposition": disposition,
+            "case_id": case_id, "unknown_point": point_id is None, "silence_id": None,
+            "payload": incoming.payload or {}}
 
     def add(self, n: int, row: dict[str, Any]) -> None:
         self.index.append(n)
         self.rows.append(row)
 
+    def open(self, n: int, dedup_key: str, level: str) -> None:
+        self.opening[dedup_key] = (n, level)
+
+    def one(self, n: int) -> AlertOutcome:
+        """The full path of `ingest` for one alert; what the batch knows of its case follows."""
+        incoming = self.batch[n]
+        outcome = ingest(self.key, incoming, now=self.now)
+        dedup_key = f"{self.key.source_type}|{incoming.point_code}|{self.items[n].indicator}"
+        if outcome.case_no and outcome.disposition in ("opened", "upgraded", "grouped",
+                                                       "back_to_normal"):
+            refreshed = db.session.execute(
+                select(Case.id, Case.case_no, Case.dedup_key, Case.highest_level).where(
+                    Case.case_no == outcome.case_no, Case.status == "open")).first()
+            if refreshed is not None:
+                self.open_cases[dedup_key] = _OpenCase(*refreshed)
+            else:
+                self.open_cases.pop(dedup_key, None)
+        return outcome
+
     def flush(self) -> None:
-        if not self.rows:
+        if not self.rows and not self.opening:
             return
-        rows, index = self.rows, self.index
-        self.rows, self.index = [], []
-        if not any(r["idempotency_key"] for r in rows):
-            _flush_repeats(rows, index, self.outcomes, self.open_cases)
+        rows, index, opening = self.rows, self.index, self.opening
+        self.rows, self.index, self.opening = [], [], {}
+        if not opening and not any(r["idempotency_key"] for r in rows):
+            _flush_alerts(rows, index, self.outcomes, self.open_cases, {}, self.now)
             return
         try:
             with db.session.begin_nested():
-                _flush_repeats(rows, index, self.outcomes, self.open_cases)
+                self._store(rows, index, opening)
         except IntegrityError:
-            # A concurrent request stored one of these keys a moment ago: one at a time,
-            # so each retry gets the outcome of the request that stored it.
-            for n in index:
-                self.outcomes[n] = ingest(self.key, self.batch[n], now=self.now)
+            # A concurrent request stored one of these keys, or opened one of these cases,
+            # a moment ago: one at a time, so that each retry gets the outcome of the request
+            # that stored it and each warning joins the case now open.
+            for n in sorted([*index, *(n for n, _ in opening.values())]):
+                self.outcomes[n] = self.one(n)
+
+    def _store(self, rows: list[dict[str, Any]], index: list[int],
+               opening: dict[str, tuple[int, str]]) -> None:
+        """Open the new warnings' cases, then store every waiting alert in arrival order."""
+        opened: dict[int, Case] = {}  # index in the batch -> the case its alert opened
+        if opening:
+            wanted = sorted(opening.values())
+            codes = {self.batch[n].point_code for n, _ in wanted}
+            points = {p.code: p for p in db.session.scalars(select(MonitoringPoint).where(
+                MonitoringPoint.code.in_(codes), MonitoringPoint.active.is_(True)))}
+            requests = [self._request(n, level, points.get(self.batch[n].point_code))
+                        for n, level in wanted]
+            for (n, level), case in zip(wanted, cases.open_cases(requests, now=self.now),
+                                        strict=True):
+                opened[n] = case
+                self.open_cases[case.dedup_key] = _OpenCase(case.id, case.case_no,
+                                                            case.dedup_key, case.highest_level)
+                index.append(n)
+                rows.append(self.alert_row(n, case.dedup_key, level, "opened", case.id,
+                                           case.point_id))
+            order = sorted(range(len(index)), key=index.__getitem__)
+            index, rows = [index[i] for i in order], [rows[i] for i in order]
+        _flush_alerts(rows, index, self.outcomes, self.open_cases, opened, self.now)
+
+    def _request(self, n: int, level: str, point: MonitoringPoint | None) -> cases.NewCase:
+        incoming, item = self.batch[n], self.items[n]
+        scenario_node = self.scenario_nodes.get(incoming.scenario)
+        if scenario_node is None:
+            scenario_node = self.scenario_nodes[incoming.scenario] = \
+                _scenario_node(incoming.scenario)
+        return _new_case(incoming, item, level, point, scenario_node,
+                         f"{self.key.source_type}|{incoming.point_code}|{item.indicator}")
 
 
-def _flush_repeats(rows: list[dict[str, Any]], index: list[int],
-                   outcomes: list[AlertOutcome | None], open_cases: dict[str, Any]) -> None:
-    """Store a run of plain repeats: one insert for the alerts, one executemany for cases."""
-    from sqlalchemy import Table, bindparam, case, update
-
+def _flush_alerts(rows: list[dict[str, Any]], index: list[int],
+                  outcomes: list[AlertOutcome | None], open_cases: dict[str, _OpenCase],
+                  opened: dict[int, Case], now: datetime) -> None:
+    """Store waiting alerts in one insert, and count the repeats among them into their cases
+    in one update (`opened`: the alerts that opened a case, stored a moment ago)."""
+    ids = _insert_alerts(rows)
+    case_nos = {row.id: row.case_no for row in open_cases.values()}
     updates: dict[int, dict[str, Any]] = {}
-    for row in rows:
+    for n, alert_id, row in zip(index, ids, rows, strict=True):
+        case = opened.get(n)
+        if case is not None:
+            outcomes[n] = _opened(alert_id, row, case, now)
+            continue
+        outcomes[n] = AlertOutcome(alert_id, "grouped", case_nos.get(row["case_id"]),
+                                   row["level"], row["unknown_point"])
         update_ = updates.setdefault(row["case_id"], {"case_id": row["case_id"], "count": 0,
                                                       "last_value": row["value"],
                                                       "last_seen": row["observed_at"]})
         update_["count"] += 1
         update_["last_value"] = row["value"]
         update_["last_seen"] = max(update_["last_seen"], row["observed_at"])
+    if updates:
+        _update_cases(updates)
 
-    ids = _insert_alerts(rows)
-    case_nos = {row.id: row.case_no for row in open_cases.values()}
-    for n, alert_id, row in zip(index, ids, rows, strict=True):
-        outcomes[n] = AlertOutcome(alert_id, "grouped", case_nos.get(row["case_id"]),
-                                   row["level"], row["unknown_point"])
+
+def _opened(alert_id: int, row: dict[str, Any], case: Case, now: datetime) -> AlertOutcome:
+    """The outcome of an alert that opened `case`, saying so when its first step failed."""
+    failed = case.failure is not None and case.failure.get("at") == now.isoformat()
+    error = None
+    if failed:
+        from app.services.stuck import summary
+
+        error = summary(case.failure)
+    return AlertOutcome(alert_id, "opened", case.case_no, row["level"], row["unknown_point"],
+                        step_failed=failed, error=error)
+
+
+def _update_cases(updates: dict[int, dict[str, Any]]) -> None:
+    """Count repeats into their cases: `updates` by case id."""
+    from sqlalchemy import Table, bindparam, case, update
+
     if db.session.get_bind().dialect.name == "postgresql":
         _update_cases_pg(list(updates.values()))
     else:

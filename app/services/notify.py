@@ -11,7 +11,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -68,6 +70,32 @@ class Recipient:
     username: str
 
 
+# Who holds which role where, remembered while `recipients_memo()` is open: the new cases of
+# a batch mostly share their towns and lanes, and the answer does not change meanwhile.
+_MEMO: ContextVar[dict[tuple[Any, ...], list[Recipient]] | None] = ContextVar(
+    "notify_recipients_memo", default=None)
+
+
+@contextmanager
+def recipients_memo() -> Iterator[None]:
+    """Within this block, the same question about role holders is asked once."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
+def _remembered(key: tuple[Any, ...], ask: Callable[[], list[Recipient]]) -> list[Recipient]:
+    memo = _MEMO.get()
+    if memo is None:
+        return ask()
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = ask()
+    return found
+
+
 def recipients(case: Case, roles: Iterable[str], department: str | None = None
                ) -> list[Recipient]:
     """Active users holding one of `roles` on a node that covers the case (town or scenario).
@@ -76,6 +104,11 @@ def recipients(case: Case, roles: Iterable[str], department: str | None = None
     wanted = [r for r in roles if r]
     if not wanted:
         return []
+    return _remembered(("lane", tuple(wanted), case.scope_path, case.scenario_path,
+                        department), lambda: _recipients(case, wanted, department))
+
+
+def _recipients(case: Case, wanted: list[str], department: str | None) -> list[Recipient]:
     covers = or_(literal(case.scope_path).like(PlatformNode.path + "%"),
                  literal(case.scenario_path).like(PlatformNode.path + "%"))
     query = (select(User.id, User.username)
@@ -94,6 +127,11 @@ def _holders(case: Case, role: str, scope: str) -> list[Recipient]:
     """Active holders of `role` for one step of a fallback chain: on the case's town (or its
     village) for `town`, on the scenario or its department's sub-platform for `department`,
     on the district platform itself for `district`."""
+    return _remembered(("holders", role, scope, case.scope_path, case.scenario_path),
+                       lambda: _find_holders(case, role, scope))
+
+
+def _find_holders(case: Case, role: str, scope: str) -> list[Recipient]:
     query = (select(User.id, User.username)
              .join(RoleAssignment, RoleAssignment.user_id == User.id)
              .join(PlatformNode, RoleAssignment.node_id == PlatformNode.id)
