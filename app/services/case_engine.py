@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, or_, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 from app.models import (
@@ -184,22 +185,54 @@ def _due(data: dict[str, Any], properties: dict[str, str], element_id: str,
 
 class Writes:
     """The writes of several steps stored together (the new cases of a batch): their case
-    and task rows go out in one flush, one multi-row INSERT per table, and their histories
-    in one statement, instead of a few statements per case. Every case's events are chained
-    as they are made, so each chain is the one a step stored alone would have written."""
+    and task rows go out in one statement per table, and their histories in one, instead of
+    a few statements per case. Every case's events are chained as they are made, so each
+    chain is the one a step stored alone would have written.
+
+    New cases given to `new_case` (their ids already taken from the sequence) are inserted
+    by `store()` with their engine state as the engine encoded it, on PostgreSQL as one JSON
+    document per table (`row_batches`); elsewhere the session flushes them."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.cases: list[Case] = []
+        self.states: dict[int, str] = {}  # new case's id -> its engine state as JSON text
+        self.tasks: list[CaseTask] = []
+
+    def new_case(self, case: Case) -> None:
+        """A case not written yet (its id taken from the sequence), stored by `store()`."""
+        self.cases.append(case)
+        self.states[case.id] = ""
 
     def event(self, case: Case, **fields: Any) -> None:
         """Append one event to the case's chain, stored with the rest."""
         self.events.append(_event_row(case, **fields))
 
+    def save_state(self, case: Case, instance: Instance) -> None:
+        if case.id in self.states:
+            self.states[case.id] = instance.dump().decode("utf-8")
+        else:
+            case.state = instance.save()
+
     def store(self) -> None:
+        from app.services import row_batches
+
+        if db.session.get_bind().dialect.name == "postgresql":
+            row_batches.insert_new(self.cases, encoded={
+                "state": [self.states[case.id] for case in self.cases]})
+            row_batches.insert_new(self.tasks)
+            cases = {case.id: case for case in self.cases}
+            for task in self.tasks:  # the case just written, not a query for it
+                if task.case_id in cases:
+                    set_committed_value(task, "case", cases[task.case_id])
+        else:
+            for case in self.cases:
+                case.state = json.loads(self.states[case.id])
+            db.session.add_all([*self.cases, *self.tasks])
         db.session.flush()  # the case rows first: the events refer to them
         if self.events:
             _insert_events(self.events)
-        self.events = []
+        self.events, self.cases, self.states, self.tasks = [], [], {}, []
 
 
 def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
@@ -244,7 +277,10 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
         _insert_events(rows)
     else:
         writes.events.extend(rows)
-    case.state = instance.save()
+    if writes is not None:
+        writes.save_state(case, instance)
+    else:
+        case.state = instance.save()
     case.next_timer_at = instance.next_timer_due()
     data = instance.data
     if isinstance(data.get("level"), str) and data["level"] != case.level:
@@ -264,7 +300,7 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
         case.closed_at = now
         case.next_timer_at = None
     # Last: its flush writes the case row once, with everything above.
-    _sync_tasks(loaded, now, data, flush=writes is None)
+    _sync_tasks(loaded, now, data, writes)
     return completed
 
 
@@ -313,10 +349,10 @@ def relevel_tasks(loaded: Loaded, level: str, values: dict[str, Any]) -> None:
     db.session.flush()
 
 
-def _sync_tasks(loaded: Loaded, now: datetime, data: dict[str, Any], *,
-                flush: bool = True) -> None:
+def _sync_tasks(loaded: Loaded, now: datetime, data: dict[str, Any],
+                writes: Writes | None = None) -> None:
     """Make case_task match the engine's ready human tasks (`data`: the process data after
-    the step; `flush=False`: the rows wait in the session)."""
+    the step; with `writes`, new rows wait in it)."""
     case, instance = loaded.case, loaded.instance
     ready = {t.task_id: t for t in instance.ready_human_tasks()}
     # Pending events do not change which tasks are stored: no flush before this read. Rows of
@@ -354,9 +390,12 @@ def _sync_tasks(loaded: Loaded, now: datetime, data: dict[str, Any], *,
             element_id=task.element_id, name=task.name or task.element_id, role=role,
             scope_path=paths[0], scenario_path=paths[1], level=case.level,
             created_at=now, due_at=_due(data, task.properties, task.element_id, now))
-        db.session.add(new_row)
+        if writes is None:
+            db.session.add(new_row)
+        else:
+            writes.tasks.append(new_row)
         loaded.opened.append(new_row)
-    if flush:
+    if writes is None:
         db.session.flush()
 
 

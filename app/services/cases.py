@@ -188,9 +188,9 @@ def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: da
     """Open a case for each (version, request, case number), start its process and store
     its first step; then push each to the people its handbook names.
 
-    The engine runs case by case; the rows are written together: one INSERT of the cases
-    with their state, one of their tasks, one of all their events (each case's chain is
-    its own, as if opened alone), one of the notices."""
+    The engine runs case by case; the rows are written together (`case_engine.Writes`): one
+    INSERT of the cases with their state, one of their tasks, one of all their events (each
+    case's chain is its own, as if opened alone), one of the notices."""
     writes = case_engine.Writes()
     opened: list[tuple[Case, Handbook, list[case_engine.Completed]]] = []
     # Nothing is flushed before `writes.store()`: the lookups below (lanes, recipients) do
@@ -214,9 +214,11 @@ def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: da
                 first_seen=request.observed_at, last_seen=request.observed_at, opened_at=now,
                 due_at=now + parse_duration(limits_for(handbook, request.level).due),
                 state={}, event_seq=0, last_event_hash="0" * 64, stuck_attempts=0)
-            db.session.add(case)
             if case_id is None:
+                db.session.add(case)
                 db.session.flush()  # its id, for its task rows and events
+            else:
+                writes.new_case(case)
             data = start_variables(handbook, item, level=request.level, case_no=case_no,
                                    value=request.value, town=request.node.name,
                                    point=request.point.name if request.point
@@ -236,7 +238,7 @@ def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: da
             completed = case_engine.record_step(loaded, result, now=now, writes=writes)
             opened.append((case, handbook, completed))
         writes.store()
-        with notify.recipients_memo():
+        with notify.batch():
             for case, handbook, completed in opened:
                 # Nobody follows a case that did not exist a moment ago.
                 notify.after_step(case, completed, now=now, followed=False)

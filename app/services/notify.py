@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -70,29 +70,45 @@ class Recipient:
     username: str
 
 
-# Who holds which role where, remembered while `recipients_memo()` is open: the new cases of
-# a batch mostly share their towns and lanes, and the answer does not change meanwhile.
-_MEMO: ContextVar[dict[tuple[Any, ...], list[Recipient]] | None] = ContextVar(
-    "notify_recipients_memo", default=None)
+@dataclass
+class _Batch:
+    """Notices sent while `batch()` is open: who holds which role where is asked once (the
+    new cases of a batch mostly share their towns and lanes, and the answer does not change
+    meanwhile), and the notices are written together when the block ends."""
+
+    recipients: dict[tuple[Any, ...], list[Recipient]] = field(default_factory=dict)
+    notices: list[Notification] = field(default_factory=list)
+
+
+_BATCH: ContextVar[_Batch | None] = ContextVar("notify_batch", default=None)
 
 
 @contextmanager
-def recipients_memo() -> Iterator[None]:
-    """Within this block, the same question about role holders is asked once."""
-    token = _MEMO.set({})
+def batch() -> Iterator[None]:
+    """Within this block, the same question about role holders is asked once, and in-app
+    notices are written in one statement at its end (on PostgreSQL; elsewhere they join the
+    session)."""
+    from app.services import row_batches
+
+    current = _Batch()
+    token = _BATCH.set(current)
     try:
         yield
     finally:
-        _MEMO.reset(token)
+        _BATCH.reset(token)
+    if db.session.get_bind().dialect.name == "postgresql":
+        row_batches.insert_new(current.notices, attach=False)
+    else:
+        db.session.add_all(current.notices)
 
 
 def _remembered(key: tuple[Any, ...], ask: Callable[[], list[Recipient]]) -> list[Recipient]:
-    memo = _MEMO.get()
-    if memo is None:
+    current = _BATCH.get()
+    if current is None:
         return ask()
-    found = memo.get(key)
+    found = current.recipients.get(key)
     if found is None:
-        found = memo[key] = ask()
+        found = current.recipients[key] = ask()
     return found
 
 
@@ -208,9 +224,14 @@ def _send(case: Case, users: Iterable[Recipient], kind: str, body: str, now: dat
     if case.is_test:
         return _simulate(case, users, kind, body, now, told)
     count = 0
+    current = _BATCH.get()
     for user in users:
-        db.session.add(Notification(user_id=user.id, case_id=case.id, kind=kind, title=title,
-                                    body=body, created_at=now))
+        notice = Notification(user_id=user.id, case_id=case.id, kind=kind, title=title,
+                              body=body, created_at=now)
+        if current is not None:
+            current.notices.append(notice)
+        else:
+            db.session.add(notice)
         count += 1
         if told is not None:
             told.add(user.id)
