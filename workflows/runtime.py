@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
@@ -122,10 +122,15 @@ class Instance:
     @property
     def data(self) -> dict[str, Any]:
         """Process data: final data when finished, else the data of the last completed task."""
+        return dict(copy.deepcopy(self.data_view()))
+
+    def data_view(self) -> Mapping[str, Any]:
+        """The same process data without a copy, for a caller that only reads it at once
+        (the engine changes it in place when the instance moves on)."""
         if self.workflow.is_completed():
-            return copy.deepcopy(self.workflow.data)
+            return cast(Mapping[str, Any], self.workflow.data)
         last = self.workflow.last_task
-        return copy.deepcopy(last.data) if last is not None else {}
+        return cast(Mapping[str, Any], last.data) if last is not None else {}
 
     def _tasks(self, state: int) -> Iterator[Task]:
         return self.workflow.get_tasks_iterator(state=state)

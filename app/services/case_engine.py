@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -129,8 +131,17 @@ def add_event(case: Case, *, kind: str, at: datetime, version_hash: str,
               actor: User | None = None, actor_name: str | None = None,
               element_id: str | None = None, element_name: str | None = None,
               lane: str | None = None, old_state: str | None = None,
-              new_state: str | None = None, data: dict[str, Any] | None = None) -> CaseEvent:
-    """Append one event to the case's hash-chained history."""
+              new_state: str | None = None, data: dict[str, Any] | None = None
+              ) -> CaseEvent | None:
+    """Append one event to the case's hash-chained history (while a `Writes` collects, to
+    its rows, written with them; else to the session)."""
+    collecting = _COLLECTING.get()
+    if collecting is not None:
+        collecting.events.append(_event_row(
+            case, kind=kind, at=at, version_hash=version_hash, actor=actor,
+            actor_name=actor_name, element_id=element_id, element_name=element_name, lane=lane,
+            old_state=old_state, new_state=new_state, data=data))
+        return None
     event = CaseEvent(**_event_row(
         case, kind=kind, at=at, version_hash=version_hash, actor=actor, actor_name=actor_name,
         element_id=element_id, element_name=element_name, lane=lane, old_state=old_state,
@@ -170,7 +181,7 @@ class Completed:
     by_person: bool = False  # a user task: a step the case's followers are told of
 
 
-def _due(data: dict[str, Any], properties: dict[str, str], element_id: str,
+def _due(data: Mapping[str, Any], properties: dict[str, str], element_id: str,
          now: datetime) -> datetime | None:
     variable = (properties.get("due") or DEFAULT_DUE_VARIABLE.get(properties.get(STEP, ""))
                 or "close_limit")
@@ -204,6 +215,16 @@ class Writes:
         self.cases.append(case)
         self.states[case.id] = ""
 
+    @contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Within this block, `add_event` (the notices' reroutes, for instance) appends to
+        these rows instead of the session."""
+        token = _COLLECTING.set(self)
+        try:
+            yield
+        finally:
+            _COLLECTING.reset(token)
+
     def event(self, case: Case, **fields: Any) -> None:
         """Append one event to the case's chain, stored with the rest."""
         self.events.append(_event_row(case, **fields))
@@ -233,6 +254,9 @@ class Writes:
         if self.events:
             _insert_events(self.events)
         self.events, self.cases, self.states, self.tasks = [], [], {}, []
+
+
+_COLLECTING: ContextVar[Writes | None] = ContextVar("case_engine_writes", default=None)
 
 
 def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
@@ -282,7 +306,7 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
     else:
         case.state = instance.save()
     case.next_timer_at = instance.next_timer_due()
-    data = instance.data
+    data = instance.data_view()  # read here and by the sync below, not kept
     if isinstance(data.get("level"), str) and data["level"] != case.level:
         case.level = data["level"]
     if LEVEL_RANK.get(case.level, 0) > LEVEL_RANK.get(case.highest_level, 0):
@@ -349,7 +373,7 @@ def relevel_tasks(loaded: Loaded, level: str, values: dict[str, Any]) -> None:
     db.session.flush()
 
 
-def _sync_tasks(loaded: Loaded, now: datetime, data: dict[str, Any],
+def _sync_tasks(loaded: Loaded, now: datetime, data: Mapping[str, Any],
                 writes: Writes | None = None) -> None:
     """Make case_task match the engine's ready human tasks (`data`: the process data after
     the step; with `writes`, new rows wait in it)."""

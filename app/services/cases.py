@@ -194,8 +194,9 @@ def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: da
     writes = case_engine.Writes()
     opened: list[tuple[Case, Handbook, list[case_engine.Completed]]] = []
     # Nothing is flushed before `writes.store()`: the lookups below (lanes, recipients) do
-    # not depend on the pending rows.
-    with db.session.no_autoflush:
+    # not depend on the pending rows. The notices are written when the batch ends, after
+    # the cases they refer to.
+    with db.session.no_autoflush, notify.batch():
         for (version, request, case_no), case_id in zip(openings, _new_case_ids(len(openings)),
                                                         strict=True):
             handbook = handbook_of(version)
@@ -237,12 +238,12 @@ def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: da
                                "point": request.point_code, "version": version.number})
             completed = case_engine.record_step(loaded, result, now=now, writes=writes)
             opened.append((case, handbook, completed))
-        writes.store()
-        with notify.batch():
+        with writes.collecting():  # a notice's reroute joins the case's history
             for case, handbook, completed in opened:
                 # Nobody follows a case that did not exist a moment ago.
                 notify.after_step(case, completed, now=now, followed=False)
                 notify.case_pushed(case, handbook, now=now)
+        writes.store()
     return [case for case, _, _ in opened]
 
 
