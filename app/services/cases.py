@@ -114,14 +114,24 @@ def level_variables(handbook: Handbook, level: str, opened_at: datetime) -> dict
 
 
 def start_variables(handbook: Handbook, item: WarningItem, *, level: str, case_no: str,
-                    value: float, town: str, point: str, opened_at: datetime) -> dict[str, Any]:
+                    value: float, town: str, point: str, opened_at: datetime,
+                    limits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The process variables a case starts with. `limits`: each level's variables at
+    `opened_at`, when the caller has them already (the cases of a batch open at one time)."""
+    if limits is None:
+        limits = all_level_variables(handbook, opened_at)
     return {
         "case_no": case_no, "scenario": handbook.scenario, "item_code": item.code,
         "item_name": item.name, "level": level, "value": value, "unit": item.unit,
         "town": town, "point": point,
-        "limits": {lv: level_variables(handbook, lv, opened_at) for lv in handbook.levels},
-        **level_variables(handbook, level, opened_at),
+        "limits": {lv: dict(variables) for lv, variables in limits.items()},
+        **limits.get(level, level_variables(handbook, level, opened_at)),
     }
+
+
+def all_level_variables(handbook: Handbook, opened_at: datetime) -> dict[str, dict[str, Any]]:
+    """`level_variables` of each of the handbook's levels."""
+    return {lv: level_variables(handbook, lv, opened_at) for lv in handbook.levels}
 
 
 @dataclass(frozen=True)
@@ -192,6 +202,7 @@ def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: da
     INSERT of the cases with their state, one of their tasks, one of all their events (each
     case's chain is its own, as if opened alone), one of the notices."""
     writes = case_engine.Writes()
+    level_limits: dict[str, dict[str, dict[str, Any]]] = {}  # by version: they open at `now`
     opened: list[tuple[Case, Handbook, list[case_engine.Completed]]] = []
     # Nothing is flushed before `writes.store()`: the lookups below (lanes, recipients) do
     # not depend on the pending rows. The notices are written when the batch ends, after
@@ -220,10 +231,13 @@ def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: da
                 db.session.flush()  # its id, for its task rows and events
             else:
                 writes.new_case(case)
+            limits = level_limits.get(version.content_hash)
+            if limits is None:
+                limits = level_limits[version.content_hash] = all_level_variables(handbook, now)
             data = start_variables(handbook, item, level=request.level, case_no=case_no,
                                    value=request.value, town=request.node.name,
                                    point=request.point.name if request.point
-                                   else request.point_code, opened_at=now)
+                                   else request.point_code, opened_at=now, limits=limits)
             spec = case_engine.compiled(version)
             instance, result = case_engine.runtime().start(spec, version.process_id, data,
                                                            actor="system", at=now)
