@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests" / "cases"))
+sys.path.insert(0, str(ROOT / "tests"))  # cases_fixtures imports the test helpers
 
 import sqlalchemy as sa  # noqa: E402
 from bench_db import Clock, drop_database, scratch_database  # noqa: E402
