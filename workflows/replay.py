@@ -112,7 +112,7 @@ def verify_replay(
     expected = json.loads(recorded_state) if isinstance(recorded_state, bytes) else \
         json.loads(json.dumps(recorded_state))
     instance = replay(runtime, version, inputs, versions)
-    actual = json.loads(instance.dump())
+    actual = json.loads(instance.dump_text())
     difference = _first_difference(expected, actual)
     if difference:
         raise ReplayMismatchError(f"the replay differs from the recorded state: {difference}")

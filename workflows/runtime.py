@@ -58,6 +58,7 @@ from .serialization import (
     workflow_from_dict,
     workflow_to_dict,
     workflow_to_json,
+    workflow_to_text,
 )
 from .specs import BpmnFiles, CompiledVersion, CompileOptions, SpecCache
 from .timers import rearm, task_due_time, timer_definitions
@@ -389,6 +390,10 @@ class Instance:
     def dump(self) -> bytes:
         """The same state as compact UTF-8 JSON bytes (cheaper than save() + json.dumps)."""
         return workflow_to_json(self._envelope(), self.workflow, "workflow")
+
+    def dump_text(self) -> str:
+        """The same state as compact JSON text, ASCII only (non-ASCII characters escaped)."""
+        return workflow_to_text(self._envelope(), self.workflow, "workflow")
 
 
 class Runtime:

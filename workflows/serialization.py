@@ -25,7 +25,7 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
 __all__ = ["ENGINE_SERIALIZER_VERSION", "registry", "workflow_to_dict", "workflow_to_json",
-           "workflow_from_dict"]
+           "workflow_to_text", "workflow_from_dict"]
 
 
 class SpeclessWorkflowConverter(BpmnWorkflowConverter):
@@ -76,7 +76,15 @@ def workflow_to_dict(workflow: BpmnWorkflow) -> dict[str, Any]:
 
 
 def workflow_to_json(envelope: dict[str, Any], workflow: BpmnWorkflow, key: str) -> bytes:
-    """`envelope` with the workflow under `key`, encoded as compact UTF-8 JSON.
+    """`envelope` with the workflow under `key`, encoded as compact UTF-8 JSON."""
+    return workflow_to_text(envelope, workflow, key, ensure_ascii=False).encode("utf-8")
+
+
+def workflow_to_text(envelope: dict[str, Any], workflow: BpmnWorkflow, key: str, *,
+                     ensure_ascii: bool = True) -> str:
+    """`envelope` with the workflow under `key` as compact JSON text; by default every
+    character outside ASCII escaped, so that any text a script made (a lone surrogate
+    included) goes into any store.
 
     Uses the engine's lazy encoder mode (conversion happens while json.dumps walks the tree),
     which is what `BpmnWorkflowSerializer.serialize_json` does and is cheaper than a full
@@ -87,10 +95,10 @@ def workflow_to_json(envelope: dict[str, Any], workflow: BpmnWorkflow, key: str)
     try:
         body = dict(envelope)
         body[key] = reg.convert(workflow)
-        text = json.dumps(body, cls=_THREAD.encoder, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(body, cls=_THREAD.encoder, ensure_ascii=ensure_ascii,
+                          separators=(",", ":"))
     finally:
         reg._encoder_mode = False
-    return text.encode("utf-8")
 
 
 def workflow_from_dict(dct: dict[str, Any], spec: BpmnProcessSpec,

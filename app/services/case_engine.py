@@ -231,7 +231,7 @@ class Writes:
 
     def save_state(self, case: Case, instance: Instance) -> None:
         if case.id in self.states:
-            self.states[case.id] = instance.dump().decode("utf-8")
+            self.states[case.id] = instance.dump_text()
         else:
             case.state = instance.save()
 

@@ -4,8 +4,8 @@ session as if they had been loaded.
 The ORM's multi-row INSERT sends one placeholder per value, and the driver parses such a
 statement (thousands of placeholders for a batch of cases) on every call: that parsing and
 the flush's bookkeeping cost more than the writing. Here the rows go as one JSON document
-through `json_populate_recordset`, whose values `json.dumps` writes in C. A value already
-encoded as JSON (an engine state) is spliced into the document as it is.
+through `json_populate_recordset`, whose values `json.dumps` writes in C. Values already
+encoded as JSON (an engine state) go as they are, in a text array beside the document.
 """
 
 from __future__ import annotations
@@ -65,35 +65,42 @@ def insert_new(objects: Sequence[Any], *, encoded: Mapping[str, Sequence[str]] |
     with_ids = getattr(objects[0], pk, None) is not None
     keys = [(prop.key, prop.columns[0]) for prop in mapper.column_attrs
             if prop.key not in encoded and (with_ids or prop.key != pk)]
-    names = [column.name for _, column in keys] + [
-        mapper.get_property(key).columns[0].name for key in encoded]
+    names = [column.name for _, column in keys]
     parts = []
-    for n, obj in enumerate(objects):
+    for obj in objects:
         _fill_defaults(obj, mapper, keys)
         values = obj.__dict__
-        text = json.dumps({column.name: _value(values[key]) for key, column in keys},
-                          ensure_ascii=False, allow_nan=False)
-        if encoded:
-            text = text[:-1] + "".join(
-                f",{json.dumps(mapper.get_property(key).columns[0].name)}:{texts[n]}"
-                for key, texts in encoded.items()) + "}"
-        parts.append(text)
-    quote = db.session.get_bind().dialect.identifier_preparer.quote
-    table_name, columns = quote(table.name), ", ".join(quote(name) for name in names)
-    statement = (f"INSERT INTO {table_name} ({columns}) SELECT {columns} "
+        parts.append({column.name: _value(values[key]) for key, column in keys})
+    dialect = db.session.get_bind().dialect
+    quote = dialect.identifier_preparer.quote
+    table_name = quote(table.name)
+    # Values already encoded go beside the document as a text array, each cast on its own
+    # (a JSON value taken out of a document is decoded, and PostgreSQL refuses an escaped
+    # lone surrogate there; cast from text, it keeps it as written).
+    selected = [f"r.{quote(name)}" for name in names]
+    joins = []
+    for n, key in enumerate(encoded):
+        column = mapper.get_property(key).columns[0]
+        names.append(column.name)
+        selected.append(f"e{n}.v::{column.type.compile(dialect=dialect)}")
+        joins.append(f" JOIN unnest(%s::text[]) WITH ORDINALITY AS e{n}(v, n) "
+                     f"ON e{n}.n = r.ordinality")
+    statement = (f"INSERT INTO {table_name} ({', '.join(quote(name) for name in names)}) "
+                 f"SELECT {', '.join(selected)} "
                  f"FROM json_populate_recordset(NULL::{table_name}, %s::json) "
-                 "WITH ORDINALITY AS r ORDER BY r.ordinality")
+                 f"WITH ORDINALITY AS r{''.join(joins)} ORDER BY r.ordinality")
+    document = json.dumps(parts, ensure_ascii=False, allow_nan=False)
+    parameters = (document, *(list(texts) for texts in encoded.values()))
     connection = db.session.connection()
-    document = "[" + ",".join(parts) + "]"
     if with_ids or not attach:
-        connection.exec_driver_sql(statement, (document,))
+        connection.exec_driver_sql(statement, parameters)
         if not attach:
             return
     else:
         # The sequence numbers the rows in the order of the SELECT, so the sorted ids are
         # the objects' ids in order (what SQLAlchemy's own sorted bulk insert relies on).
         ids = sorted(connection.exec_driver_sql(
-            statement + f" RETURNING {quote(pk_column.name)}", (document,)).scalars())
+            statement + f" RETURNING {quote(pk_column.name)}", parameters).scalars())
         for obj, new_id in zip(objects, ids, strict=True):
             setattr(obj, pk, new_id)
     for obj in objects:

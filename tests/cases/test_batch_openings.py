@@ -139,3 +139,34 @@ def test_a_batch_of_new_warnings_is_written_once_per_table(app, published, sourc
             "warning_case": 1, "case_task": 1, "case_event": 1, "notification": 1, "alert": 1}
         # Five times the cases, not more statements.
         assert len(many) <= len(few), "\n".join(s[:90] for s in many)
+
+
+def test_a_state_holding_any_text_is_written_as_the_engine_encoded_it(app, published,
+                                                                       source_key, point,
+                                                                       clock):
+    """A state's text goes into its row as written: an escaped lone surrogate (which a script
+    may leave in its data) included, which PostgreSQL refuses inside a JSON document."""
+    from app.services import row_batches
+
+    point("GAS-MH-0001", "gas")
+    with app.app_context():
+        key = db.session.scalar(select(ApiKey))
+        opened = ingest(key, AlertIn("gas", "ch4_lel", "GAS-MH-0001", 30.0, clock()),
+                        now=clock())
+        db.session.commit()
+        template = db.session.scalar(select(Case).where(Case.case_no == opened.case_no))
+        columns = {c.key: getattr(template, c.key) for c in sa.inspect(Case).column_attrs
+                   if c.key not in ("id", "state")}
+        state_text = '{"note": "a\\ud800", "n": 1}'
+        copy = Case(**{**columns, "case_no": "RQ-COPY-1", "dedup_key": "copy|1",
+                       "status": "closed"})
+        if db.engine.dialect.name == "postgresql":
+            row_batches.insert_new([copy], encoded={"state": [state_text]})
+        else:
+            copy.state = {"note": "a\ud800", "n": 1}
+            db.session.add(copy)
+        db.session.commit()
+        db.session.expire_all()
+        stored = db.session.scalar(select(Case).where(Case.case_no == "RQ-COPY-1"))
+        assert stored.id != template.id and stored.state == {"note": "a\ud800", "n": 1}
+        assert stored.opened_at == template.opened_at and stored.node_id == template.node_id

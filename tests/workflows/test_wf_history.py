@@ -126,3 +126,12 @@ def test_replay_needs_a_start(wf_runtime, alert_version):
 
     with pytest.raises(StateError, match="must begin with the start input"):
         replay(wf_runtime, alert_version, [TimerInput(T0)])
+
+
+def test_a_state_holding_a_lone_surrogate_replays(wf_runtime, alert_version):
+    """Text a script or a source left unpaired is data like any other: the replay compares
+    it instead of failing to encode it."""
+    instance, result = wf_runtime.start(alert_version, "alert_handling",
+                                        {"value": 1, "threshold": 2, "note": "a\ud800"})
+    replayed = verify_replay(wf_runtime, alert_version, [result.input], instance.save())
+    assert replayed.save() == instance.save()

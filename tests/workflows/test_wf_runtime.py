@@ -218,3 +218,16 @@ def test_message_payload_expression_is_checked_at_load():
 
     message = messages_of({"t.bpmn": throw_process("case_no.__class__")})
     assert "message payload: attributes starting with '_'" in message
+
+
+def test_the_state_as_text_is_ascii_and_loads_back(wf_runtime, alert_version):
+    """The text a store receives escapes everything outside ASCII, a lone surrogate a script
+    might have made included (UTF-8 cannot carry one), and loads back to the same state."""
+    import json
+
+    instance, _ = wf_runtime.start(alert_version, "alert_handling",
+                                   {"value": 1, "threshold": 2, "note": "现场 a\ud800b"})
+    text = instance.dump_text()
+    assert text.isascii()
+    assert json.loads(text) == instance.save()
+    assert wf_runtime.load(alert_version, text).save() == instance.save()
