@@ -3,11 +3,12 @@ case, honour silences, route new warnings to scenario, handbook version and town
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import ARRAY, any_, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -25,6 +26,15 @@ from app.services import cases, partitions
 from app.services.errors import DomainError, Forbidden, ValidationFailed
 from app.services.handbook_data import Handbook, WarningItem, level_for, recovered
 from app.services.handbooks import published_version
+
+
+def one_of(column: Any, values: Iterable[str]) -> Any:
+    """`column IN values`; on PostgreSQL as `= ANY` of one array parameter: a statement with
+    a placeholder per value is parsed again, and planned again, for every batch."""
+    values = list(values)
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 @dataclass(frozen=True)
@@ -334,15 +344,15 @@ def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[Ale
     # point code -> its id: a repeat needs no more of its point (no ORM objects for a storm).
     point_ids: dict[str, int] = dict(db.session.execute(
         select(MonitoringPoint.code, MonitoringPoint.id).where(
-            MonitoringPoint.code.in_(codes), MonitoringPoint.active.is_(True))).tuples().all())
+            one_of(MonitoringPoint.code, codes), MonitoringPoint.active.is_(True))).tuples().all())
     silenced = {(s.scenario, s.point_code, s.indicator) for s in db.session.scalars(
-        select(Silence).where(Silence.point_code.in_(codes), Silence.starts_at <= now,
+        select(Silence).where(one_of(Silence.point_code, codes), Silence.starts_at <= now,
                               Silence.ends_at > now, Silence.ended_at.is_(None)))}
     keys = {f"{key.source_type}|{a.point_code}|{i.indicator}" for a, i in zip(batch, items,
                                                                          strict=True)}
     open_cases = {row.dedup_key: _OpenCase(*row) for row in db.session.execute(
         select(Case.id, Case.case_no, Case.dedup_key, Case.highest_level).where(
-            Case.dedup_key.in_(keys), Case.status == "open"))}
+            one_of(Case.dedup_key, keys), Case.status == "open"))}
     replays = _replays(key, sorted({a.idempotency_key for a in batch if a.idempotency_key}))
     seen: dict[str, int] = {}  # idempotency key -> index of its alert in this batch
     outcomes: list[AlertOutcome | None] = [None] * len(batch)
@@ -461,7 +471,7 @@ class _Pending:
             wanted = sorted(opening.values())
             codes = {self.batch[n].point_code for n, _ in wanted}
             points = {p.code: p for p in db.session.scalars(select(MonitoringPoint).where(
-                MonitoringPoint.code.in_(codes), MonitoringPoint.active.is_(True)))}
+                one_of(MonitoringPoint.code, codes), MonitoringPoint.active.is_(True)))}
             requests = [self._request(n, level, points.get(self.batch[n].point_code))
                         for n, level in wanted]
             for (n, level), case in zip(wanted, cases.open_cases(requests, now=self.now),
