@@ -391,9 +391,11 @@ class Instance:
         """The same state as compact UTF-8 JSON bytes (cheaper than save() + json.dumps)."""
         return workflow_to_json(self._envelope(), self.workflow, "workflow")
 
-    def dump_text(self) -> str:
-        """The same state as compact JSON text, ASCII only (non-ASCII characters escaped)."""
-        return workflow_to_text(self._envelope(), self.workflow, "workflow")
+    def dump_text(self, ensure_ascii: bool = True) -> str:
+        """The same state as compact JSON text; by default ASCII only (every other character
+        escaped, an unpaired surrogate included)."""
+        return workflow_to_text(self._envelope(), self.workflow, "workflow",
+                                ensure_ascii=ensure_ascii)
 
 
 class Runtime:

@@ -231,7 +231,9 @@ class Writes:
 
     def save_state(self, case: Case, instance: Instance) -> None:
         if case.id in self.states:
-            self.states[case.id] = instance.dump_text()
+            # Characters as they are (the smaller text); `row_batches` writes one holding an
+            # unpaired surrogate apart, escaped.
+            self.states[case.id] = instance.dump_text(ensure_ascii=False)
         else:
             case.state = instance.save()
 

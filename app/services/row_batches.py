@@ -4,13 +4,18 @@ session as if they had been loaded.
 The ORM's multi-row INSERT sends one placeholder per value, and the driver parses such a
 statement (thousands of placeholders for a batch of cases) on every call: that parsing and
 the flush's bookkeeping cost more than the writing. Here the rows go as one JSON document
-through `json_populate_recordset`, whose values `json.dumps` writes in C. Values already
-encoded as JSON (an engine state) go as they are, in a text array beside the document.
+through `json_populate_recordset`, whose values `json.dumps` writes in C. A value already
+encoded as JSON (an engine state) is spliced into the document as it is.
+
+Text holding an unpaired surrogate (a script may leave one in its data) cannot be sent as
+UTF-8, and PostgreSQL refuses one escaped inside a document it takes apart; such a value is
+written escaped by an UPDATE of its row instead, where a plain cast keeps it as written.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,6 +25,8 @@ from sqlalchemy.orm import MANYTOONE, make_transient_to_detached
 
 from app.extensions import db
 from app.models.base import utc_text
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _value(value: Any) -> Any:
@@ -65,44 +72,50 @@ def insert_new(objects: Sequence[Any], *, encoded: Mapping[str, Sequence[str]] |
     with_ids = getattr(objects[0], pk, None) is not None
     keys = [(prop.key, prop.columns[0]) for prop in mapper.column_attrs
             if prop.key not in encoded and (with_ids or prop.key != pk)]
-    names = [column.name for _, column in keys]
+    names = [column.name for _, column in keys] + [
+        mapper.get_property(key).columns[0].name for key in encoded]
+    # Values to be written after the insert, by row: (index, column, escaped text).
+    unpaired = [(n, mapper.get_property(key).columns[0], json.dumps(json.loads(text)))
+                for key, texts in encoded.items() for n, text in enumerate(texts)
+                if _SURROGATE.search(text)]
+    if unpaired:
+        encoded = {key: ["{}" if _SURROGATE.search(text) else text for text in texts]
+                   for key, texts in encoded.items()}
     parts = []
-    for obj in objects:
+    for n, obj in enumerate(objects):
         _fill_defaults(obj, mapper, keys)
         values = obj.__dict__
-        parts.append({column.name: _value(values[key]) for key, column in keys})
+        text = json.dumps({column.name: _value(values[key]) for key, column in keys},
+                          ensure_ascii=False, allow_nan=False)
+        if encoded:
+            text = text[:-1] + "".join(
+                f",{json.dumps(mapper.get_property(key).columns[0].name)}:{texts[n]}"
+                for key, texts in encoded.items()) + "}"
+        parts.append(text)
     dialect = db.session.get_bind().dialect
     quote = dialect.identifier_preparer.quote
-    table_name = quote(table.name)
-    # Values already encoded go beside the document as a text array, each cast on its own
-    # (a JSON value taken out of a document is decoded, and PostgreSQL refuses an escaped
-    # lone surrogate there; cast from text, it keeps it as written).
-    selected = [f"r.{quote(name)}" for name in names]
-    joins = []
-    for n, key in enumerate(encoded):
-        column = mapper.get_property(key).columns[0]
-        names.append(column.name)
-        selected.append(f"e{n}.v::{column.type.compile(dialect=dialect)}")
-        joins.append(f" JOIN unnest(%s::text[]) WITH ORDINALITY AS e{n}(v, n) "
-                     f"ON e{n}.n = r.ordinality")
-    statement = (f"INSERT INTO {table_name} ({', '.join(quote(name) for name in names)}) "
-                 f"SELECT {', '.join(selected)} "
+    table_name, columns = quote(table.name), ", ".join(quote(name) for name in names)
+    statement = (f"INSERT INTO {table_name} ({columns}) SELECT {columns} "
                  f"FROM json_populate_recordset(NULL::{table_name}, %s::json) "
-                 f"WITH ORDINALITY AS r{''.join(joins)} ORDER BY r.ordinality")
-    document = json.dumps(parts, ensure_ascii=False, allow_nan=False)
-    parameters = (document, *(list(texts) for texts in encoded.values()))
+                 "WITH ORDINALITY AS r ORDER BY r.ordinality")
     connection = db.session.connection()
-    if with_ids or not attach:
-        connection.exec_driver_sql(statement, parameters)
-        if not attach:
-            return
+    document = "[" + ",".join(parts) + "]"
+    if with_ids or (not attach and not unpaired):
+        connection.exec_driver_sql(statement, (document,))
     else:
         # The sequence numbers the rows in the order of the SELECT, so the sorted ids are
         # the objects' ids in order (what SQLAlchemy's own sorted bulk insert relies on).
         ids = sorted(connection.exec_driver_sql(
-            statement + f" RETURNING {quote(pk_column.name)}", parameters).scalars())
+            statement + f" RETURNING {quote(pk_column.name)}", (document,)).scalars())
         for obj, new_id in zip(objects, ids, strict=True):
             setattr(obj, pk, new_id)
+    for n, column, text in unpaired:
+        connection.exec_driver_sql(
+            f"UPDATE {table_name} SET {quote(column.name)} = "
+            f"%s::{column.type.compile(dialect=dialect)} WHERE {quote(pk_column.name)} = %s",
+            (text, getattr(objects[n], pk)))
+    if not attach:
+        return
     for obj in objects:
         make_transient_to_detached(obj)
         db.session.add(obj)
