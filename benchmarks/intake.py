@@ -20,6 +20,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,11 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3000"))
 WAITING = int(os.environ.get("BENCH_WAITING", "100000"))
 
 
+
+
+def in_hundreds(count: int, alert: Callable[[int], AlertIn]) -> list[list[AlertIn]]:
+    """`count` alerts in batches of 100, as a source system posts them in a storm."""
+    return [[alert(i) for i in range(b, min(b + 100, count))] for b in range(0, count, 100)]
 
 
 def raw_create_rate(version: Any, data: dict[str, Any], n: int, engine: Any) -> float:
@@ -147,9 +153,8 @@ def main() -> None:
 
             # Repeats arrive in batches of 100 per request, as a source system posts them in a
             # storm; each batch is one call to the batch intake and one commit.
-            batches = [[AlertIn("gas", "ch4_lel", f"B-{i % NEW_CASES:05d}", 31.0, clock())
-                        for i in range(b, min(b + 100, REPEATS))]
-                       for b in range(0, REPEATS, 100)]
+            batches = in_hundreds(REPEATS, lambda i: AlertIn(
+                "gas", "ch4_lel", f"B-{i % NEW_CASES:05d}", 31.0, clock()))
             start = time.perf_counter()
             for batch in batches:
                 key = request_session()
@@ -159,10 +164,9 @@ def main() -> None:
 
             # The same with an idempotency key on every alert (what careful source systems
             # send), then the very same batches again (a client retrying after a timeout).
-            keyed = [[AlertIn("gas", "ch4_lel", f"B-{i % NEW_CASES:05d}", 31.0, clock(),
-                              idempotency_key=f"storm-{i}")
-                      for i in range(b, min(b + 100, REPEATS))]
-                     for b in range(0, REPEATS, 100)]
+            keyed = in_hundreds(REPEATS, lambda i: AlertIn(
+                "gas", "ch4_lel", f"B-{i % NEW_CASES:05d}", 31.0, clock(),
+                idempotency_key=f"storm-{i}"))
             start = time.perf_counter()
             for batch in keyed:
                 key = request_session()
@@ -186,9 +190,8 @@ def main() -> None:
 
                 profiler = cProfile.Profile()
                 profiler.enable()
-            storm = [[AlertIn("gas", "ch4_lel", f"S-{i:05d}", 30.0, clock())
-                      for i in range(b, min(b + 100, NEW_CASES))]
-                     for b in range(0, NEW_CASES, 100)]
+            storm = in_hundreds(NEW_CASES, lambda i: AlertIn(
+                "gas", "ch4_lel", f"S-{i:05d}", 30.0, clock()))
             start = time.perf_counter()
             for batch in storm:
                 key = request_session()
