@@ -36,9 +36,7 @@ class Case(Base):
         Index("uq_case_open_dedup", "dedup_key", unique=True,
               sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
         Index("ix_case_next_timer", "next_timer_at"),
-        # The case list's default order and date filters, and the board's figures.
-        Index("ix_case_opened_at", "opened_at"),
-        Index("ix_case_closed_at", "closed_at"),
+        # The board's figures (the case list's order and dates use the columns' own indexes).
         Index("ix_case_board", "status", "level", "scenario"),
         # The duty board reads only open real cases: their figures come from this index alone.
         Index("ix_case_open_board", "scenario", "level", "node_id", "loop_level",
@@ -144,7 +142,8 @@ class CaseTask(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("warning_case.id"), index=True)
+    # Found by `uq_case_task`, which starts with it.
+    case_id: Mapped[int] = mapped_column(ForeignKey("warning_case.id"))
     task_id: Mapped[str] = mapped_column(String(64))
     process_id: Mapped[str] = mapped_column(String(100))
     element_id: Mapped[str] = mapped_column(String(100))
@@ -186,7 +185,8 @@ class CaseEvent(Base):
     __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_case_event_seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("warning_case.id"), index=True)
+    # Found by `uq_case_event_seq`, which starts with it.
+    case_id: Mapped[int] = mapped_column(ForeignKey("warning_case.id"))
     seq: Mapped[int]
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(20))  # task / input / comment / attachment / ...

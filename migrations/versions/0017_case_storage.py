@@ -1,4 +1,4 @@
-"""case storage on PostgreSQL: engine states compressed with lz4, room for in-place updates
+"""case storage: no index twice; on PostgreSQL, states compressed with lz4 and room for updates
 
 Revision ID: 0017_case_storage
 Revises: 0016_case_tally
@@ -31,7 +31,18 @@ END $$;
 _FILLFACTOR = "ALTER TABLE warning_case SET (fillfactor = {percent})"
 
 
+# Indexes every new case, task and event wrote for nothing: two were created twice on the
+# same column of the cases (0010 by the column, 0013 by name), and a case's tasks and events
+# are found by the unique index that begins with their case.
+_REDUNDANT = (("warning_case", "ix_case_opened_at", ["opened_at"]),
+              ("warning_case", "ix_case_closed_at", ["closed_at"]),
+              ("case_event", "ix_case_event_case_id", ["case_id"]),
+              ("case_task", "ix_case_task_case_id", ["case_id"]))
+
+
 def upgrade():
+    for table, name, _columns in _REDUNDANT:
+        op.drop_index(name, table_name=table)
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_SET.format(method="lz4"))
         op.execute(_FILLFACTOR.format(percent=80))
@@ -41,3 +52,5 @@ def downgrade():
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_FILLFACTOR.format(percent=100))
         op.execute(_SET.format(method="pglz"))
+    for table, name, columns in _REDUNDANT:
+        op.create_index(name, table, columns)
