@@ -41,7 +41,7 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import ApiKey, Case, MonitoringPoint, User  # noqa: E402
-from app.services import api_keys, cases, demo, org, timers  # noqa: E402
+from app.services import api_keys, case_variables, cases, demo, org, timers  # noqa: E402
 from app.services.engine import compiled  # noqa: E402
 from app.services.handbooks import published_version  # noqa: E402
 from app.services.intake import AlertIn, ingest, ingest_many  # noqa: E402
@@ -115,7 +115,7 @@ def main() -> None:
             version = published_version("gas")
             spec = compiled(version)
             handbook = cases.handbook_of(version)
-            data = cases.start_variables(handbook, handbook.item("GAS-CH4-MANHOLE")
+            data = case_variables.start_variables(handbook, handbook.item("GAS-CH4-MANHOLE")
                                          if any(i.code == "GAS-CH4-MANHOLE"
                                                 for i in handbook.warning_items)
                                          else handbook.warning_items[0],

@@ -15,7 +15,7 @@ from app.api.alert_schemas import (
 from app.api.auth import api_key, json_body, load, now
 from app.extensions import db
 from app.i18n import _l
-from app.services import api_keys, feed_intake, feeds, intake
+from app.services import api_keys, feed_intake, feeds, intake, intake_batches
 from app.services.errors import DomainError, ValidationFailed
 from app.services.intake import AlertIn
 
@@ -84,7 +84,7 @@ def receive_alerts() -> tuple[Any, int]:
         outcomes = [intake.ingest(key, alerts[0], now=now())]
     else:
         try:
-            outcomes = intake.ingest_many(key, alerts, now=now())
+            outcomes = intake_batches.ingest_many(key, alerts, now=now())
         except DomainError as exc:
             # The error handler rolls back: none of the batch is stored.
             index = _refused_index(exc, alerts)

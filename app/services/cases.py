@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from sqlalchemy import exists, null, select
@@ -26,23 +24,19 @@ from app.models import (
     CaseFollower,
     CaseTask,
     HandbookVersion,
-    MonitoringPoint,
-    PlatformNode,
     User,
 )
 from app.services import case_engine, form_rules, notify, stuck
-from app.services.case_numbers import next_case_numbers
-from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.case_variables import level_variables
+from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.services.handbook_data import (
     Handbook,
-    WarningItem,
     department_codes,
     limits_for,
     parse_handbook,
     platform_scenarios,
 )
 from app.services.handbook_schema import parse_duration
-from app.services.handbooks import published_version
 from app.services.permissions import can, may_take, require
 from workflows import FormValidationError, TaskNotFoundError, TaskNotReadyError
 
@@ -70,195 +64,6 @@ def handbook_or_none(version: HandbookVersion) -> Handbook | None:
     if version.handbook_key in platform_scenarios():
         return handbook_of(version)
     return None
-
-
-def _ladder_after(steps: list[dict[str, Any]], role: str) -> str | None:
-    for step in steps:
-        if role in step.get("to", []):
-            return str(step["after"])
-    return None
-
-
-def _add(a: str, b: str | None) -> str:
-    total = parse_duration(a) + (parse_duration(b) if b else parse_duration("PT0S"))
-    seconds = int(total.total_seconds())
-    return f"PT{max(seconds, 1)}S"
-
-
-def level_variables(handbook: Handbook, level: str, opened_at: datetime) -> dict[str, Any]:
-    """The process variables that depend on the level: limits and the escalation ladder.
-
-    Durations count from the push (the case's opening), as the handbooks define them; the
-    overdue tracking cycle therefore starts at the closing deadline itself.
-    """
-    limits = limits_for(handbook, level)
-    ladder = handbook.data["escalation_ladder"].get(level, {})
-    missed = ladder.get("missed_accept", [])
-    overdue = ladder.get("overdue_not_closed", [])
-    remind_every = next((s.get("repeat_every") for s in missed if s.get("repeat_every")),
-                        None) or limits.accept
-    track_every = next((s.get("repeat_every") for s in overdue if s.get("repeat_every")),
-                       None) or limits.due
-    return {
-        "accept_limit": limits.accept,
-        "on_site_limit": limits.on_site or limits.due,
-        "feedback_limit": limits.feedback or limits.due,
-        "close_limit": limits.due,
-        "reminder_cycle": f"R3/{remind_every}",
-        "escalate_after": _add(limits.accept, _ladder_after(missed, "department_head")),
-        "supervise_after": _add(limits.accept, _ladder_after(missed, "leader_in_charge")),
-        "tracking_cycle": f"R20/{(opened_at + parse_duration(limits.due)).isoformat()}/"
-                          f"{track_every}",
-        "disposal_type": handbook.disposal_types.get(level, "self"),
-    }
-
-
-def start_variables(handbook: Handbook, item: WarningItem, *, level: str, case_no: str,
-                    value: float, town: str, point: str, opened_at: datetime,
-                    limits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The process variables a case starts with. `limits`: each level's variables at
-    `opened_at`, when the caller has them already (the cases of a batch open at one time)."""
-    if limits is None:
-        limits = all_level_variables(handbook, opened_at)
-    return {
-        "case_no": case_no, "scenario": handbook.scenario, "item_code": item.code,
-        "item_name": item.name, "level": level, "value": value, "unit": item.unit,
-        "town": town, "point": point,
-        "limits": {lv: dict(variables) for lv, variables in limits.items()},
-        **limits.get(level, level_variables(handbook, level, opened_at)),
-    }
-
-
-def all_level_variables(handbook: Handbook, opened_at: datetime) -> dict[str, dict[str, Any]]:
-    """`level_variables` of each of the handbook's levels."""
-    return {lv: level_variables(handbook, lv, opened_at) for lv in handbook.levels}
-
-
-@dataclass(frozen=True)
-class NewCase:
-    scenario: str
-    item_code: str
-    level: str
-    value: float
-    observed_at: datetime
-    point_code: str
-    point: MonitoringPoint | None
-    node: PlatformNode
-    scenario_node: PlatformNode
-    dedup_key: str
-
-
-def open_case(request: NewCase, *, now: datetime) -> Case:
-    """Start the published handbook's process for a new warning and store its first step."""
-    return open_cases([request], now=now)[0]
-
-
-def open_cases(requests: list[NewCase], *, now: datetime) -> list[Case]:
-    """Open a case for each new warning, in order, on its scenario's published handbook:
-    numbers taken once per scenario, and everything stored together (`start_cases`)."""
-    versions: dict[str, HandbookVersion] = {}
-    for scenario in dict.fromkeys(r.scenario for r in requests):
-        version = published_version(scenario)
-        if version is None:
-            raise DomainError(_l("No published handbook for this scenario; a department head "
-                                 "must approve one first."), code="no_published_handbook",
-                              status=409)
-        versions[scenario] = version
-    numbers = {scenario: iter(next_case_numbers(
-        scenario, now, sum(r.scenario == scenario for r in requests))) for scenario in versions}
-    return start_cases([(versions[r.scenario], r, next(numbers[r.scenario]))
-                        for r in requests], now=now)
-
-
-def start_case(version: HandbookVersion, request: NewCase, *, case_no: str, now: datetime,
-               is_test: bool = False) -> Case:
-    """Open a case on `version` (a real one on the published version, a test case on a
-    draft), start its process and store the first step."""
-    return start_cases([(version, request, case_no)], now=now, is_test=is_test)[0]
-
-
-def _files(version: HandbookVersion) -> dict[str, str]:
-    return version.files
-
-
-def _new_case_ids(count: int) -> list[int | None]:
-    """Ids for new case rows before they are written, so that a batch's cases, tasks and
-    events each go out in one statement. PostgreSQL takes them from the table's sequence;
-    elsewhere (None) each case is inserted on its own to learn its id."""
-    connection = db.session.connection()
-    if connection.dialect.name != "postgresql":
-        return [None] * count
-    return list(connection.exec_driver_sql(
-        "SELECT nextval(pg_get_serial_sequence('warning_case', 'id')) "
-        "FROM generate_series(1, %s)", (count,)).scalars())
-
-
-def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: datetime,
-                is_test: bool = False) -> list[Case]:
-    """Open a case for each (version, request, case number), start its process and store
-    its first step; then push each to the people its handbook names.
-
-    The engine runs case by case; the rows are written together (`case_engine.Writes`): one
-    INSERT of the cases with their state, one of their tasks, one of all their events (each
-    case's chain is its own, as if opened alone), one of the notices."""
-    writes = case_engine.Writes()
-    level_limits: dict[str, dict[str, dict[str, Any]]] = {}  # by version: they open at `now`
-    opened: list[tuple[Case, Handbook, list[case_engine.Completed]]] = []
-    # Nothing is flushed before `writes.store()`: the lookups below (lanes, recipients) do
-    # not depend on the pending rows. The notices are written when the batch ends, after
-    # the cases they refer to.
-    with db.session.no_autoflush, notify.batch():
-        for (version, request, case_no), case_id in zip(openings, _new_case_ids(len(openings)),
-                                                        strict=True):
-            handbook = handbook_of(version)
-            item = handbook.item(request.item_code)
-            case = Case(
-                id=case_id, is_test=is_test, case_no=case_no, scenario=request.scenario,
-                item_code=item.code, item_name=item.name, handbook_version_id=version.id,
-                process_id=version.process_id, node=request.node,
-                scope_path=request.node.path, scenario_path=request.scenario_node.path,
-                owner_department_id=request.scenario_node.department_id,
-                point_code=request.point_code,
-                point_id=request.point.id if request.point else None,
-                dedup_key=request.dedup_key, status="open", level=request.level,
-                highest_level=request.level, loop_level="small", unit=item.unit,
-                first_value=request.value, last_value=request.value, alert_count=1,
-                first_seen=request.observed_at, last_seen=request.observed_at, opened_at=now,
-                due_at=now + parse_duration(limits_for(handbook, request.level).due),
-                state={}, event_seq=0, last_event_hash="0" * 64, stuck_attempts=0)
-            if case_id is None:
-                db.session.add(case)
-                db.session.flush()  # its id, for its task rows and events
-            else:
-                writes.new_case(case)
-            limits = level_limits.get(version.content_hash)
-            if limits is None:
-                limits = level_limits[version.content_hash] = all_level_variables(handbook, now)
-            data = start_variables(handbook, item, level=request.level, case_no=case_no,
-                                   value=request.value, town=request.node.name,
-                                   point=request.point.name if request.point
-                                   else request.point_code, opened_at=now, limits=limits)
-            spec = case_engine.compiled(version)
-            instance, result = case_engine.runtime().start(spec, version.process_id, data,
-                                                           actor="system", at=now)
-            # A new case has no task rows yet: the step's sync need not look for any.
-            loaded = case_engine.Loaded(case, version, spec,
-                                        case_engine.index_for(version.content_hash,
-                                                              partial(_files, version)),
-                                        instance, tasks=[])
-            writes.event(case, kind="opened", at=now, version_hash=version.content_hash,
-                         actor_name="system",
-                         data={"level": request.level, "value": request.value,
-                               "point": request.point_code, "version": version.number})
-            completed = case_engine.record_step(loaded, result, now=now, writes=writes)
-            opened.append((case, handbook, completed))
-        with writes.collecting():  # a notice's reroute joins the case's history
-            for case, handbook, completed in opened:
-                # Nobody follows a case that did not exist a moment ago.
-                notify.after_step(case, completed, now=now, followed=False)
-                notify.case_pushed(case, handbook, now=now)
-        writes.store()
-    return [case for case, _, _ in opened]
 
 
 def _may_view(actor: User, case: Case) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import ApiKey, DeadLetter
-from app.services import api_keys, feeds, intake
+from app.services import api_keys, feeds, intake_batches
 from app.services.intake import AlertIn, AlertOutcome
 
 PAYLOAD_KEPT = 4000  # characters of a refused payload kept for reading
@@ -37,7 +37,7 @@ def take_in(key: ApiKey, alerts: list[AlertIn], *, now: datetime) -> list[AlertO
     constraint guards them as they are written."""
     assert all(a.idempotency_key for a in alerts)
     api_keys.check_points(key, [a.point_code for a in alerts])
-    outcomes = intake.ingest_many(key, alerts, now=now)
+    outcomes = intake_batches.ingest_many(key, alerts, now=now)
     fresh = [(a.point_code, a.observed_at)
              for a, o in zip(alerts, outcomes, strict=True) if not o.replayed]
     if fresh:

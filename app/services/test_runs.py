@@ -35,7 +35,7 @@ from app.models import (
     User,
     VersionStatus,
 )
-from app.services import audit, case_engine, cases, notify, org, problem_text
+from app.services import audit, case_engine, case_opening, cases, notify, org, problem_text
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.handbook_data import Handbook
 from app.services.handbooks import get_version
@@ -120,12 +120,12 @@ def start_run(actor: User, version_id: int, sample: SampleAlert, *, note: str = 
     if len(note) > 500:
         raise _field_error("note", _l("At most 500 characters."))
     case_no = f"TEST-{version.id}-{secrets.token_hex(4).upper()}"
-    request = cases.NewCase(
+    request = case_opening.NewCase(
         scenario=handbook.scenario, item_code=item.code, level=sample.level, value=value,
         observed_at=now, point_code=f"TEST-{item.code}", point=None, node=town,
         scenario_node=org.node_by_code(f"scenario.{handbook.scenario}"),
         dedup_key=f"test|{case_no}")
-    case = cases.start_case(version, request, case_no=case_no, now=now, is_test=True)
+    case = case_opening.start_case(version, request, case_no=case_no, now=now, is_test=True)
     run = HandbookTestRun(version_id=version.id, case_id=case.id, item_code=item.code,
                           level=sample.level, value=value, clock_at=now,
                           content_hash=version.content_hash, note=note.strip(),

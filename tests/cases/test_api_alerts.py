@@ -146,7 +146,8 @@ def test_a_batch_of_keyed_repeats_is_stored_set_wise_and_retried_from_one_read(
 
 def test_a_key_repeated_within_a_batch_given_to_the_service_is_stored_once(
         app, published, source_key, point, clock):
-    from app.services.intake import AlertIn, ingest_many
+    from app.services.intake import AlertIn
+    from app.services.intake_batches import ingest_many
 
     point("GAS-MH-0001", "gas")
     with app.app_context():

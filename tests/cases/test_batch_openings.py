@@ -1,4 +1,4 @@
-"""A batch's new warnings open their cases together (`cases.open_cases`): each case is the
+"""A batch's new warnings open their cases together (`case_opening.open_cases`): each case is the
 case its alert would have opened alone (history chain, tasks, notices, replay), the batch's
 order holds, and on PostgreSQL each table is written once per batch."""
 
@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Alert, ApiKey, Case, CaseEvent, CaseTask, Notification
 from app.services import case_engine
-from app.services.intake import AlertIn, ingest, ingest_many
+from app.services.intake import AlertIn, ingest
+from app.services.intake_batches import ingest_many
 
 
 def _history(case: Case) -> list[tuple[Any, ...]]:

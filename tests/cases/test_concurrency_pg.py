@@ -109,7 +109,7 @@ def test_two_batches_opening_the_same_warnings_at_once_open_each_case_once(pg_ap
     with the first one's at the unique open-case index, and its alerts join those cases one
     by one: nothing lost, nothing opened twice, every history intact."""
     from app.services import case_engine
-    from app.services.intake import ingest_many
+    from app.services.intake_batches import ingest_many
 
     app, clock = pg_app
     with app.app_context():

@@ -222,7 +222,8 @@ def test_running_cases_keep_their_handbook_version(app, published, point, send, 
 def test_a_batch_keeps_its_order_and_groups_repeats_set_wise(app, published, point, clock,
                                                             source_key):
     from app.models import ApiKey
-    from app.services.intake import AlertIn, ingest_many
+    from app.services.intake import AlertIn
+    from app.services.intake_batches import ingest_many
 
     point("GAS-MH-0001", "gas")
     point("GAS-MH-0002", "gas")

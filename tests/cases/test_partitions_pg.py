@@ -19,7 +19,8 @@ from app.extensions import db
 from app.jobs import maintain_partitions
 from app.models import Alert, ApiKey, Case, CaseEvent, MonitoringPoint, Role, RoleAssignment, User
 from app.services import api_keys, org, partitions
-from app.services.intake import AlertIn, ingest_many
+from app.services.intake import AlertIn
+from app.services.intake_batches import ingest_many
 from app.services.verification import verify_case
 from cases_fixtures import fresh_pg_app, publish_all
 from helpers import Clock

@@ -28,7 +28,8 @@ from app.extensions import db
 from app.jobs import claim_job
 from app.models import ApiKey, Case, CaseEvent, MonitoringPoint, Role, RoleAssignment, User
 from app.services import api_keys, org
-from app.services.intake import AlertIn, ingest_many
+from app.services.intake import AlertIn
+from app.services.intake_batches import ingest_many
 from app.services.verification import verify_case
 from cases_fixtures import fresh_database, publish_all
 
