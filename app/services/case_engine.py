@@ -28,10 +28,12 @@ from app.models import (
     User,
 )
 from app.models.base import utc_text
-from app.services.bpmn_index import STEP, VersionIndex, index_for
+from app.services import row_batches
+from app.services.bpmn_index import STEP, VersionIndex
 from app.services.engine import compiled, runtime
 from app.services.handbook_schema import parse_duration
 from app.services.lanes import assignee
+from app.services.steps import version_index
 from workflows import CompiledVersion, Instance, StepResult
 
 # Which process variable sets a task's deadline, by the task's step mark, when the task does
@@ -113,8 +115,7 @@ def load(case: Case) -> Loaded:
     assert version is not None
     spec = compiled(version)
     instance = runtime().load(spec, case.state)
-    index = index_for(version.content_hash, lambda: version.files)
-    return Loaded(case, version, spec, index, instance)
+    return Loaded(case, version, spec, version_index(version), instance)
 
 
 def _digest(prev: str, seq: int, kind: str, at: datetime, actor: str | None,
@@ -201,19 +202,17 @@ class Writes:
     chain is the one a step stored alone would have written.
 
     New cases given to `new_case` (their ids already taken from the sequence) are inserted
-    by `store()` with their engine state as the engine encoded it, on PostgreSQL as one JSON
-    document per table (`row_batches`); elsewhere the session flushes them."""
+    by `store()` with their engine state as the engine encoded it (`row_batches`)."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        self.cases: list[Case] = []
-        self.states: dict[int, str] = {}  # new case's id -> its engine state as JSON text
+        self.cases: dict[int, Case] = {}  # new cases not written yet, by id
+        self.states: dict[int, str] = {}  # their engine states as JSON text
         self.tasks: list[CaseTask] = []
 
     def new_case(self, case: Case) -> None:
         """A case not written yet (its id taken from the sequence), stored by `store()`."""
-        self.cases.append(case)
-        self.states[case.id] = ""
+        self.cases[case.id] = case
 
     @contextmanager
     def collecting(self) -> Iterator[None]:
@@ -230,7 +229,7 @@ class Writes:
         self.events.append(_event_row(case, **fields))
 
     def save_state(self, case: Case, instance: Instance) -> None:
-        if case.id in self.states:
+        if case.id in self.cases:
             # Characters as they are (the smaller text); `row_batches` writes one holding an
             # unpaired surrogate apart, escaped.
             self.states[case.id] = instance.dump_text(ensure_ascii=False)
@@ -238,24 +237,16 @@ class Writes:
             case.state = instance.save()
 
     def store(self) -> None:
-        from app.services import row_batches
-
-        if db.session.get_bind().dialect.name == "postgresql":
-            row_batches.insert_new(self.cases, encoded={
-                "state": [self.states[case.id] for case in self.cases]})
-            row_batches.insert_new(self.tasks)
-            cases = {case.id: case for case in self.cases}
-            for task in self.tasks:  # the case just written, not a query for it
-                if task.case_id in cases:
-                    set_committed_value(task, "case", cases[task.case_id])
-        else:
-            for case in self.cases:
-                case.state = json.loads(self.states[case.id])
-            db.session.add_all([*self.cases, *self.tasks])
+        cases = list(self.cases.values())
+        row_batches.insert_new(cases, encoded={"state": [self.states[c.id] for c in cases]})
+        row_batches.insert_new(self.tasks)
+        for task in self.tasks:  # the case just written, not a query for it
+            if task.case_id in self.cases:
+                set_committed_value(task, "case", self.cases[task.case_id])
         db.session.flush()  # the case rows first: the events refer to them
         if self.events:
             _insert_events(self.events)
-        self.events, self.cases, self.states, self.tasks = [], [], {}, []
+        self.events, self.cases, self.states, self.tasks = [], {}, {}, []
 
 
 _COLLECTING: ContextVar[Writes | None] = ContextVar("case_engine_writes", default=None)
@@ -301,12 +292,10 @@ def record_step(loaded: Loaded, result: StepResult, *, now: datetime,
                                data=result.failure.to_dict()))
     if writes is None:
         _insert_events(rows)
+        case.state = instance.save()
     else:
         writes.events.extend(rows)
-    if writes is not None:
         writes.save_state(case, instance)
-    else:
-        case.state = instance.save()
     case.next_timer_at = instance.next_timer_due()
     data = instance.data_view()  # read here and by the sync below, not kept
     if isinstance(data.get("level"), str) and data["level"] != case.level:

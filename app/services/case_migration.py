@@ -32,6 +32,7 @@ from app.services import audit, case_engine
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.handbooks import get_version, published_version
 from app.services.permissions import require
+from app.services.steps import version_index
 from workflows import ElementChange, MigrationRefusedError, WorkflowsError, check_migration
 from workflows.migration import diff_versions
 
@@ -162,14 +163,14 @@ def _plan(case: Case, target: HandbookVersion) -> DryRun:
         plan.reasons.append(str(exc))
         return plan
     plan.can_move = check.can_migrate
-    index = case_engine.index_for(source.content_hash, lambda: source.files)
+    index = version_index(source)
     names = {element: facts.name or element
              for (_process, element), facts in index.elements.items()}
     plan.reasons.extend(_reason(text, names) for text in check.reasons)
     diff = diff_versions(loaded.compiled, new, case.process_id)
     plan.changed = list(diff.changed)
     changed_ids = {c.element_id for c in diff.changed}
-    target_index = case_engine.index_for(target.content_hash, lambda: target.files)
+    target_index = version_index(target)
     for row in db.session.scalars(select(CaseTask).where(
             CaseTask.case_id == case.id, CaseTask.status == "ready").order_by(CaseTask.id)):
         facts = target_index.get(row.process_id, row.element_id)
@@ -216,7 +217,7 @@ def _move(actor: User, case: Case, target: HandbookVersion, now: datetime) -> No
     if result.failure is not None:
         raise MigrationRefusedError([result.failure.message])
     moved = case_engine.Loaded(case, target, new,
-                               case_engine.index_for(target.content_hash, lambda: target.files),
+                               version_index(target),
                                loaded.instance)
     _keep_task_rows(case, before, moved)
     case.handbook_version_id = target.id

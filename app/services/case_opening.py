@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from app.extensions import db
@@ -20,6 +19,7 @@ from app.services.errors import DomainError
 from app.services.handbook_data import Handbook, limits_for
 from app.services.handbook_schema import parse_duration
 from app.services.handbooks import published_version
+from app.services.steps import version_index
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,6 @@ def start_case(version: HandbookVersion, request: NewCase, *, case_no: str, now:
     return start_cases([(version, request, case_no)], now=now, is_test=is_test)[0]
 
 
-def _files(version: HandbookVersion) -> dict[str, str]:
-    return version.files
-
-
 def _new_case_ids(count: int) -> list[int | None]:
     """Ids for new case rows before they are written, so that a batch's cases, tasks and
     events each go out in one statement. PostgreSQL takes them from the table's sequence;
@@ -79,6 +75,27 @@ def _new_case_ids(count: int) -> list[int | None]:
     return list(connection.exec_driver_sql(
         "SELECT nextval(pg_get_serial_sequence('warning_case', 'id')) "
         "FROM generate_series(1, %s)", (count,)).scalars())
+
+
+def _new_case(version: HandbookVersion, handbook: Handbook, request: NewCase, case_no: str,
+              case_id: int | None, now: datetime, is_test: bool) -> Case:
+    """The case row, before its process has started (every column the first step's
+    events and projection read already set)."""
+    item = handbook.item(request.item_code)
+    return Case(
+        id=case_id, is_test=is_test, case_no=case_no, scenario=request.scenario,
+        item_code=item.code, item_name=item.name, handbook_version_id=version.id,
+        process_id=version.process_id, node=request.node,
+        scope_path=request.node.path, scenario_path=request.scenario_node.path,
+        owner_department_id=request.scenario_node.department_id,
+        point_code=request.point_code,
+        point_id=request.point.id if request.point else None,
+        dedup_key=request.dedup_key, status="open", level=request.level,
+        highest_level=request.level, loop_level="small", unit=item.unit,
+        first_value=request.value, last_value=request.value, alert_count=1,
+        first_seen=request.observed_at, last_seen=request.observed_at, opened_at=now,
+        due_at=now + parse_duration(limits_for(handbook, request.level).due),
+        state={}, event_seq=0, last_event_hash="0" * 64, stuck_attempts=0)
 
 
 def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: datetime,
@@ -100,20 +117,7 @@ def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: da
                                                         strict=True):
             handbook = handbook_of(version)
             item = handbook.item(request.item_code)
-            case = Case(
-                id=case_id, is_test=is_test, case_no=case_no, scenario=request.scenario,
-                item_code=item.code, item_name=item.name, handbook_version_id=version.id,
-                process_id=version.process_id, node=request.node,
-                scope_path=request.node.path, scenario_path=request.scenario_node.path,
-                owner_department_id=request.scenario_node.department_id,
-                point_code=request.point_code,
-                point_id=request.point.id if request.point else None,
-                dedup_key=request.dedup_key, status="open", level=request.level,
-                highest_level=request.level, loop_level="small", unit=item.unit,
-                first_value=request.value, last_value=request.value, alert_count=1,
-                first_seen=request.observed_at, last_seen=request.observed_at, opened_at=now,
-                due_at=now + parse_duration(limits_for(handbook, request.level).due),
-                state={}, event_seq=0, last_event_hash="0" * 64, stuck_attempts=0)
+            case = _new_case(version, handbook, request, case_no, case_id, now, is_test)
             if case_id is None:
                 db.session.add(case)
                 db.session.flush()  # its id, for its task rows and events
@@ -130,9 +134,7 @@ def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: da
             instance, result = case_engine.runtime().start(spec, version.process_id, data,
                                                            actor="system", at=now)
             # A new case has no task rows yet: the step's sync need not look for any.
-            loaded = case_engine.Loaded(case, version, spec,
-                                        case_engine.index_for(version.content_hash,
-                                                              partial(_files, version)),
+            loaded = case_engine.Loaded(case, version, spec, version_index(version),
                                         instance, tasks=[])
             writes.event(case, kind="opened", at=now, version_hash=version.content_hash,
                          actor_name="system",

@@ -38,6 +38,7 @@ from app.services.handbook_data import (
 )
 from app.services.handbook_schema import parse_duration
 from app.services.permissions import can, may_take, require
+from app.services.steps import version_index
 from workflows import FormValidationError, TaskNotFoundError, TaskNotReadyError
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -161,7 +162,7 @@ def _done_by(actor: User, task: CaseTask) -> CaseTask | None:
     version = db.session.get(HandbookVersion, task.case.handbook_version_id)
     if version is None:
         return None
-    index = case_engine.index_for(version.content_hash, lambda: version.files)
+    index = version_index(version)
     earlier = [e.strip() for e in index.properties(task.process_id, task.element_id)
                .get("separate_from", "").split(",") if e.strip()]
     if not earlier:

@@ -77,6 +77,11 @@ def _outcome(alert: Alert, replayed: bool = False, case: Case | None = None,
                         replayed, failed, error)
 
 
+def dedup_key_of(key: ApiKey, point_code: str, indicator: str) -> str:
+    """Alerts with the same key group into one open case: same source, point and indicator."""
+    return f"{key.source_type}|{point_code}|{indicator}"
+
+
 def handbook_for(scenario: str) -> Handbook:
     version = published_version(scenario)
     if version is None:
@@ -141,7 +146,7 @@ def _ingest(key: ApiKey, incoming: AlertIn, now: datetime) -> AlertOutcome:
     level = incoming.level or level_for(item, incoming.value)
     point = db.session.scalar(select(MonitoringPoint).where(
         MonitoringPoint.code == incoming.point_code, MonitoringPoint.active.is_(True)))
-    dedup_key = f"{key.source_type}|{incoming.point_code}|{item.indicator}"
+    dedup_key = dedup_key_of(key, incoming.point_code, item.indicator)
     alert = Alert(
         api_key_id=key.id, idempotency_key=incoming.idempotency_key, received_at=now,
         observed_at=incoming.observed_at, source_type=key.source_type,

@@ -23,6 +23,7 @@ from app.services.handbook_data import WarningItem, level_for, recovered
 from app.services.intake import (
     AlertIn,
     AlertOutcome,
+    dedup_key_of,
     handbook_for,
     ingest,
     item_for,
@@ -38,7 +39,6 @@ def one_of(column: Any, values: Iterable[str]) -> Any:
     if db.session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
-
 
 
 # Alerts partitioned by month (PostgreSQL, migration 0014): the keys also live in their own
@@ -112,15 +112,15 @@ def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[Ale
     silenced = {(s.scenario, s.point_code, s.indicator) for s in db.session.scalars(
         select(Silence).where(one_of(Silence.point_code, codes), Silence.starts_at <= now,
                               Silence.ends_at > now, Silence.ended_at.is_(None)))}
-    keys = {f"{key.source_type}|{a.point_code}|{i.indicator}" for a, i in zip(batch, items,
-                                                                         strict=True)}
+    keys = {dedup_key_of(key, a.point_code, i.indicator) for a, i in zip(batch, items,
+                                                                        strict=True)}
     open_cases = {row.dedup_key: _OpenCase(*row) for row in db.session.execute(
         select(Case.id, Case.case_no, Case.dedup_key, Case.highest_level).where(
             one_of(Case.dedup_key, keys), Case.status == "open"))}
     replays = _replays(key, sorted({a.idempotency_key for a in batch if a.idempotency_key}))
     seen: dict[str, int] = {}  # idempotency key -> index of its alert in this batch
     outcomes: list[AlertOutcome | None] = [None] * len(batch)
-    pending = _Pending(key, batch, items, outcomes, open_cases, point_ids, now)
+    pending = _Pending(key, batch, items, outcomes, open_cases, now)
     for n, (incoming, item) in enumerate(zip(batch, items, strict=True)):
         retry_of = incoming.idempotency_key
         if retry_of is not None and retry_of in replays:
@@ -134,7 +134,7 @@ def ingest_many(key: ApiKey, batch: list[AlertIn], *, now: datetime) -> list[Ale
             continue
         if retry_of is not None:
             seen[retry_of] = n
-        dedup_key = f"{key.source_type}|{incoming.point_code}|{item.indicator}"
+        dedup_key = dedup_key_of(key, incoming.point_code, item.indicator)
         if dedup_key in pending.opening:
             pending.flush()  # the case this alert joins is opened first
         level = incoming.level or level_for(item, incoming.value)
@@ -165,9 +165,9 @@ class _Pending:
 
     def __init__(self, key: ApiKey, batch: list[AlertIn], items: list[WarningItem],
                  outcomes: list[AlertOutcome | None], open_cases: dict[str, _OpenCase],
-                 point_ids: dict[str, int], now: datetime) -> None:
+                 now: datetime) -> None:
         self.key, self.batch, self.items, self.now = key, batch, items, now
-        self.outcomes, self.open_cases, self.point_ids = outcomes, open_cases, point_ids
+        self.outcomes, self.open_cases = outcomes, open_cases
         self.rows: list[dict[str, Any]] = []
         self.index: list[int] = []
         self.opening: dict[str, tuple[int, str]] = {}  # dedup key -> (index, level)
@@ -197,7 +197,7 @@ class _Pending:
         """The full path of `ingest` for one alert; what the batch knows of its case follows."""
         incoming = self.batch[n]
         outcome = ingest(self.key, incoming, now=self.now)
-        dedup_key = f"{self.key.source_type}|{incoming.point_code}|{self.items[n].indicator}"
+        dedup_key = dedup_key_of(self.key, incoming.point_code, self.items[n].indicator)
         if outcome.case_no and outcome.disposition in ("opened", "upgraded", "grouped",
                                                        "back_to_normal"):
             refreshed = db.session.execute(
@@ -232,14 +232,17 @@ class _Pending:
         """Open the new warnings' cases, then store every waiting alert in arrival order."""
         opened: dict[int, Case] = {}  # index in the batch -> the case its alert opened
         if opening:
-            wanted = sorted(opening.values())
-            codes = {self.batch[n].point_code for n, _ in wanted}
+            wanted = sorted((n, level, dedup_key)
+                            for dedup_key, (n, level) in opening.items())
+            codes = {self.batch[n].point_code for n, _, _ in wanted}
             points = {p.code: p for p in db.session.scalars(select(MonitoringPoint).where(
                 one_of(MonitoringPoint.code, codes), MonitoringPoint.active.is_(True)))}
-            requests = [self._request(n, level, points.get(self.batch[n].point_code))
-                        for n, level in wanted]
-            for (n, level), case in zip(wanted, case_opening.open_cases(requests, now=self.now),
-                                        strict=True):
+            requests = [self._request(n, level, dedup_key,
+                                      points.get(self.batch[n].point_code))
+                        for n, level, dedup_key in wanted]
+            for (n, level, _), case in zip(wanted,
+                                           case_opening.open_cases(requests, now=self.now),
+                                           strict=True):
                 opened[n] = case
                 self.open_cases[case.dedup_key] = _OpenCase(case.id, case.case_no,
                                                             case.dedup_key, case.highest_level)
@@ -250,14 +253,13 @@ class _Pending:
             index, rows = [index[i] for i in order], [rows[i] for i in order]
         _flush_alerts(rows, index, self.outcomes, self.open_cases, opened, self.now)
 
-    def _request(self, n: int, level: str, point: MonitoringPoint | None
+    def _request(self, n: int, level: str, dedup_key: str, point: MonitoringPoint | None
                  ) -> case_opening.NewCase:
-        incoming, item = self.batch[n], self.items[n]
+        incoming = self.batch[n]
         line = self.scenario_nodes.get(incoming.scenario)
         if line is None:
             line = self.scenario_nodes[incoming.scenario] = scenario_node(incoming.scenario)
-        return new_case_request(incoming, item, level, point, line,
-                         f"{self.key.source_type}|{incoming.point_code}|{item.indicator}")
+        return new_case_request(incoming, self.items[n], level, point, line, dedup_key)
 
 
 def _flush_alerts(rows: list[dict[str, Any]], index: list[int],

@@ -34,6 +34,7 @@ from app.models import (
     RoleAssignment,
     User,
 )
+from app.services import row_batches
 
 if TYPE_CHECKING:
     from app.services.case_engine import Completed
@@ -86,20 +87,14 @@ _BATCH: ContextVar[_Batch | None] = ContextVar("notify_batch", default=None)
 @contextmanager
 def batch() -> Iterator[None]:
     """Within this block, the same question about role holders is asked once, and in-app
-    notices are written in one statement at its end (on PostgreSQL; elsewhere they join the
-    session)."""
-    from app.services import row_batches
-
+    notices are written in one statement at its end (`row_batches.insert_new`)."""
     current = _Batch()
     token = _BATCH.set(current)
     try:
         yield
     finally:
         _BATCH.reset(token)
-    if db.session.get_bind().dialect.name == "postgresql":
-        row_batches.insert_new(current.notices, attach=False)
-    else:
-        db.session.add_all(current.notices)
+    row_batches.insert_new(current.notices, attach=False)
 
 
 def _remembered(key: tuple[Any, ...], ask: Callable[[], list[Recipient]]) -> list[Recipient]:

@@ -13,6 +13,7 @@ from app.models import ApiKey, Case, FeedOutage, MonitoringPoint, PlatformNode
 from app.services import case_engine, cases, notify
 from app.services.case_numbers import next_case_number
 from app.services.handbooks import published_version
+from app.services.steps import version_index
 
 KEY = "feed_outage"
 
@@ -53,8 +54,7 @@ def open_case(outage: FeedOutage, *, now: datetime) -> Case | None:
                                    "silent_since": outage.silent_since.isoformat()},
         actor="system", at=now)
     loaded = case_engine.Loaded(case, version, spec,
-                                case_engine.index_for(version.content_hash,
-                                                      lambda: version.files), instance)
+                                version_index(version), instance)
     case_engine.add_event(case, kind="opened", at=now, version_hash=version.content_hash,
                           data={"version": version.number, "outage": outage.id})
     completed = case_engine.record_step(loaded, result, now=now)

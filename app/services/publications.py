@@ -21,6 +21,7 @@ from app.services.case_numbers import next_case_number
 from app.services.errors import DomainError
 from app.services.handbooks import published_version
 from app.services.permissions import OfDepartment, can, require
+from app.services.steps import version_index
 
 KEY = "warning_publication"
 # 区气象局 publishes the district's warnings (annex 7); its own people draft them.
@@ -71,8 +72,7 @@ def start(actor: User, *, now: datetime) -> Case:
     instance, result = case_engine.runtime().start(
         spec, version.process_id, {"case_no": case_no}, actor=actor.username, at=now)
     loaded = case_engine.Loaded(case, version, spec,
-                                case_engine.index_for(version.content_hash,
-                                                      lambda: version.files), instance)
+                                version_index(version), instance)
     case_engine.add_event(case, kind="opened", at=now, actor=actor,
                           version_hash=version.content_hash, data={"version": version.number})
     completed = case_engine.record_step(loaded, result, now=now, actor=actor)

@@ -61,10 +61,18 @@ def insert_new(objects: Sequence[Any], *, encoded: Mapping[str, Sequence[str]] |
     make them persistent in the session (`attach=False`: only write them; rows nobody reads
     back in this transaction). Objects without a primary key get one from the table's
     sequence. `encoded`: column attribute -> JSON text per object, in order, for values
-    already encoded (left unloaded on the objects, as a deferred column is)."""
+    already encoded (left unloaded on the objects, as a deferred column is). On other
+    databases the objects join the session, which writes them at its next flush."""
     if not objects:
         return
     encoded = encoded or {}
+    if db.session.get_bind().dialect.name != "postgresql":
+        # Elsewhere the session writes them at its next flush.
+        for key, texts in encoded.items():
+            for obj, text in zip(objects, texts, strict=True):
+                setattr(obj, key, json.loads(text))
+        db.session.add_all(objects)
+        return
     mapper = inspect(type(objects[0]))
     table = mapper.local_table
     (pk_column,) = mapper.primary_key
