@@ -49,7 +49,8 @@ from app.extensions import db  # noqa: E402
 from app.models import ApiKey, Case, CaseTask, MonitoringPoint, User  # noqa: E402
 from app.services import api_keys, case_engine, cases, demo, org  # noqa: E402
 from app.services.engine import runtime  # noqa: E402
-from app.services.intake import AlertIn, ingest_many  # noqa: E402
+from app.services.intake import AlertIn  # noqa: E402
+from app.services.intake_batches import ingest_many  # noqa: E402
 from cases_fixtures import ANSWERS, fill_form  # noqa: E402
 from workflows.hooks import engine_call  # noqa: E402
 

@@ -44,7 +44,8 @@ from app.models import ApiKey, Case, MonitoringPoint, User  # noqa: E402
 from app.services import api_keys, case_variables, cases, demo, org, timers  # noqa: E402
 from app.services.engine import compiled  # noqa: E402
 from app.services.handbooks import published_version  # noqa: E402
-from app.services.intake import AlertIn, ingest, ingest_many  # noqa: E402
+from app.services.intake import AlertIn, ingest  # noqa: E402
+from app.services.intake_batches import ingest_many  # noqa: E402
 
 DB_NAME = os.environ.get("BENCH_DB_NAME", "ops_bench_intake")  # several runs at once: own names
 NEW_CASES = int(os.environ.get("BENCH_NEW_CASES", "300"))

@@ -48,7 +48,8 @@ from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Alert, ApiKey, Case, CaseEvent, MonitoringPoint, User  # noqa: E402
 from app.services import api_keys, demo, org  # noqa: E402
-from app.services.intake import AlertIn, ingest_many  # noqa: E402
+from app.services.intake import AlertIn  # noqa: E402
+from app.services.intake_batches import ingest_many  # noqa: E402
 
 DB_NAME = "ops_bench_surge"
 DAY_PEAK = float(os.environ.get("BENCH_DAY_PEAK", "5"))
