@@ -3,8 +3,9 @@
 Run from the repository root (PostgreSQL needed; a database `ops_bench_intake`, or
 `$BENCH_DB_NAME` when several runs share a server, is created and
 dropped): BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python benchmarks/intake.py
-BENCH_PROFILE=1 also prints a profile of the storm's new cases (BENCH_PROFILE_SORT=tottime
-to sort it by own time).
+BENCH_PROFILE=storm (or 1) also prints a profile of the storm's new cases, BENCH_PROFILE=repeats
+one of the plain repeats, BENCH_PROFILE=keyed one of the keyed repeats (BENCH_PROFILE_SORT=tottime
+sorts it by own time).
 
 1. New cases per second (each starts the gas handbook's process and is committed), as a share
    of the raw engine's create-run-serialise rate for the same compiled handbook: a storm's
@@ -53,6 +54,29 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3000"))
 WAITING = int(os.environ.get("BENCH_WAITING", "100000"))
 
 
+def profiling(phase: str) -> Any:
+    """A running profiler when BENCH_PROFILE names this phase (`1` names the storm)."""
+    wanted = os.environ.get("BENCH_PROFILE", "")
+    if phase not in (wanted, "storm" if wanted == "1" else ""):
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def report(profiler: Any) -> None:
+    if profiler is None:
+        return
+    import pstats
+
+    profiler.disable()
+    order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")  # or tottime
+    stats = pstats.Stats(profiler).sort_stats(order)
+    stats.print_stats(40)
+    if os.environ.get("BENCH_PROFILE_CALLERS"):  # who calls these, e.g. "encode|dumps"
+        stats.print_callers(os.environ["BENCH_PROFILE_CALLERS"])
 
 
 def in_hundreds(count: int, alert: Callable[[int], AlertIn]) -> list[list[AlertIn]]:
@@ -156,24 +180,28 @@ def main() -> None:
             # storm; each batch is one call to the batch intake and one commit.
             batches = in_hundreds(REPEATS, lambda i: AlertIn(
                 "gas", "ch4_lel", f"B-{i % NEW_CASES:05d}", 31.0, clock()))
+            profiler = profiling("repeats")
             start = time.perf_counter()
             for batch in batches:
                 key = request_session()
                 ingest_many(key, batch, now=clock())
                 db.session.commit()
             repeat_rate = REPEATS / (time.perf_counter() - start)
+            report(profiler)
 
             # The same with an idempotency key on every alert (what careful source systems
             # send), then the very same batches again (a client retrying after a timeout).
             keyed = in_hundreds(REPEATS, lambda i: AlertIn(
                 "gas", "ch4_lel", f"B-{i % NEW_CASES:05d}", 31.0, clock(),
                 idempotency_key=f"storm-{i}"))
+            profiler = profiling("keyed")
             start = time.perf_counter()
             for batch in keyed:
                 key = request_session()
                 ingest_many(key, batch, now=clock())
                 db.session.commit()
             keyed_rate = REPEATS / (time.perf_counter() - start)
+            report(profiler)
             start = time.perf_counter()
             for batch in keyed:
                 key = request_session()
@@ -185,12 +213,7 @@ def main() -> None:
             # case, each batch one request and one commit, the cases opened together.
             statements[0] = 0
             sa.event.listen(db.engine, "before_cursor_execute", _count)
-            profiler = None
-            if os.environ.get("BENCH_PROFILE"):  # where a new case's time goes
-                import cProfile
-
-                profiler = cProfile.Profile()
-                profiler.enable()
+            profiler = profiling("storm")
             storm = in_hundreds(NEW_CASES, lambda i: AlertIn(
                 "gas", "ch4_lel", f"S-{i:05d}", 30.0, clock()))
             start = time.perf_counter()
@@ -203,12 +226,7 @@ def main() -> None:
             batch_rate = NEW_CASES / (time.perf_counter() - start)
             batch_statements = statements[0] / len(storm)
             sa.event.remove(db.engine, "before_cursor_execute", _count)
-            if profiler is not None:
-                import pstats
-
-                profiler.disable()
-                order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")  # or tottime
-                pstats.Stats(profiler).sort_stats(order).print_stats(40)
+            report(profiler)
 
             # 100,000 waiting cases whose timers lie far ahead, beside the real ones.
             template = db.session.scalar(sa.select(Case).limit(1))

@@ -118,14 +118,33 @@ def load(case: Case) -> Loaded:
     return Loaded(case, version, spec, version_index(version), instance)
 
 
+def _data_text(data: Mapping[str, Any]) -> str:
+    """An event's data as the chain hashes it: keys sorted, characters as they are; on
+    PostgreSQL the same text is what is stored."""
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _chained(prev: str, seq: int, kind: str, at: datetime, actor: str | None,
+             element_id: str | None, old_state: str | None, new_state: str | None,
+             data_text: str) -> str:
+    """The hash of one event chained to the previous one, from its data already encoded.
+
+    The text hashed is the event's fields as one JSON object with sorted keys (the form the
+    chain has always used), put together around the encoded data instead of encoding it
+    again."""
+    before = json.dumps({"actor": actor, "at": at.isoformat()}, ensure_ascii=False)
+    after = json.dumps({"element": element_id, "kind": kind, "new": new_state,
+                        "old": old_state, "seq": seq}, ensure_ascii=False)
+    payload = f'{before[:-1]}, "data": {data_text}, {after[1:]}'
+    return hashlib.sha256((prev + payload).encode("utf-8")).hexdigest()
+
+
 def _digest(prev: str, seq: int, kind: str, at: datetime, actor: str | None,
             element_id: str | None, old_state: str | None, new_state: str | None,
-            data: dict[str, Any]) -> str:
+            data: Mapping[str, Any]) -> str:
     """The hash of one event chained to the previous one; writing and checking share it."""
-    payload = {"seq": seq, "kind": kind, "at": at.isoformat(), "actor": actor,
-               "element": element_id, "old": old_state, "new": new_state, "data": data}
-    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256((prev + text).encode("utf-8")).hexdigest()
+    return _chained(prev, seq, kind, at, actor, element_id, old_state, new_state,
+                    _data_text(data))
 
 
 def add_event(case: Case, *, kind: str, at: datetime, version_hash: str,
@@ -143,10 +162,12 @@ def add_event(case: Case, *, kind: str, at: datetime, version_hash: str,
             actor_name=actor_name, element_id=element_id, element_name=element_name, lane=lane,
             old_state=old_state, new_state=new_state, data=data))
         return None
-    event = CaseEvent(**_event_row(
+    row = _event_row(
         case, kind=kind, at=at, version_hash=version_hash, actor=actor, actor_name=actor_name,
         element_id=element_id, element_name=element_name, lane=lane, old_state=old_state,
-        new_state=new_state, data=data))
+        new_state=new_state, data=data)
+    del row["data_json"]
+    event = CaseEvent(**row)
     db.session.add(event)
     return event
 
@@ -157,18 +178,22 @@ def _event_row(case: Case, *, kind: str, at: datetime, version_hash: str,
                lane: str | None = None, old_state: str | None = None,
                new_state: str | None = None, data: dict[str, Any] | None = None
                ) -> dict[str, Any]:
-    """The next event of the case as column values, chained to the one before it."""
+    """The next event of the case as column values, chained to the one before it, and under
+    `data_json` its data as the chain hashed it (`_insert_events` stores that text)."""
     case.event_seq += 1
     name = actor.username if actor is not None else actor_name
     prev = case.last_event_hash
-    digest = _digest(prev, case.event_seq, kind, at, name, element_id, old_state, new_state,
-                     data or {})
+    data = data or {}
+    data_json = _data_text(data)
+    digest = _chained(prev, case.event_seq, kind, at, name, element_id, old_state, new_state,
+                      data_json)
     case.last_event_hash = digest
     return {"case_id": case.id, "seq": case.event_seq, "at": at, "kind": kind,
             "actor_id": actor.id if actor else None, "actor_name": name,
             "version_hash": version_hash, "element_id": element_id,
             "element_name": element_name, "lane": lane, "old_state": old_state,
-            "new_state": new_state, "data": data or {}, "prev_hash": prev, "hash": digest}
+            "new_state": new_state, "data": data, "prev_hash": prev, "hash": digest,
+            "data_json": data_json}
 
 
 @dataclass(frozen=True)
@@ -202,17 +227,21 @@ class Writes:
     chain is the one a step stored alone would have written.
 
     New cases given to `new_case` (their ids already taken from the sequence) are inserted
-    by `store()` with their engine state as the engine encoded it (`row_batches`)."""
+    with their engine state as the engine encoded it (`row_batches`): by `send`, with the
+    history so far, while the caller goes on (`row_batches.WriteBehind`), or by `store()`."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        self.cases: dict[int, Case] = {}  # new cases not written yet, by id
+        self.cases: dict[int, Case] = {}  # new cases, by id
+        self.unsent: list[Case] = []  # those not written yet
         self.states: dict[int, str] = {}  # their engine states as JSON text
         self.tasks: list[CaseTask] = []
+        self.behind = row_batches.WriteBehind()
 
     def new_case(self, case: Case) -> None:
-        """A case not written yet (its id taken from the sequence), stored by `store()`."""
+        """A case not written yet (its id taken from the sequence)."""
         self.cases[case.id] = case
+        self.unsent.append(case)
 
     @contextmanager
     def collecting(self) -> Iterator[None]:
@@ -236,17 +265,26 @@ class Writes:
         else:
             case.state = instance.save()
 
+    def send(self) -> None:
+        """Write the new cases so far, and the history so far, behind the caller's back: the
+        case rows are final (their columns set since are written by the session's flush)."""
+        cases, self.unsent = self.unsent, []
+        row_batches.insert_new(cases, encoded={"state": [self.states.pop(c.id) for c in cases]},
+                               behind=self.behind)
+        if self.events:
+            _insert_events(self.events, self.behind.execute)
+            self.events = []
+
     def store(self) -> None:
-        cases = list(self.cases.values())
-        row_batches.insert_new(cases, encoded={"state": [self.states[c.id] for c in cases]})
+        """Write what is left, and wait for everything sent."""
+        self.send()
+        self.behind.wait()
         row_batches.insert_new(self.tasks)
         for task in self.tasks:  # the case just written, not a query for it
             if task.case_id in self.cases:
                 set_committed_value(task, "case", self.cases[task.case_id])
-        db.session.flush()  # the case rows first: the events refer to them
-        if self.events:
-            _insert_events(self.events)
-        self.events, self.cases, self.states, self.tasks = [], {}, {}, []
+        db.session.flush()
+        self.events, self.cases, self.unsent, self.states, self.tasks = [], {}, [], {}, []
 
 
 _COLLECTING: ContextVar[Writes | None] = ContextVar("case_engine_writes", default=None)
@@ -327,18 +365,29 @@ _JSON_EVENTS = (f"INSERT INTO case_event ({', '.join(_EVENT_COLUMNS)}) "
                 f"FROM json_populate_recordset(NULL::case_event, %s::json)")
 
 
-def _insert_events(rows: list[dict[str, Any]]) -> None:
+def _insert_events(rows: list[dict[str, Any]],
+                   execute: row_batches.Execute | None = None) -> None:
     """A step's history in one statement. On PostgreSQL the rows go as one JSON array (an
-    executemany runs the INSERT once per row, a few dozen times a step); elsewhere an
-    executemany. Going through the table (not the ORM) neither flushes the session first nor
-    leaves objects behind."""
+    executemany runs the INSERT once per row, a few dozen times a step), each row's data as
+    the text its hash was computed from; elsewhere an executemany. Going through the table
+    (not the ORM) neither flushes the session first nor leaves objects behind. `execute`: how
+    the PostgreSQL statement is sent (a `WriteBehind`'s), else at once."""
     connection = db.session.connection()
     if connection.dialect.name != "postgresql":
-        connection.execute(insert(cast(Table, CaseEvent.__table__)), rows)
+        connection.execute(insert(cast(Table, CaseEvent.__table__)),
+                           [{c: row[c] for c in _EVENT_COLUMNS} for row in rows])
         return
-    document = json.dumps([{**row, "at": utc_text(row["at"])}
-                           for row in rows], ensure_ascii=False, allow_nan=False)
-    connection.exec_driver_sql(_JSON_EVENTS, (document,))
+    dumps = json.dumps
+    parts = []
+    for row in rows:
+        fields = dumps({c: utc_text(row[c]) if c == "at" else row[c]
+                        for c in _EVENT_COLUMNS if c != "data"}, ensure_ascii=False)
+        parts.append(f'{fields[:-1]},"data":{row["data_json"]}}}')
+    document = "[" + ",".join(parts) + "]"
+    if execute is not None:
+        execute(_JSON_EVENTS, (document,))
+    else:
+        connection.exec_driver_sql(_JSON_EVENTS, (document,))
 
 
 def clear_stuck(case: Case, *, now: datetime) -> None:

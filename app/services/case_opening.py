@@ -21,6 +21,9 @@ from app.services.handbook_schema import parse_duration
 from app.services.handbooks import published_version
 from app.services.steps import version_index
 
+# How many new cases of a batch are written at a time, while the next ones start.
+SEND_EVERY = 20
+
 
 @dataclass(frozen=True)
 class NewCase:
@@ -103,18 +106,21 @@ def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: da
     """Open a case for each (version, request, case number), start its process and store
     its first step; then push each to the people its handbook names.
 
-    The engine runs case by case; the rows are written together (`case_engine.Writes`): one
-    INSERT of the cases with their state, one of their tasks, one of all their events (each
-    case's chain is its own, as if opened alone), one of the notices."""
+    The engine runs case by case; the rows are written together (`case_engine.Writes`): an
+    INSERT of the cases with their state and one of their events (each case's chain is its
+    own, as if opened alone) for every `SEND_EVERY` cases, each sent while the next cases
+    start; then one of all their tasks, and one of the notices."""
     writes = case_engine.Writes()
     level_limits: dict[str, dict[str, dict[str, Any]]] = {}  # by version: they open at `now`
-    opened: list[tuple[Case, Handbook, list[case_engine.Completed]]] = []
+    opened: list[Case] = []
     # Nothing is flushed before `writes.store()`: the lookups below (lanes, recipients) do
-    # not depend on the pending rows. The notices are written when the batch ends, after
+    # not depend on the pending rows. Every `SEND_EVERY` cases the rows so far go out while
+    # the engine starts the next ones; the notices are written when the batch ends, after
     # the cases they refer to.
-    with db.session.no_autoflush, notify.batch():
-        for (version, request, case_no), case_id in zip(openings, _new_case_ids(len(openings)),
-                                                        strict=True):
+    # A notice's reroute joins the case's history (`collecting`), before its rows are sent.
+    with db.session.no_autoflush, notify.batch(), writes.behind.pending(), writes.collecting():
+        for n, ((version, request, case_no), case_id) in enumerate(
+                zip(openings, _new_case_ids(len(openings)), strict=True), start=1):
             handbook = handbook_of(version)
             item = handbook.item(request.item_code)
             case = _new_case(version, handbook, request, case_no, case_id, now, is_test)
@@ -141,11 +147,11 @@ def start_cases(openings: list[tuple[HandbookVersion, NewCase, str]], *, now: da
                          data={"level": request.level, "value": request.value,
                                "point": request.point_code, "version": version.number})
             completed = case_engine.record_step(loaded, result, now=now, writes=writes)
-            opened.append((case, handbook, completed))
-        with writes.collecting():  # a notice's reroute joins the case's history
-            for case, handbook, completed in opened:
-                # Nobody follows a case that did not exist a moment ago.
-                notify.after_step(case, completed, now=now, followed=False)
-                notify.case_pushed(case, handbook, now=now)
+            # Nobody follows a case that did not exist a moment ago.
+            notify.after_step(case, completed, now=now, followed=False)
+            notify.case_pushed(case, handbook, now=now)
+            opened.append(case)
+            if n % SEND_EVERY == 0:
+                writes.send()
         writes.store()
-    return [case for case, _, _ in opened]
+    return opened

@@ -7,6 +7,10 @@ the flush's bookkeeping cost more than the writing. Here the rows go as one JSON
 through `json_populate_recordset`, whose values `json.dumps` writes in C. A value already
 encoded as JSON (an engine state) is spliced into the document as it is.
 
+`WriteBehind` sends such statements from a helper thread on the session's own connection, so
+that PostgreSQL writes one part of a batch while this thread prepares the next (the engine's
+work for the next cases).
+
 Text holding an unpaired surrogate (a script may leave one in its data) cannot be sent as
 UTF-8, and PostgreSQL refuses one escaped inside a document it takes apart; such a value is
 written escaped by an UPDATE of its row instead, where a plain cast keeps it as written.
@@ -16,11 +20,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import exc, inspect
 from sqlalchemy.orm import MANYTOONE, make_transient_to_detached
 
 from app.extensions import db
@@ -29,22 +35,40 @@ from app.models.base import utc_text
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _value(value: Any) -> Any:
-    return utc_text(value) if isinstance(value, datetime) else value
+def _json_default(value: Any) -> Any:
+    """What JSON cannot hold as it is: a moment, written as PostgreSQL reads it."""
+    if isinstance(value, datetime):
+        return utc_text(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def _fill_defaults(obj: Any, mapper: Any, keys: Sequence[tuple[str, Any]]) -> None:
+def _many_to_one(mapper: Any) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each many-to-one relationship of `mapper`: its key, and (local attribute, attribute of
+    the target) for each column it sets."""
+    found = []
+    for relationship in mapper.relationships:
+        if relationship.direction is not MANYTOONE:
+            continue
+        target = relationship.mapper
+        found.append((relationship.key, [
+            (mapper.get_property_by_column(local).key,
+             target.get_property_by_column(remote).key)
+            for local, remote in relationship.local_remote_pairs]))
+    return found
+
+
+def _fill_defaults(obj: Any, relationships: list[tuple[str, list[tuple[str, str]]]],
+                   keys: Sequence[tuple[str, Any]]) -> None:
     """Give every column attribute a value, as the ORM's INSERT would: the key of an object
     set on a many-to-one relationship, its scalar default, else None. (An attribute left out
     would be expired once attached, and read back with a query when touched.)"""
     values = obj.__dict__
-    for relationship in mapper.relationships:
-        target = values.get(relationship.key)
-        if target is None or relationship.direction is not MANYTOONE:
+    for key, pairs in relationships:
+        target = values.get(key)
+        if target is None:
             continue
-        for local, remote in relationship.local_remote_pairs:
-            setattr(obj, mapper.get_property_by_column(local).key,
-                    getattr(target, inspect(type(target)).get_property_by_column(remote).key))
+        for local, remote in pairs:
+            setattr(obj, local, getattr(target, remote))
     for key, column in keys:
         if key in values:
             continue
@@ -55,13 +79,86 @@ def _fill_defaults(obj: Any, mapper: Any, keys: Sequence[tuple[str, Any]]) -> No
         setattr(obj, key, default.arg if default is not None else None)
 
 
+Execute = Callable[[str, tuple[Any, ...]], None]
+
+
+class WriteBehind:
+    """Statements (writes whose results nobody reads) executed in order by a helper thread on
+    the session's connection, inside its transaction, while this thread goes on.
+
+    The driver's connection is thread-safe (psycopg serialises its commands): a query this
+    thread makes meanwhile waits for the write under way. Nothing else may use the session's
+    connection between `pending` and its end, which waits for every write and raises the
+    first one's error as SQLAlchemy would have (an IntegrityError for a duplicate key, say).
+    If this thread's own work failed meanwhile, the writes are still waited for (a savepoint
+    rolled back afterwards undoes them all), and a write's error wins: what failed this
+    thread may only be the transaction it aborted. Listeners of the engine's
+    `before_cursor_execute` hear of each statement as it is sent. On other databases
+    statements run at once, on this thread."""
+
+    def __init__(self) -> None:
+        self._connection = db.session.connection()
+        self._executor: ThreadPoolExecutor | None = None
+        self._futures: list[Future[None]] = []
+        self._failed: tuple[str, tuple[Any, ...], BaseException] | None = None
+
+    def execute(self, statement: str, params: tuple[Any, ...]) -> None:
+        if self._connection.dialect.name != "postgresql":
+            self._connection.exec_driver_sql(statement, params)
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1,
+                                                thread_name_prefix="write-behind")
+        for listener in self._connection.dispatch.before_cursor_execute:
+            # Statement counters hear of it as it is sent (there is no cursor yet).
+            listener(self._connection, None, statement, params, None, False)
+        raw = self._connection.connection.driver_connection
+        self._futures.append(self._executor.submit(self._run, raw, statement, params))
+
+    def _run(self, raw: Any, statement: str, params: tuple[Any, ...]) -> None:
+        if self._failed is not None:
+            return  # the transaction is aborted: what follows would fail for that alone
+        try:
+            with raw.cursor() as cursor:
+                cursor.execute(statement, params)
+        except Exception as error:  # raised on the caller's thread by `wait`
+            self._failed = (statement, params, error)
+
+    def wait(self) -> None:
+        """Wait for every write sent; raise the first one's error."""
+        for future in self._futures:
+            future.result()
+        self._futures = []
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+        if self._failed is not None:
+            statement, params, error = self._failed
+            self._failed = None
+            dialect = self._connection.dialect
+            raise exc.DBAPIError.instance(  # the rows' document is not worth printing
+                statement, params, error, dialect.loaded_dbapi.Error, hide_parameters=True,
+                dialect=dialect) from error
+
+    @contextmanager
+    def pending(self) -> Iterator[WriteBehind]:
+        """The writes sent within this block are all done (or failed) at its end."""
+        try:
+            yield self
+        except BaseException:
+            self.wait()  # a write's error wins over this thread's
+            raise
+        self.wait()
+
+
 def insert_new(objects: Sequence[Any], *, encoded: Mapping[str, Sequence[str]] | None = None,
-               attach: bool = True) -> None:
+               attach: bool = True, behind: WriteBehind | None = None) -> None:
     """INSERT `objects` (new, of one mapped class, not in the session) in one statement and
     make them persistent in the session (`attach=False`: only write them; rows nobody reads
     back in this transaction). Objects without a primary key get one from the table's
     sequence. `encoded`: column attribute -> JSON text per object, in order, for values
-    already encoded (left unloaded on the objects, as a deferred column is). On other
+    already encoded (left unloaded on the objects, as a deferred column is). `behind`: the
+    rows go out through it (objects with ids only: nothing is read back). On other
     databases the objects join the session, which writes them at its next flush."""
     if not objects:
         return
@@ -90,11 +187,13 @@ def insert_new(objects: Sequence[Any], *, encoded: Mapping[str, Sequence[str]] |
         encoded = {key: ["{}" if _SURROGATE.search(text) else text for text in texts]
                    for key, texts in encoded.items()}
     parts = []
+    relationships = _many_to_one(mapper)
+    named = [(column.name, key) for key, column in keys]
     for n, obj in enumerate(objects):
-        _fill_defaults(obj, mapper, keys)
+        _fill_defaults(obj, relationships, keys)
         values = obj.__dict__
-        text = json.dumps({column.name: _value(values[key]) for key, column in keys},
-                          ensure_ascii=False, allow_nan=False)
+        text = json.dumps({name: values[key] for name, key in named}, ensure_ascii=False,
+                          allow_nan=False, default=_json_default)
         if encoded:
             text = text[:-1] + "".join(
                 f",{json.dumps(mapper.get_property(key).columns[0].name)}:{texts[n]}"
@@ -107,9 +206,18 @@ def insert_new(objects: Sequence[Any], *, encoded: Mapping[str, Sequence[str]] |
                  f"FROM json_populate_recordset(NULL::{table_name}, %s::json) "
                  "WITH ORDINALITY AS r ORDER BY r.ordinality")
     connection = db.session.connection()
+
+    def execute(sql: str, params: tuple[Any, ...]) -> None:
+        if behind is not None:
+            behind.execute(sql, params)
+        else:
+            connection.exec_driver_sql(sql, params)
+
     document = "[" + ",".join(parts) + "]"
+    if behind is not None and not with_ids:
+        raise ValueError("rows written behind need their ids")
     if with_ids or (not attach and not unpaired):
-        connection.exec_driver_sql(statement, (document,))
+        execute(statement, (document,))
     else:
         # The sequence numbers the rows in the order of the SELECT, so the sorted ids are
         # the objects' ids in order (what SQLAlchemy's own sorted bulk insert relies on).
@@ -118,7 +226,7 @@ def insert_new(objects: Sequence[Any], *, encoded: Mapping[str, Sequence[str]] |
         for obj, new_id in zip(objects, ids, strict=True):
             setattr(obj, pk, new_id)
     for n, column, text in unpaired:
-        connection.exec_driver_sql(
+        execute(
             f"UPDATE {table_name} SET {quote(column.name)} = "
             f"%s::{column.type.compile(dialect=dialect)} WHERE {quote(pk_column.name)} = %s",
             (text, getattr(objects[n], pk)))
