@@ -265,20 +265,22 @@ class Writes:
         else:
             case.state = instance.save()
 
-    def send(self) -> None:
-        """Write the new cases so far, and the history so far, behind the caller's back: the
-        case rows are final (their columns set since are written by the session's flush)."""
+    def send(self, behind: bool = True) -> None:
+        """Write the new cases so far, and the history so far: behind the caller's back
+        (`behind=False`: at once). The case rows are final: columns set afterwards are
+        written by the session's flush."""
         cases, self.unsent = self.unsent, []
         row_batches.insert_new(cases, encoded={"state": [self.states.pop(c.id) for c in cases]},
-                               behind=self.behind)
+                               behind=self.behind if behind else None)
         if self.events:
-            _insert_events(self.events, self.behind.execute)
+            _insert_events(self.events, self.behind.execute if behind else None)
             self.events = []
 
     def store(self) -> None:
-        """Write what is left, and wait for everything sent."""
-        self.send()
+        """Wait for everything sent, then write what is left (nothing is left to overlap
+        it with)."""
         self.behind.wait()
+        self.send(behind=False)
         row_batches.insert_new(self.tasks)
         for task in self.tasks:  # the case just written, not a query for it
             if task.case_id in self.cases:
